@@ -1,0 +1,68 @@
+// Package cookieheader reads and edits the Cookie request header on the
+// hot path without parsing every cookie into a struct, as
+// (*http.Request).Cookie does: finding our cookie costs no allocation, and
+// removing it costs one.
+package cookieheader
+
+import (
+	"net/http"
+	"strings"
+)
+
+// Value returns the value of the first cookie called name, or "".
+func Value(h http.Header, name string) string {
+	for _, line := range h["Cookie"] {
+		for line != "" {
+			var pair string
+			pair, line, _ = strings.Cut(line, ";")
+			k, v, _ := strings.Cut(strings.TrimSpace(pair), "=")
+			if k == name {
+				return strings.Trim(v, `"`)
+			}
+		}
+	}
+	return ""
+}
+
+// Strip removes every cookie whose name is name or starts with name+"_"
+// (the session cookie and its companions) and keeps the others as they
+// were. The header is deleted when nothing is left.
+func Strip(h http.Header, name string) {
+	lines := h["Cookie"]
+	if len(lines) == 0 {
+		return
+	}
+	total := 0
+	for _, line := range lines {
+		total += len(line) + 2
+	}
+	var kept strings.Builder
+	for _, line := range lines {
+		for line != "" {
+			var pair string
+			pair, line, _ = strings.Cut(line, ";")
+			pair = strings.TrimSpace(pair)
+			k, _, _ := strings.Cut(pair, "=")
+			if pair == "" || isOurs(k, name) {
+				continue
+			}
+			if kept.Len() == 0 {
+				kept.Grow(total) // enough for everything: one allocation
+			} else {
+				kept.WriteString("; ")
+			}
+			kept.WriteString(pair)
+		}
+	}
+	if kept.Len() == 0 {
+		delete(h, "Cookie")
+		return
+	}
+	// The slice belongs to this request's header: reuse it.
+	lines[0] = kept.String()
+	h["Cookie"] = lines[:1]
+}
+
+func isOurs(cookie, name string) bool {
+	return strings.HasPrefix(cookie, name) && (len(cookie) == len(name) || cookie[len(name)] == '_')
+}

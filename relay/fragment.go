@@ -1,0 +1,137 @@
+package relay
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// MaxFragmentBytes bounds a relay POST body: room for large JWTs, small
+// enough that nobody can make the server buffer much.
+const MaxFragmentBytes = 64 << 10
+
+// maxExpiresIn caps expires_in at a year: no real token lives longer, and
+// it keeps the arithmetic far from overflow.
+const maxExpiresIn = 365 * 24 * 3600
+
+// TokenResponse is a successful authorization response (RFC 6749 §4.2.2).
+type TokenResponse struct {
+	AccessToken string
+	TokenType   string // as the server sent it; checked to be "bearer" in any case
+	ExpiresIn   int64  // seconds; 0 when the server sent none
+	Scope       string // space-separated, decoded from "+" or "%20"
+	State       string
+}
+
+// AuthError is an error response (RFC 6749 §4.2.2.1), from the fragment or,
+// as some servers send it, the query.
+type AuthError struct {
+	Code        string
+	Description string
+	State       string
+}
+
+// InvalidResponseError says why a response was refused; it never contains a
+// token or state value.
+type InvalidResponseError struct{ Reason string }
+
+func (e *InvalidResponseError) Error() string { return "invalid authorization response: " + e.Reason }
+
+func invalid(format string, args ...any) error {
+	return &InvalidResponseError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// ParseFragment reads what the relay script posted: the callback URL's
+// fragment, form-encoded as the authorization server wrote it. It returns
+// either a validated token response or the server's error.
+func ParseFragment(fragment string) (*TokenResponse, *AuthError, error) {
+	if len(fragment) > MaxFragmentBytes {
+		return nil, nil, invalid("response too large")
+	}
+	vals, err := url.ParseQuery(strings.TrimPrefix(fragment, "#"))
+	if err != nil {
+		return nil, nil, invalid("not form-encoded")
+	}
+	// RFC 6749 §3.1: parameters must not be repeated. A repeat is either a
+	// broken server or someone splicing values in; refuse both.
+	for name, v := range vals {
+		if len(v) > 1 {
+			return nil, nil, invalid("parameter %q repeated", name)
+		}
+	}
+	if ae, isErr := ParseAuthError(vals); isErr {
+		return nil, ae, nil
+	}
+
+	tr := &TokenResponse{
+		AccessToken: vals.Get("access_token"),
+		TokenType:   vals.Get("token_type"),
+		Scope:       vals.Get("scope"),
+		State:       vals.Get("state"),
+	}
+	if tr.AccessToken == "" {
+		return nil, nil, invalid("access_token missing")
+	}
+	// RFC 6749 Appendix A.12: access-token = 1*VSCHAR. Anything else (CR,
+	// LF, NUL, non-ASCII) could split or smuggle headers upstream.
+	if !isVSChars(tr.AccessToken) || tr.AccessToken[0] == ' ' || tr.AccessToken[len(tr.AccessToken)-1] == ' ' {
+		return nil, nil, invalid("access_token contains characters a token may not contain")
+	}
+	if !strings.EqualFold(tr.TokenType, "bearer") {
+		if tr.TokenType == "" {
+			return nil, nil, invalid("token_type missing")
+		}
+		return nil, nil, invalid("token_type is not bearer")
+	}
+	if tr.State == "" {
+		return nil, nil, invalid("state missing")
+	}
+	if e := vals.Get("expires_in"); e != "" {
+		n, err := strconv.ParseInt(e, 10, 64)
+		if err != nil || n <= 0 || e[0] == '+' {
+			return nil, nil, invalid("expires_in is not a positive integer")
+		}
+		tr.ExpiresIn = min(n, maxExpiresIn)
+	}
+	if !isVSChars(tr.Scope) {
+		return nil, nil, invalid("scope contains characters a scope may not contain")
+	}
+	return tr, nil, nil
+}
+
+// ParseAuthError returns the error response in vals, if there is one.
+func ParseAuthError(vals url.Values) (*AuthError, bool) {
+	if !vals.Has("error") {
+		return nil, false
+	}
+	return &AuthError{
+		Code:        printable(vals.Get("error"), 64),
+		Description: printable(vals.Get("error_description"), 512),
+		State:       vals.Get("state"),
+	}, true
+}
+
+// printable keeps s displayable: visible ASCII only (RFC 6749 limits error
+// and error_description to it), at most n bytes.
+func printable(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e {
+			return -1
+		}
+		return r
+	}, s)
+	if len(s) > n {
+		s = s[:n]
+	}
+	return s
+}
+
+func isVSChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,159 @@
+package relay
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Why a relay POST's state was refused. The messages are safe to log and
+// show: they never contain the state.
+var (
+	ErrStateMissing = errors.New("no pending login in this browser matches the state (expired, already used, or started in another browser)")
+	ErrStateInvalid = errors.New("state cookie signature is invalid")
+	ErrStateExpired = errors.New("login took too long: the state has expired")
+)
+
+// StateCookies issues and checks the cookies that bind a pending login to
+// the browser that started it. Each pending login has its own cookie, so
+// logins in several tabs do not overwrite each other; at most MaxPending
+// are kept, the oldest going first.
+type StateCookies struct {
+	Key        []byte        // HMAC key, derived from the configured secret
+	NamePrefix string        // e.g. "__Host-implicit_grant_state_"
+	TTL        time.Duration // how long a login may take
+	MaxPending int
+	Now        func() time.Time
+}
+
+// PendingLogin is what a state cookie remembers.
+type PendingLogin struct {
+	State    string
+	ReturnTo string
+	Expires  time.Time
+}
+
+// Issue starts a login with a fresh random state: it sets the state's cookie on w and
+// removes the oldest pending logins beyond MaxPending.
+func (c *StateCookies) Issue(w http.ResponseWriter, r *http.Request, state, returnTo string) {
+	expires := c.now().Add(c.TTL)
+	name := c.cookieName(state)
+	payload := strconv.FormatInt(expires.Unix(), 10) + "|" + state + "|" + returnTo
+
+	c.trim(w, r, c.MaxPending-1)
+	http.SetCookie(w, &http.Cookie{
+		Name:     name,
+		Value:    base64.RawURLEncoding.EncodeToString([]byte(payload)) + "." + c.mac(name, payload),
+		Path:     "/",
+		MaxAge:   int(c.TTL / time.Second),
+		Secure:   true,
+		HttpOnly: true,
+		SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// Take checks state against the cookie of its pending login and, valid or
+// not, deletes that cookie: a state can be presented once per browser.
+// (Replays with a copied cookie are stopped by the caller's store claim.)
+func (c *StateCookies) Take(w http.ResponseWriter, r *http.Request, state string) (PendingLogin, error) {
+	if state == "" {
+		return PendingLogin{}, ErrStateMissing
+	}
+	name := c.cookieName(state)
+	ck, err := r.Cookie(name)
+	if err != nil {
+		return PendingLogin{}, ErrStateMissing
+	}
+	c.expire(w, name)
+	p, err := c.open(name, ck.Value)
+	if err != nil {
+		return PendingLogin{}, err
+	}
+	if !hmac.Equal([]byte(p.State), []byte(state)) {
+		return PendingLogin{}, ErrStateInvalid
+	}
+	if !c.now().Before(p.Expires) {
+		return PendingLogin{}, ErrStateExpired
+	}
+	return p, nil
+}
+
+// open verifies a cookie value and decodes it.
+func (c *StateCookies) open(name, value string) (PendingLogin, error) {
+	enc, sig, ok := strings.Cut(value, ".")
+	if !ok {
+		return PendingLogin{}, ErrStateInvalid
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(enc)
+	if err != nil || !hmac.Equal([]byte(sig), []byte(c.mac(name, string(raw)))) {
+		return PendingLogin{}, ErrStateInvalid
+	}
+	exp, rest, _ := strings.Cut(string(raw), "|")
+	state, returnTo, ok := strings.Cut(rest, "|")
+	unix, err := strconv.ParseInt(exp, 10, 64)
+	if !ok || err != nil {
+		return PendingLogin{}, ErrStateInvalid
+	}
+	return PendingLogin{State: state, ReturnTo: returnTo, Expires: time.Unix(unix, 0)}, nil
+}
+
+// trim expires pending-login cookies so that at most keep remain: broken
+// and expired ones first, then the oldest.
+func (c *StateCookies) trim(w http.ResponseWriter, r *http.Request, keep int) {
+	type pending struct {
+		name    string
+		expires time.Time
+	}
+	var live []pending
+	for _, ck := range r.Cookies() {
+		if !strings.HasPrefix(ck.Name, c.NamePrefix) {
+			continue
+		}
+		p, err := c.open(ck.Name, ck.Value)
+		if err != nil || !c.now().Before(p.Expires) {
+			c.expire(w, ck.Name)
+			continue
+		}
+		live = append(live, pending{ck.Name, p.Expires})
+	}
+	if len(live) <= keep {
+		return
+	}
+	sort.Slice(live, func(i, j int) bool { return live[i].expires.Before(live[j].expires) })
+	for _, p := range live[:len(live)-keep] {
+		c.expire(w, p.name)
+	}
+}
+
+func (c *StateCookies) expire(w http.ResponseWriter, name string) {
+	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+}
+
+// cookieName gives each pending login its own cookie. The suffix is a MAC
+// of the state, so the name reveals nothing about the state itself.
+func (c *StateCookies) cookieName(state string) string {
+	return c.NamePrefix + c.mac("name", state)[:12]
+}
+
+// mac signs payload for the cookie called name, so a valid value cannot be
+// moved to another pending login's cookie.
+func (c *StateCookies) mac(name, payload string) string {
+	m := hmac.New(sha256.New, c.Key)
+	m.Write([]byte(name))
+	m.Write([]byte{0})
+	m.Write([]byte(payload))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (c *StateCookies) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}

@@ -1,0 +1,218 @@
+package tokencache
+
+import (
+	"context"
+	"encoding/base64"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// memoryShards splits the map so that concurrent requests rarely wait on
+// the same lock; a power of two so the shard is picked with a mask.
+const memoryShards = 64
+
+// evictionSample is how many entries a full shard looks at to pick the one
+// that expires soonest (the approach Redis takes for its LRU: sampling
+// instead of a list that costs memory on every entry).
+const evictionSample = 8
+
+// sessionKey is a decoded session id: 32 bytes instead of a 43-byte string
+// plus its header keeps a million sessions small.
+type sessionKey [32]byte
+
+type memoryEntry struct {
+	authorization string
+	expires       int64 // unix nanoseconds
+}
+
+type memoryShard struct {
+	mu       sync.RWMutex
+	sessions map[sessionKey]memoryEntry
+}
+
+// Memory is the in-process store: TTL-aware, bounded and safe for heavy
+// concurrent use. Sessions are lost when the process exits (not on config
+// reloads: the handler shares one Memory across them).
+type Memory struct {
+	shards     [memoryShards]memoryShard
+	statesMu   sync.Mutex
+	states     map[string]int64 // used login states → when the record may go (logins are rare: one lock is enough)
+	perShard   int
+	evictions  atomic.Uint64
+	stopSweep  chan struct{}
+	sweepDone  chan struct{}
+	stopOnce   sync.Once
+	now        func() time.Time
+	OnEviction func() // called, if set, each time a live session is evicted for room
+}
+
+// NewMemory returns a store that holds at most maxSessions sessions
+// (rounded up to a multiple of 64) and sweeps expired ones every
+// sweepEvery until Close.
+func NewMemory(maxSessions int, sweepEvery time.Duration) *Memory {
+	m := &Memory{
+		perShard:  max(1, (maxSessions+memoryShards-1)/memoryShards),
+		stopSweep: make(chan struct{}),
+		sweepDone: make(chan struct{}),
+		now:       time.Now,
+		states:    make(map[string]int64),
+	}
+	for i := range m.shards {
+		m.shards[i].sessions = make(map[sessionKey]memoryEntry)
+	}
+	go m.sweepLoop(sweepEvery)
+	return m
+}
+
+func (m *Memory) shard(k *sessionKey) *memoryShard {
+	return &m.shards[k[0]&(memoryShards-1)]
+}
+
+func decodeKey(cookieValue string) (k sessionKey, ok bool) {
+	if base64.RawURLEncoding.DecodedLen(len(cookieValue)) != len(k) {
+		return k, false
+	}
+	n, err := base64.RawURLEncoding.Decode(k[:], []byte(cookieValue))
+	return k, err == nil && n == len(k)
+}
+
+// Put implements Store.
+func (m *Memory) Put(_ context.Context, s Session) (string, error) {
+	id := NewID()
+	k, _ := decodeKey(id)
+	sh := m.shard(&k)
+	sh.mu.Lock()
+	if len(sh.sessions) >= m.perShard {
+		m.evictLocked(sh)
+	}
+	sh.sessions[k] = memoryEntry{authorization: s.Authorization, expires: s.Expires.UnixNano()}
+	sh.mu.Unlock()
+	return id, nil
+}
+
+// evictLocked makes room in a full shard: expired entries go first, else
+// the sampled entry that expires soonest, which is also the oldest one
+// when tokens have similar lifetimes.
+func (m *Memory) evictLocked(sh *memoryShard) {
+	now := m.now().UnixNano()
+	var victim sessionKey
+	soonest, seen := int64(0), 0
+	for k, e := range sh.sessions { // map iteration starts at a random place
+		if e.expires <= now {
+			delete(sh.sessions, k)
+			return
+		}
+		if seen == 0 || e.expires < soonest {
+			victim, soonest = k, e.expires
+		}
+		if seen++; seen == evictionSample {
+			break
+		}
+	}
+	delete(sh.sessions, victim)
+	m.evictions.Add(1)
+	if m.OnEviction != nil {
+		m.OnEviction()
+	}
+}
+
+// Get implements Store. It does not allocate.
+func (m *Memory) Get(_ context.Context, cookieValue string) (Session, bool, error) {
+	k, ok := decodeKey(cookieValue)
+	if !ok {
+		return Session{}, false, nil
+	}
+	sh := m.shard(&k)
+	sh.mu.RLock()
+	e, ok := sh.sessions[k]
+	sh.mu.RUnlock()
+	if !ok || e.expires <= m.now().UnixNano() {
+		return Session{}, false, nil
+	}
+	return Session{Authorization: e.authorization, Expires: time.Unix(0, e.expires)}, true, nil
+}
+
+// Delete implements Store.
+func (m *Memory) Delete(_ context.Context, cookieValue string) error {
+	if k, ok := decodeKey(cookieValue); ok {
+		sh := m.shard(&k)
+		sh.mu.Lock()
+		delete(sh.sessions, k)
+		sh.mu.Unlock()
+	}
+	return nil
+}
+
+// ClaimState implements Store.
+func (m *Memory) ClaimState(_ context.Context, state string, until time.Time) (bool, error) {
+	m.statesMu.Lock()
+	defer m.statesMu.Unlock()
+	if exp, used := m.states[state]; used && exp > m.now().UnixNano() {
+		return false, nil
+	}
+	m.states[state] = until.UnixNano()
+	return true, nil
+}
+
+// Len returns how many sessions are held, expired ones not yet swept included.
+func (m *Memory) Len() int {
+	n := 0
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.RLock()
+		n += len(sh.sessions)
+		sh.mu.RUnlock()
+	}
+	return n
+}
+
+// Evictions returns how many live sessions were dropped to make room.
+func (m *Memory) Evictions() uint64 { return m.evictions.Load() }
+
+func (m *Memory) sweepLoop(every time.Duration) {
+	defer close(m.sweepDone)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stopSweep:
+			return
+		case <-t.C:
+			m.Sweep()
+		}
+	}
+}
+
+// Sweep removes expired sessions and state records, holding one shard's
+// lock at a time so requests on the other shards never wait.
+func (m *Memory) Sweep() {
+	for i := range m.shards {
+		sh := &m.shards[i]
+		now := m.now().UnixNano()
+		sh.mu.Lock()
+		for k, e := range sh.sessions {
+			if e.expires <= now {
+				delete(sh.sessions, k)
+			}
+		}
+		sh.mu.Unlock()
+	}
+	now := m.now().UnixNano()
+	m.statesMu.Lock()
+	for s, exp := range m.states {
+		if exp <= now {
+			delete(m.states, s)
+		}
+	}
+	m.statesMu.Unlock()
+}
+
+// Close stops the sweeper. The sessions stay readable.
+func (m *Memory) Close() error {
+	m.stopOnce.Do(func() { close(m.stopSweep) })
+	<-m.sweepDone
+	return nil
+}
+
+var _ Store = (*Memory)(nil)

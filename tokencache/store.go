@@ -1,0 +1,56 @@
+// Package tokencache owns where sessions live once a login has finished:
+// a small Store interface and its implementations. It never logs, and it
+// never sees anything but opaque keys and the session record; deciding what
+// a key or a cookie looks like is the caller's job.
+package tokencache
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"time"
+)
+
+// Session is what a finished login leaves behind.
+type Session struct {
+	// Authorization is the complete header value sent upstream,
+	// e.g. "Bearer abc". Kept pre-built so the hot path does not allocate.
+	Authorization string
+	// Expires is when the session ends (the token's expiry minus leeway).
+	Expires time.Time
+}
+
+// ErrUnavailable wraps failures of a store's backend (a Redis outage, say).
+// Callers fail closed on it: no session is assumed to exist.
+var ErrUnavailable = errors.New("session store unavailable")
+
+// Store keeps sessions and remembers which login states have been used.
+// Implementations are safe for concurrent use.
+//
+// A store hands out the value that goes into the session cookie: a fresh
+// random id for server-side stores, the sealed session itself for the
+// cookie store. Callers treat it as opaque and secret.
+type Store interface {
+	// Put stores s until s.Expires and returns the session cookie's value.
+	// Every call returns a new value, so a login never reuses a session id.
+	Put(ctx context.Context, s Session) (cookieValue string, err error)
+	// Get returns the session for a cookie value; ok is false when there is
+	// none or it has expired.
+	Get(ctx context.Context, cookieValue string) (s Session, ok bool, err error)
+	// Delete ends the session for a cookie value; ending a missing session
+	// is not an error.
+	Delete(ctx context.Context, cookieValue string) error
+	// ClaimState records that a login state was used. It returns true the
+	// first time it is called for a state before until, false after that:
+	// this is what makes a state single-use.
+	ClaimState(ctx context.Context, state string, until time.Time) (first bool, err error)
+}
+
+// NewID returns 256 random bits, base64url-encoded: session ids and login
+// states are made with it.
+func NewID() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:]) // never fails on supported platforms (Go 1.24+ panics instead)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
