@@ -332,8 +332,8 @@ func (h *Handler) checkConfig() error {
 		return fmt.Errorf("default_expires_in: %s must be positive", time.Duration(h.DefaultExpiresIn))
 	case time.Duration(h.ExpiryLeeway) < 0:
 		return fmt.Errorf("expiry_leeway: %s must not be negative", time.Duration(h.ExpiryLeeway))
-	case time.Duration(h.StateTTL) < 10*time.Second:
-		return fmt.Errorf("state_ttl: %s is too short for anyone to log in (minimum 10s)", time.Duration(h.StateTTL))
+	case time.Duration(h.StateTTL) < time.Second:
+		return fmt.Errorf("state_ttl: %s is too short for anyone to log in (minimum 1s)", time.Duration(h.StateTTL))
 	case h.MaxSessions < 0:
 		return fmt.Errorf("max_sessions: %d must be positive", h.MaxSessions)
 	}

@@ -1,0 +1,402 @@
+// Package integration runs a real Caddy binary with implicit_grant and the
+// development provider built in, and plays the browser's part with an HTTP
+// client: every request crosses real sockets and Caddy's real handler chain.
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// caddyBin is the Caddy built from ../cmd/caddy for this test run.
+var caddyBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "implicit-grant-it")
+	if err != nil {
+		panic(err)
+	}
+	caddyBin = filepath.Join(dir, "caddy")
+	args := []string{"build", "-o", caddyBin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "../cmd/caddy")...)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building caddy:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freePort returns a loopback port nobody listens on right now.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// syncBuffer collects a process's output while tests read it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// caddyProc is one running Caddy.
+type caddyProc struct {
+	cmd       *exec.Cmd
+	adminPort int
+	output    *syncBuffer
+	dataDir   string
+}
+
+// startCaddy runs Caddy with a Caddyfile and waits until it serves.
+// dataDir is Caddy's storage (several instances may share one); "" gives
+// this instance its own.
+func startCaddy(t testing.TB, caddyfile, dataDir string, env ...string) *caddyProc {
+	t.Helper()
+	dir := t.TempDir()
+	if dataDir == "" {
+		dataDir = filepath.Join(dir, "data")
+	}
+	adminPort := freePort(t)
+	caddyfile = "{\n\tadmin 127.0.0.1:" + fmt.Sprint(adminPort) + "\n\tauto_https off\n\tpersist_config off\n}\n" + caddyfile
+	file := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(file, []byte(caddyfile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := &caddyProc{adminPort: adminPort, output: new(syncBuffer), dataDir: dataDir}
+	p.cmd = exec.Command(caddyBin, "run", "--config", file, "--adapter", "caddyfile")
+	p.cmd.Env = append(os.Environ(), append(env, "XDG_DATA_HOME="+dataDir, "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))...)
+	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.stop() })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if strings.Contains(p.output.String(), "serving initial configuration") {
+			return p
+		}
+		if p.cmd.ProcessState != nil || time.Now().After(deadline) {
+			t.Fatalf("caddy did not start:\n%s", p.output.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (p *caddyProc) stop() {
+	if p.cmd.Process == nil || p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// load replaces the running config through the admin API, as `caddy reload` does.
+func (p *caddyProc) load(t testing.TB, caddyfile string) {
+	t.Helper()
+	caddyfile = "{\n\tadmin 127.0.0.1:" + fmt.Sprint(p.adminPort) + "\n\tauto_https off\n\tpersist_config off\n}\n" + caddyfile
+	req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d/load", p.adminPort), strings.NewReader(caddyfile))
+	req.Header.Set("Content-Type", "text/caddyfile")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("reload: %d %s", resp.StatusCode, b)
+	}
+}
+
+// recorder is the upstream: it records what each request carried.
+type recorder struct {
+	mu   sync.Mutex
+	seen []*http.Request
+	srv  *http.Server
+	port int
+}
+
+func newRecorder(t testing.TB) *recorder {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{port: l.Addr().(*net.TCPAddr).Port}
+	rec.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec.mu.Lock()
+		rec.seen = append(rec.seen, r.Clone(r.Context()))
+		rec.mu.Unlock()
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintf(w, "upstream saw %s", r.URL.RequestURI())
+	})}
+	go rec.srv.Serve(l)
+	t.Cleanup(func() { rec.srv.Close() })
+	return rec
+}
+
+func (rec *recorder) last(t testing.TB) *http.Request {
+	t.Helper()
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.seen) == 0 {
+		t.Fatal("the upstream received no request")
+	}
+	return rec.seen[len(rec.seen)-1]
+}
+
+func (rec *recorder) count() int {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return len(rec.seen)
+}
+
+// site is a running setup: Caddy serving the protected site (in front of a
+// recorder) and the dev provider.
+type site struct {
+	caddy    *caddyProc
+	upstream *recorder
+	origin   string // the protected site, http://localhost:port
+	provider string // the dev provider, http://127.0.0.1:port
+	secret   string
+}
+
+// siteOptions changes the generated Caddyfile.
+type siteOptions struct {
+	extra         string // more implicit_grant subdirectives
+	providerExtra string // more implicit_grant_dev_provider subdirectives
+	siteExtra     string // more directives in the protected site (e.g. handle_errors)
+}
+
+const testSecret = "an-integration-test-secret-of-more-than-32-bytes"
+
+func newSite(t testing.TB, opt siteOptions) *site {
+	t.Helper()
+	s := &site{upstream: newRecorder(t), secret: testSecret}
+	sitePort, providerPort := freePort(t), freePort(t)
+	s.origin = fmt.Sprintf("http://localhost:%d", sitePort)
+	s.provider = fmt.Sprintf("http://127.0.0.1:%d", providerPort) // another host: its cookies stay its own
+	s.caddy = startCaddy(t, s.caddyfile(sitePort, providerPort, opt), "", "IG_TEST_SECRET="+testSecret)
+	return s
+}
+
+func (s *site) caddyfile(sitePort, providerPort int, opt siteOptions) string {
+	return fmt.Sprintf(`
+http://localhost:%[1]d {
+	log {
+		level DEBUG
+	}
+	implicit_grant {
+		authorize_url %[2]s/authorize
+		client_id     test-client
+		redirect_uri  http://localhost:%[1]d/oauth/callback
+		scope         profile reports:read
+		secret        {env.IG_TEST_SECRET}
+		%[4]s
+	}
+	reverse_proxy 127.0.0.1:%[3]d
+	%[6]s
+}
+
+http://127.0.0.1:%[5]d {
+	implicit_grant_dev_provider {
+		client test-client http://localhost:%[1]d/oauth/callback
+		%[7]s
+	}
+}
+`, sitePort, s.provider, s.upstream.port, opt.extra, providerPort, opt.siteExtra, opt.providerExtra)
+}
+
+// browser plays a browser's part: cookies, navigation headers, and the
+// relay script's POST. It follows no redirect by itself, so every step
+// can be checked.
+type browser struct {
+	t      testing.TB
+	client *http.Client
+}
+
+func newBrowser(t testing.TB) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, client: &http.Client{
+		Jar:           jar,
+		Timeout:       10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+}
+
+// navigate is a top-level page load.
+func (b *browser) navigate(rawURL string) *http.Response {
+	b.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, rawURL, nil)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+	req.Header.Set("Sec-Fetch-Mode", "navigate")
+	req.Header.Set("Sec-Fetch-Site", "none")
+	return b.do(req)
+}
+
+func (b *browser) do(req *http.Request) *http.Response {
+	b.t.Helper()
+	resp, err := b.client.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	return resp
+}
+
+func bodyOf(resp *http.Response) string {
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	return string(b)
+}
+
+// relayPost is what the relay script sends: the fragment, same-origin.
+func (b *browser) relayPost(callback, fragment, origin string) *http.Response {
+	b.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, callback, strings.NewReader(fragment))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if origin != "" {
+		req.Header.Set("Origin", origin)
+	}
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	req.Header.Set("Sec-Fetch-Mode", "cors")
+	return b.do(req)
+}
+
+var requestIDField = regexp.MustCompile(`name="request" value="([^"]+)"`)
+
+// authorizeAt goes to the provider's consent page (following the
+// protected site's redirect) and decides. It returns the callback URL the
+// provider sent the browser to, fragment included.
+func (b *browser) authorizeAt(authorizeURL string, approve bool) *url.URL {
+	b.t.Helper()
+	consent := b.navigate(authorizeURL)
+	if consent.StatusCode != http.StatusOK {
+		if consent.StatusCode == http.StatusSeeOther { // remembered consent: no dialog
+			loc, _ := url.Parse(consent.Header.Get("Location"))
+			return loc
+		}
+		b.t.Fatalf("consent page: %d %s", consent.StatusCode, bodyOf(consent))
+	}
+	m := requestIDField.FindStringSubmatch(bodyOf(consent))
+	if m == nil {
+		b.t.Fatalf("no consent form on the provider's page:\n%s", bodyOf(consent))
+	}
+	decision := "deny"
+	if approve {
+		decision = "approve"
+	}
+	au, _ := url.Parse(authorizeURL)
+	form := url.Values{"request": {m[1]}, "decision": {decision}, "user": {"alice"}}
+	req, _ := http.NewRequest(http.MethodPost, au.Scheme+"://"+au.Host+"/authorize/decision", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp := b.do(req)
+	if resp.StatusCode != http.StatusSeeOther {
+		b.t.Fatalf("decision: %d %s", resp.StatusCode, bodyOf(resp))
+	}
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return loc
+}
+
+// finishAtCallback does what the browser and relay script do on the
+// callback: load the page (the fragment stays in the browser), then POST
+// the fragment. It returns the relay answer's status and location.
+func (b *browser) finishAtCallback(callback *url.URL) (int, string) {
+	b.t.Helper()
+	fragment := callback.EscapedFragment()
+	page := callback.Scheme + "://" + callback.Host + callback.Path
+	if callback.RawQuery != "" {
+		page += "?" + callback.RawQuery
+	}
+	relayPage := b.navigate(page)
+	if callback.RawQuery != "" { // an error in the query: the server answers with its page
+		return relayPage.StatusCode, ""
+	}
+	if relayPage.StatusCode != http.StatusOK || !strings.Contains(bodyOf(relayPage), "<noscript>") {
+		b.t.Fatalf("relay page: %d %s", relayPage.StatusCode, bodyOf(relayPage))
+	}
+	resp := b.relayPost(callback.Scheme+"://"+callback.Host+callback.Path, fragment, callback.Scheme+"://"+callback.Host)
+	var answer struct {
+		Location string `json:"location"`
+	}
+	if err := json.Unmarshal([]byte(bodyOf(resp)), &answer); err != nil {
+		b.t.Fatalf("relay answer is not JSON: %d %q", resp.StatusCode, bodyOf(resp))
+	}
+	return resp.StatusCode, answer.Location
+}
+
+// login runs a whole login from a navigation to target, and returns the
+// response of the final navigation back to where the relay said to go.
+func (b *browser) login(origin, target string) (*http.Response, string) {
+	b.t.Helper()
+	first := b.navigate(origin + target)
+	if first.StatusCode != http.StatusFound {
+		b.t.Fatalf("first visit to %s: want 302 to authorize, got %d", target, first.StatusCode)
+	}
+	callback := b.authorizeAt(first.Header.Get("Location"), true)
+	status, next := b.finishAtCallback(callback)
+	if status != http.StatusOK {
+		b.t.Fatalf("relay post: want 200, got %d", status)
+	}
+	return b.navigate(origin + next), next
+}
+
+// tokenFrom returns the access token in a callback URL's fragment.
+func tokenFrom(t testing.TB, callback *url.URL) string {
+	t.Helper()
+	v, err := url.ParseQuery(callback.Fragment)
+	if err != nil || v.Get("access_token") == "" {
+		t.Fatalf("no access token in %q", callback.Fragment)
+	}
+	return v.Get("access_token")
+}
