@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"io/fs"
 	"mime"
@@ -454,9 +455,18 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnTo st
 	if c := h.logger.Check(zap.DebugLevel, "login started"); c != nil {
 		c.Write(zap.String("path", r.URL.Path))
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Location", h.authorizeStart+state)
+	location := h.authorizeStart + state
+	hdr := w.Header()
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("Content-Type", "text/html; charset=utf-8")
+	hdr.Set("Location", location)
 	w.WriteHeader(http.StatusFound)
+	_, _ = io.WriteString(w, `<a href="`+html.EscapeString(location)+`">Sign in</a>`)
+	// The Location carries the state, and Caddy's access log records the
+	// response header map once the handler returns. The headers are on the
+	// wire by now (net/http snapshots them), so dropping Location from the
+	// map keeps the state out of the logs without changing the response.
+	hdr.Del("Location")
 	return nil
 }
 

@@ -86,14 +86,14 @@ type caddyProc struct {
 // startCaddy runs Caddy with a Caddyfile and waits until it serves.
 // dataDir is Caddy's storage (several instances may share one); "" gives
 // this instance its own.
-func startCaddy(t testing.TB, caddyfile, dataDir string, env ...string) *caddyProc {
+func startCaddy(t testing.TB, globals, caddyfile, dataDir string, env ...string) *caddyProc {
 	t.Helper()
 	dir := t.TempDir()
 	if dataDir == "" {
 		dataDir = filepath.Join(dir, "data")
 	}
 	adminPort := freePort(t)
-	caddyfile = "{\n\tadmin 127.0.0.1:" + fmt.Sprint(adminPort) + "\n\tauto_https off\n\tpersist_config off\n}\n" + caddyfile
+	caddyfile = globalOptions(adminPort, globals) + caddyfile
 	file := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(file, []byte(caddyfile), 0o600); err != nil {
 		t.Fatal(err)
@@ -118,6 +118,10 @@ func startCaddy(t testing.TB, caddyfile, dataDir string, env ...string) *caddyPr
 	}
 }
 
+func globalOptions(adminPort int, extra string) string {
+	return fmt.Sprintf("{\n\tadmin 127.0.0.1:%d\n\tauto_https off\n\tpersist_config off\n\t%s\n}\n", adminPort, extra)
+}
+
 func (p *caddyProc) stop() {
 	if p.cmd.Process == nil || p.cmd.ProcessState != nil {
 		return
@@ -136,7 +140,7 @@ func (p *caddyProc) stop() {
 // load replaces the running config through the admin API, as `caddy reload` does.
 func (p *caddyProc) load(t testing.TB, caddyfile string) {
 	t.Helper()
-	caddyfile = "{\n\tadmin 127.0.0.1:" + fmt.Sprint(p.adminPort) + "\n\tauto_https off\n\tpersist_config off\n}\n" + caddyfile
+	caddyfile = globalOptions(p.adminPort, "") + caddyfile
 	req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d/load", p.adminPort), strings.NewReader(caddyfile))
 	req.Header.Set("Content-Type", "text/caddyfile")
 	resp, err := http.DefaultClient.Do(req)
@@ -208,6 +212,7 @@ type siteOptions struct {
 	extra         string // more implicit_grant subdirectives
 	providerExtra string // more implicit_grant_dev_provider subdirectives
 	siteExtra     string // more directives in the protected site (e.g. handle_errors)
+	globals       string // more global options (e.g. debug)
 }
 
 const testSecret = "an-integration-test-secret-of-more-than-32-bytes"
@@ -218,7 +223,7 @@ func newSite(t testing.TB, opt siteOptions) *site {
 	sitePort, providerPort := freePort(t), freePort(t)
 	s.origin = fmt.Sprintf("http://localhost:%d", sitePort)
 	s.provider = fmt.Sprintf("http://127.0.0.1:%d", providerPort) // another host: its cookies stay its own
-	s.caddy = startCaddy(t, s.caddyfile(sitePort, providerPort, opt), "", "IG_TEST_SECRET="+testSecret)
+	s.caddy = startCaddy(t, opt.globals, s.caddyfile(sitePort, providerPort, opt), "", "IG_TEST_SECRET="+testSecret)
 	return s
 }
 
