@@ -12,14 +12,19 @@ import (
 // the same lock; a power of two so the shard is picked with a mask.
 const memoryShards = 64
 
+// clockTick is how often the store's coarse clock moves; a session lives
+// at most this much past its expiry (against a leeway of seconds).
+const clockTick = 100 * time.Millisecond
+
 // evictionSample is how many entries a full shard looks at to pick the one
 // that expires soonest (the approach Redis takes for its LRU: sampling
 // instead of a list that costs memory on every entry).
 const evictionSample = 8
 
-// sessionKey is a decoded session id: 32 bytes instead of a 43-byte string
-// plus its header keeps a million sessions small.
-type sessionKey [32]byte
+// sessionKey is a decoded session id: 24 bytes instead of a 32-byte string
+// plus its 16-byte header keeps a million sessions small (a map slot is
+// 48 bytes).
+type sessionKey [idBytes]byte
 
 type memoryEntry struct {
 	authorization string
@@ -29,6 +34,9 @@ type memoryEntry struct {
 type memoryShard struct {
 	mu       sync.RWMutex
 	sessions map[sessionKey]memoryEntry
+	// Keep each shard's lock on cache lines of its own: readers on two
+	// cores otherwise fight over a line they do not even share logically.
+	_ [128 - 32]byte
 }
 
 // Memory is the in-process store: TTL-aware, bounded and safe for heavy
@@ -44,6 +52,7 @@ type Memory struct {
 	sweepDone  chan struct{}
 	stopOnce   sync.Once
 	now        func() time.Time
+	clock      atomic.Int64 // unix nanoseconds, refreshed every clockTick: reading it costs ~1 ns, time.Now ~50 ns on a VM
 	OnEviction func() // called, if set, each time a live session is evicted for room
 }
 
@@ -61,6 +70,7 @@ func NewMemory(maxSessions int, sweepEvery time.Duration) *Memory {
 	for i := range m.shards {
 		m.shards[i].sessions = make(map[sessionKey]memoryEntry)
 	}
+	m.clock.Store(m.now().UnixNano())
 	go m.sweepLoop(sweepEvery)
 	return m
 }
@@ -127,7 +137,7 @@ func (m *Memory) Get(_ context.Context, cookieValue string) (Session, bool, erro
 	sh.mu.RLock()
 	e, ok := sh.sessions[k]
 	sh.mu.RUnlock()
-	if !ok || e.expires <= m.now().UnixNano() {
+	if !ok || e.expires <= m.clock.Load() {
 		return Session{}, false, nil
 	}
 	return Session{Authorization: e.authorization, Expires: time.Unix(0, e.expires)}, true, nil
@@ -172,13 +182,16 @@ func (m *Memory) Evictions() uint64 { return m.evictions.Load() }
 
 func (m *Memory) sweepLoop(every time.Duration) {
 	defer close(m.sweepDone)
-	t := time.NewTicker(every)
-	defer t.Stop()
+	sweep, tick := time.NewTicker(every), time.NewTicker(clockTick)
+	defer sweep.Stop()
+	defer tick.Stop()
 	for {
 		select {
 		case <-m.stopSweep:
 			return
-		case <-t.C:
+		case <-tick.C:
+			m.clock.Store(m.now().UnixNano())
+		case <-sweep.C:
 			m.Sweep()
 		}
 	}

@@ -47,10 +47,14 @@ type Store interface {
 	ClaimState(ctx context.Context, state string, until time.Time) (first bool, err error)
 }
 
-// NewID returns 256 random bits, base64url-encoded: session ids and login
-// states are made with it.
+// idBytes is the size of session ids and login states: 192 bits, far past
+// guessing, and small enough that a million sessions fit in memory.
+const idBytes = 24
+
+// NewID returns idBytes random bytes, base64url-encoded (32 characters):
+// session ids and login states are made with it.
 func NewID() string {
-	var b [32]byte
+	var b [idBytes]byte
 	_, _ = rand.Read(b[:]) // never fails on supported platforms (Go 1.24+ panics instead)
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }

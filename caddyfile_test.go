@@ -1,0 +1,162 @@
+package implicitgrant
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddytest"
+
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+func TestUnmarshalCaddyfileEverySubdirective(t *testing.T) {
+	d := caddyfile.NewTestDispenser(`implicit_grant {
+		authorize_url      https://accounts.example.com/authorize
+		client_id          {env.CLIENT_ID}
+		redirect_uri       https://dash.example.com/oauth/callback
+		scope              user-read-private user-read-email
+		show_dialog
+		param              audience https://api.example.com
+		param              prompt consent
+		secret             {env.IMPLICIT_GRANT_SECRET}
+		cookie_name        __Host-dash
+		login_path         /auth/login
+		logout_path        /auth/logout
+		logout_redirect    https://example.com/bye
+		default_expires_in 30m
+		expiry_leeway      45s
+		state_ttl          5m
+		unauthenticated    reject
+		max_sessions       5000
+	}`)
+	var h Handler
+	if err := h.UnmarshalCaddyfile(d); err != nil {
+		t.Fatal(err)
+	}
+	want := Handler{
+		AuthorizeURL:     "https://accounts.example.com/authorize",
+		ClientID:         "{env.CLIENT_ID}",
+		RedirectURI:      "https://dash.example.com/oauth/callback",
+		Scopes:           []string{"user-read-private", "user-read-email"},
+		ShowDialog:       true,
+		Params:           map[string]string{"audience": "https://api.example.com", "prompt": "consent"},
+		Secret:           "{env.IMPLICIT_GRANT_SECRET}",
+		CookieName:       "__Host-dash",
+		LoginPath:        "/auth/login",
+		LogoutPath:       "/auth/logout",
+		LogoutRedirect:   "https://example.com/bye",
+		DefaultExpiresIn: caddy.Duration(30 * time.Minute),
+		ExpiryLeeway:     caddy.Duration(45 * time.Second),
+		StateTTL:         caddy.Duration(5 * time.Minute),
+		Unauthenticated:  "reject",
+		MaxSessions:      5000,
+	}
+	if !reflect.DeepEqual(h, want) {
+		t.Errorf("got  %+v\nwant %+v", h, want)
+	}
+}
+
+func TestUnmarshalCaddyfileErrors(t *testing.T) {
+	const required = "authorize_url https://as.example/authorize\nclient_id c\nredirect_uri https://app.example/cb\n"
+	for _, tc := range []struct{ name, body, wantErr string }{
+		{"missing authorize_url", "client_id c\nredirect_uri https://app.example/cb", "authorize_url: required"},
+		{"missing client_id", "authorize_url https://as.example/a\nredirect_uri https://app.example/cb", "client_id: required"},
+		{"missing redirect_uri", "authorize_url https://as.example/a\nclient_id c", "redirect_uri: required"},
+		{"unknown", required + "colour blue", "unrecognized subdirective: colour"},
+		{"repeated", required + "client_id d", "client_id: given more than once"},
+		{"repeated param", required + "param prompt a\nparam prompt b", "param: prompt given more than once"},
+		{"no value", required + "secret", "secret: expected a value"},
+		{"two values", required + "cookie_name a b", "cookie_name: expected one value, got more"},
+		{"empty scope", required + "scope", "scope: expected at least one scope"},
+		{"show_dialog arg", required + "show_dialog yes", "show_dialog: takes no arguments"},
+		{"param one arg", required + "param audience", "param: expected a name and a value"},
+		{"bad duration", required + "default_expires_in soon", "default_expires_in: bad duration value 'soon'"},
+		{"zero duration", required + "state_ttl 0s", "state_ttl: must be positive"},
+		{"bad max_sessions", required + "max_sessions -3", "max_sessions: expected a positive integer, got '-3'"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := caddyfile.NewTestDispenser("implicit_grant {\n" + tc.body + "\n}")
+			err := new(Handler).UnmarshalCaddyfile(d)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("got %v, want an error containing %q", err, tc.wantErr)
+			}
+		})
+	}
+	if err := new(Handler).UnmarshalCaddyfile(caddyfile.NewTestDispenser("implicit_grant extra {\n}")); err == nil {
+		t.Error("an argument on the directive line was accepted")
+	}
+}
+
+// TestProvisionRefusesBadValues: values only known after placeholders are
+// replaced are checked when Caddy loads the config; the error names the field.
+func TestProvisionRefusesBadValues(t *testing.T) {
+	t.Setenv("IG_SHORT_SECRET", "too-short")
+	ok := func() Handler {
+		return Handler{AuthorizeURL: "https://as.example/authorize", ClientID: "c", RedirectURI: "https://app.example/cb", Secret: strings.Repeat("s", 32)}
+	}
+	for _, tc := range []struct {
+		name    string
+		mutate  func(*Handler)
+		wantErr string
+	}{
+		{"plain http AS", func(h *Handler) { h.AuthorizeURL = "http://as.example/authorize" }, "authorize_url"},
+		{"relative AS", func(h *Handler) { h.AuthorizeURL = "/authorize" }, "authorize_url"},
+		{"AS query sets state", func(h *Handler) { h.AuthorizeURL = "https://as.example/a?state=x" }, "authorize_url"},
+		{"relative redirect", func(h *Handler) { h.RedirectURI = "/cb" }, "redirect_uri"},
+		{"redirect with fragment", func(h *Handler) { h.RedirectURI = "https://app.example/cb#x" }, "redirect_uri"},
+		{"empty client id", func(h *Handler) { h.ClientID = "" }, "client_id: required"},
+		{"short secret", func(h *Handler) { h.Secret = "{env.IG_SHORT_SECRET}" }, "secret: must be at least 32 bytes, got 9"},
+		{"unset secret env", func(h *Handler) { h.Secret = "{env.IG_NOT_SET_ANYWHERE}" }, "secret: empty after replacing placeholders"},
+		{"param overrides state", func(h *Handler) { h.Params = map[string]string{"state": "x"} }, `param: "state"`},
+		{"param overrides response_type", func(h *Handler) { h.Params = map[string]string{"response_type": "code"} }, `param: "response_type"`},
+		{"param form_post", func(h *Handler) { h.Params = map[string]string{"response_mode": "form_post"} }, "param: response_mode"},
+		{"bad cookie name", func(h *Handler) { h.CookieName = "a;b" }, "cookie_name"},
+		{"logout on callback", func(h *Handler) { h.LogoutPath = "/cb" }, "logout_path"},
+		{"relative login path", func(h *Handler) { h.LoginPath = "login" }, "login_path"},
+		{"bad mode", func(h *Handler) { h.Unauthenticated = "sometimes" }, "unauthenticated"},
+		{"bad scope", func(h *Handler) { h.Scopes = []string{"a b"} }, "scope"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := ok()
+			tc.mutate(&h)
+			ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})
+			defer cancel()
+			err := h.Provision(ctx)
+			defer h.Cleanup()
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("got %v, want an error containing %q", err, tc.wantErr)
+			}
+			if strings.Contains(err.Error(), strings.Repeat("s", 32)) || strings.Contains(err.Error(), "too-short") {
+				t.Errorf("the error shows the secret: %v", err)
+			}
+		})
+	}
+}
+
+// TestCaddyfileAdapt pins the JSON each Caddyfile in testdata/adapt
+// produces: Caddyfile, a line of dashes, JSON.
+func TestCaddyfileAdapt(t *testing.T) {
+	files, _ := filepath.Glob("testdata/adapt/*.caddyfiletest")
+	if len(files) == 0 {
+		t.Fatal("no adapt tests found")
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, out, ok := strings.Cut(string(data), "----------")
+		if !ok {
+			t.Fatalf("%s: no ---------- separator", f)
+		}
+		if !caddytest.CompareAdapt(t, f, strings.TrimSpace(in), "caddyfile", strings.TrimSpace(out)) {
+			t.Errorf("%s: adapted JSON differs", f)
+		}
+	}
+}

@@ -1,0 +1,186 @@
+package relay
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSafeReturnPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"/":                      "/",
+		"/reports/7?range=7d":    "/reports/7?range=7d",
+		"/a%20b?q=%2F":           "/a%20b?q=%2F",
+		"/path/with/../dots":     "/path/with/../dots",
+		"//evil.example":         "/",
+		"/\\evil.example":        "/",
+		"/%2F%2Fevil.example":    "/",
+		"/%2f/evil.example":      "/",
+		"/%5Cevil.example":       "/",
+		"/\t/evil.example":       "/",
+		"/\n/evil.example":       "/",
+		"https://evil.example":   "/",
+		"https:evil.example":     "/",
+		"javascript:alert(1)":    "/",
+		"evil.example/x":         "/",
+		"":                       "/",
+		"/ok\\but-backslash":     "/",
+		"/x?next=//evil.example": "/x?next=//evil.example", // a query is data, not a location
+		"/" + strings.Repeat("a", 5000): "/",
+	} {
+		if got := SafeReturnPath(in); got != want {
+			t.Errorf("SafeReturnPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestParseFragment(t *testing.T) {
+	tr, ae, err := ParseFragment("access_token=abc.DEF-123_~%2B%2F%3D&token_type=bearer&expires_in=3599&scope=a+b%20c&state=s1")
+	if err != nil || ae != nil {
+		t.Fatalf("valid response refused: %v %v", err, ae)
+	}
+	if tr.AccessToken != "abc.DEF-123_~+/=" || tr.ExpiresIn != 3599 || tr.Scope != "a b c" || tr.State != "s1" {
+		t.Errorf("parsed %+v", tr)
+	}
+	if tr, _, err := ParseFragment("#access_token=x&token_type=Bearer&state=s"); err != nil || tr.ExpiresIn != 0 {
+		t.Errorf("no expires_in: %+v %v", tr, err)
+	}
+	if tr, _, _ := ParseFragment("access_token=x&token_type=Bearer&state=s&expires_in=99999999999"); tr.ExpiresIn != maxExpiresIn {
+		t.Errorf("huge expires_in not capped: %d", tr.ExpiresIn)
+	}
+
+	_, ae, err = ParseFragment("error=access_denied&error_description=User+said+no%0A%3Cscript%3E&state=s2")
+	if err != nil || ae == nil || ae.Code != "access_denied" || ae.Description != "User said no<script>" || ae.State != "s2" {
+		t.Errorf("error response: %+v %v", ae, err)
+	}
+
+	for _, bad := range []string{
+		"token_type=Bearer&state=s",
+		"access_token=a%0Db&token_type=Bearer&state=s",
+		"access_token=a%00b&token_type=Bearer&state=s",
+		"access_token=%20a&token_type=Bearer&state=s",
+		"access_token=a&token_type=mac&state=s",
+		"access_token=a&state=s",
+		"access_token=a&token_type=Bearer",
+		"access_token=a&token_type=Bearer&state=s&expires_in=abc",
+		"access_token=a&token_type=Bearer&state=s&expires_in=-1",
+		"access_token=a&token_type=Bearer&state=s&expires_in=0",
+		"access_token=a&access_token=b&token_type=Bearer&state=s",
+		"access_token=a&token_type=Bearer&state=s&state=t",
+		"access_token=a&token_type=Bearer&state=s&scope=%FF",
+		"access_token=a;b=%zz",
+		strings.Repeat("a", MaxFragmentBytes+1),
+	} {
+		if _, _, err := ParseFragment(bad); err == nil {
+			t.Errorf("accepted %q", bad)
+		} else if strings.Contains(err.Error(), "access_token=a") {
+			t.Errorf("error repeats the input: %v", err)
+		}
+	}
+}
+
+func stateCookies(now *time.Time) *StateCookies {
+	return &StateCookies{Key: []byte("0123456789abcdef0123456789abcdef"), NamePrefix: "__Host-ig_state_", TTL: time.Minute, MaxPending: 3, Now: func() time.Time { return *now }}
+}
+
+// browserRequest carries the cookies a browser kept from earlier responses.
+func browserRequest(jar map[string]string) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, "https://app.example/cb", nil)
+	for k, v := range jar {
+		r.AddCookie(&http.Cookie{Name: k, Value: v})
+	}
+	return r
+}
+
+func keep(jar map[string]string, w *httptest.ResponseRecorder) {
+	for _, c := range w.Result().Cookies() {
+		if c.MaxAge < 0 {
+			delete(jar, c.Name)
+		} else {
+			jar[c.Name] = c.Value
+		}
+	}
+}
+
+func TestStateCookies(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	c := stateCookies(&now)
+	jar := map[string]string{}
+	for _, s := range []string{"state-one", "state-two", "state-three", "state-four"} {
+		w := httptest.NewRecorder()
+		c.Issue(w, browserRequest(jar), s, "/from/"+s)
+		keep(jar, w)
+		now = now.Add(time.Second)
+	}
+	if len(jar) != 3 {
+		t.Fatalf("%d pending-login cookies, want MaxPending=3", len(jar))
+	}
+	if _, err := c.Take(httptest.NewRecorder(), browserRequest(jar), "state-one"); err != ErrStateMissing {
+		t.Errorf("the oldest login survived the bound: %v", err)
+	}
+	w := httptest.NewRecorder()
+	p, err := c.Take(w, browserRequest(jar), "state-three")
+	if err != nil || p.ReturnTo != "/from/state-three" {
+		t.Fatalf("take: %+v %v", p, err)
+	}
+	keep(jar, w)
+	if _, err := c.Take(httptest.NewRecorder(), browserRequest(jar), "state-three"); err != ErrStateMissing {
+		t.Errorf("a state was usable twice in one browser: %v", err)
+	}
+	if _, err := c.Take(httptest.NewRecorder(), browserRequest(map[string]string{}), "state-two"); err != ErrStateMissing {
+		t.Errorf("another browser's state accepted: %v", err)
+	}
+	now = now.Add(2 * time.Minute)
+	if _, err := c.Take(httptest.NewRecorder(), browserRequest(jar), "state-two"); err != ErrStateExpired {
+		t.Errorf("expired state: %v", err)
+	}
+}
+
+func TestStateCookieTamperingAndMoving(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	c := stateCookies(&now)
+	jar := map[string]string{}
+	for _, s := range []string{"state-a", "state-b"} {
+		w := httptest.NewRecorder()
+		c.Issue(w, browserRequest(jar), s, "/")
+		keep(jar, w)
+	}
+	nameA, nameB := c.cookieName("state-a"), c.cookieName("state-b")
+	moved := map[string]string{nameB: jar[nameA]} // a valid value under another login's name
+	if _, err := c.Take(httptest.NewRecorder(), browserRequest(moved), "state-b"); err != ErrStateInvalid {
+		t.Errorf("moved cookie: %v", err)
+	}
+	tampered := map[string]string{nameA: "x" + jar[nameA][1:]}
+	if _, err := c.Take(httptest.NewRecorder(), browserRequest(tampered), "state-a"); err != ErrStateInvalid {
+		t.Errorf("tampered cookie: %v", err)
+	}
+	other := &StateCookies{Key: []byte("another key, another deployment!"), NamePrefix: c.NamePrefix, TTL: time.Minute, MaxPending: 3}
+	if _, err := other.Take(httptest.NewRecorder(), browserRequest(jar), "state-a"); err == nil {
+		t.Error("a cookie signed with another key was accepted")
+	}
+}
+
+func TestPagesHeaders(t *testing.T) {
+	w := httptest.NewRecorder()
+	ServePage(w)
+	h := w.Header()
+	if h.Get("Cache-Control") != "no-store" || h.Get("Referrer-Policy") != "no-referrer" {
+		t.Errorf("relay page headers: %v", h)
+	}
+	csp := h.Get("Content-Security-Policy")
+	if !strings.Contains(csp, "script-src 'sha256-") || strings.Contains(csp, "unsafe-inline") || !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Errorf("relay CSP: %s", csp)
+	}
+	if !strings.Contains(w.Body.String(), "<noscript>") || !strings.Contains(w.Body.String(), "history.replaceState") {
+		t.Error("relay page lacks its script or noscript message")
+	}
+
+	w = httptest.NewRecorder()
+	_ = ServeMessage(w, http.StatusForbidden, ErrorMessage("access_denied", `<img src=x onerror=alert(1)>`, "/back"))
+	body := w.Body.String()
+	if w.Code != http.StatusForbidden || strings.Contains(body, "<img") || !strings.Contains(body, "&lt;img") || !strings.Contains(body, `href="/back"`) {
+		t.Errorf("error page: %d\n%s", w.Code, body)
+	}
+}
