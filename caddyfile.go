@@ -33,7 +33,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		expiry_leeway      <duration>
 //		state_ttl          <duration>
 //		unauthenticated    auto|redirect|reject
-//		max_sessions       <n>
+//		store              memory|cookie|redis [<url>] {
+//			max_sessions <n>         # memory
+//			key_prefix   <prefix>    # redis
+//			timeout      <duration>  # redis
+//		}
 //	}
 //
 // Placeholders such as {env.CLIENT_ID} are kept as written and replaced
@@ -99,16 +103,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			*h.durationField(sub) = caddy.Duration(dur)
 
-		case "max_sessions":
-			val, err := oneArg(d)
-			if err != nil {
+		case "store":
+			if err := h.unmarshalStore(d); err != nil {
 				return err
 			}
-			n, err := strconv.Atoi(val)
-			if err != nil || n <= 0 {
-				return d.Errf("max_sessions: expected a positive integer, got '%s'", val)
-			}
-			h.MaxSessions = n
 
 		default:
 			return d.Errf("unrecognized subdirective: %s", sub)
@@ -117,6 +115,65 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for _, req := range []string{"authorize_url", "client_id", "redirect_uri"} {
 		if !seen[req] {
 			return d.Errf("%s: required", req)
+		}
+	}
+	return nil
+}
+
+func (h *Handler) unmarshalStore(d *caddyfile.Dispenser) error {
+	if !d.NextArg() {
+		return d.Errf("store: expected memory, cookie or redis")
+	}
+	h.Store = &StoreConfig{Type: d.Val()}
+	switch h.Store.Type {
+	case "memory", "cookie":
+		if d.NextArg() {
+			return d.Errf("store: %s takes no further arguments", h.Store.Type)
+		}
+	case "redis":
+		if !d.NextArg() {
+			return d.Errf("store: redis needs a url, e.g. redis://127.0.0.1:6379/0")
+		}
+		h.Store.URL = d.Val()
+		if d.NextArg() {
+			return d.Errf("store: redis takes one url")
+		}
+	default:
+		return d.Errf("store: '%s' is not memory, cookie or redis", h.Store.Type)
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if seen[opt] {
+			return d.Errf("store: %s given more than once", opt)
+		}
+		seen[opt] = true
+		allowed := map[string]string{"max_sessions": "memory", "key_prefix": "redis", "timeout": "redis"}[opt]
+		if allowed == "" {
+			return d.Errf("store: unrecognized option: %s", opt)
+		}
+		if allowed != h.Store.Type {
+			return d.Errf("store: %s applies to the %s store, not %s", opt, allowed, h.Store.Type)
+		}
+		val, err := oneArg(d)
+		if err != nil {
+			return err
+		}
+		switch opt {
+		case "max_sessions":
+			n, err := strconv.Atoi(val)
+			if err != nil || n <= 0 {
+				return d.Errf("max_sessions: expected a positive integer, got '%s'", val)
+			}
+			h.Store.MaxSessions = n
+		case "key_prefix":
+			h.Store.KeyPrefix = val
+		case "timeout":
+			dur, err := caddy.ParseDuration(val)
+			if err != nil || dur <= 0 {
+				return d.Errf("timeout: bad duration value '%s'", val)
+			}
+			h.Store.Timeout = caddy.Duration(dur)
 		}
 	}
 	return nil

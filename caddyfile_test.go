@@ -33,7 +33,10 @@ func TestUnmarshalCaddyfileEverySubdirective(t *testing.T) {
 		expiry_leeway      45s
 		state_ttl          5m
 		unauthenticated    reject
-		max_sessions       5000
+		store              redis {env.REDIS_URL} {
+			key_prefix dash:
+			timeout    250ms
+		}
 	}`)
 	var h Handler
 	if err := h.UnmarshalCaddyfile(d); err != nil {
@@ -55,7 +58,7 @@ func TestUnmarshalCaddyfileEverySubdirective(t *testing.T) {
 		ExpiryLeeway:     caddy.Duration(45 * time.Second),
 		StateTTL:         caddy.Duration(5 * time.Minute),
 		Unauthenticated:  "reject",
-		MaxSessions:      5000,
+		Store:            &StoreConfig{Type: "redis", URL: "{env.REDIS_URL}", KeyPrefix: "dash:", Timeout: caddy.Duration(250 * time.Millisecond)},
 	}
 	if !reflect.DeepEqual(h, want) {
 		t.Errorf("got  %+v\nwant %+v", h, want)
@@ -78,7 +81,13 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"param one arg", required + "param audience", "param: expected a name and a value"},
 		{"bad duration", required + "default_expires_in soon", "default_expires_in: bad duration value 'soon'"},
 		{"zero duration", required + "state_ttl 0s", "state_ttl: must be positive"},
-		{"bad max_sessions", required + "max_sessions -3", "max_sessions: expected a positive integer, got '-3'"},
+		{"bad max_sessions", required + "store memory {\nmax_sessions -3\n}", "max_sessions: expected a positive integer, got '-3'"},
+		{"unknown store", required + "store disk", "store: 'disk' is not memory, cookie or redis"},
+		{"redis without url", required + "store redis", "store: redis needs a url"},
+		{"option of another store", required + "store cookie {\nmax_sessions 5\n}", "store: max_sessions applies to the memory store, not cookie"},
+		{"unknown store option", required + "store memory {\nsize 5\n}", "store: unrecognized option: size"},
+		{"memory with url", required + "store memory redis://x", "store: memory takes no further arguments"},
+		{"repeated store", required + "store memory\nstore cookie", "store: given more than once"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := caddyfile.NewTestDispenser("implicit_grant {\n" + tc.body + "\n}")
@@ -121,6 +130,8 @@ func TestProvisionRefusesBadValues(t *testing.T) {
 		{"relative login path", func(h *Handler) { h.LoginPath = "login" }, "login_path"},
 		{"bad mode", func(h *Handler) { h.Unauthenticated = "sometimes" }, "unauthenticated"},
 		{"bad scope", func(h *Handler) { h.Scopes = []string{"a b"} }, "scope"},
+		{"bad store type", func(h *Handler) { h.Store = &StoreConfig{Type: "disk"} }, "store: \"disk\""},
+		{"redis unreachable", func(h *Handler) { h.Store = &StoreConfig{Type: "redis", URL: "redis://127.0.0.1:1/0"} }, "store: session store unavailable"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := ok()

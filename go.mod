@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/caddyserver/caddy/v2 v2.11.9
+	github.com/redis/rueidis v1.0.79
 	go.uber.org/zap v1.28.0
 )
 

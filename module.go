@@ -121,9 +121,8 @@ type Handler struct {
 	// 401 to everything.
 	Unauthenticated string `json:"unauthenticated,omitempty"`
 
-	// The most sessions the in-memory store keeps; when full, the session
-	// closest to expiry goes first. Default 1,000,000.
-	MaxSessions int `json:"max_sessions,omitempty"`
+	// Where sessions live. Default: in memory.
+	Store *StoreConfig `json:"store,omitempty"`
 
 	authorize      *url.URL
 	authorizeStart string // authorize URL with every parameter but the state's value
@@ -133,7 +132,33 @@ type Handler struct {
 	states         relay.StateCookies
 	store          tokencache.Store
 	storePoolKey   string
+	chunked        bool // the session cookie holds the sealed session and may need several cookies
 	logger         *zap.Logger
+}
+
+// StoreConfig chooses where sessions live.
+type StoreConfig struct {
+	// "memory" (the default): in this process, kept across config reloads.
+	// "cookie": sealed (AES-256-GCM) into the session cookie itself; no
+	// server state, so any number of instances with the same secret work.
+	// "redis": in Redis, shared by every instance using it.
+	Type string `json:"type,omitempty"`
+
+	// memory: the most sessions kept; when full, the session closest to
+	// expiry goes first. Default 1,000,000.
+	MaxSessions int `json:"max_sessions,omitempty"`
+
+	// redis: where it is, e.g. redis://user:pass@host:6379/0; rediss:// for
+	// TLS; ?addr=host2:6379&addr=host3:6379 for a cluster;
+	// ?master_set=mymaster for Sentinel (the hosts are then sentinels).
+	URL string `json:"url,omitempty"`
+
+	// redis: prefix of every key. Default "implicit_grant:".
+	KeyPrefix string `json:"key_prefix,omitempty"`
+
+	// redis: how long one call may take before the request fails with 503.
+	// Default 1s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -176,9 +201,19 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Unauthenticated == "" {
 		h.Unauthenticated = "auto"
 	}
-	if h.MaxSessions == 0 {
-		h.MaxSessions = DefaultMaxSessions
+	if h.Store == nil {
+		h.Store = &StoreConfig{}
 	}
+	if h.Store.Type == "" {
+		h.Store.Type = "memory"
+	}
+	if h.Store.MaxSessions == 0 {
+		h.Store.MaxSessions = DefaultMaxSessions
+	}
+	if h.Store.KeyPrefix == "" {
+		h.Store.KeyPrefix = "implicit_grant:"
+	}
+	h.Store.URL = repl.ReplaceKnown(h.Store.URL, "")
 
 	if err := h.checkConfig(); err != nil {
 		return err
@@ -193,25 +228,71 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		MaxPending: DefaultMaxPendingLogins,
 	}
 
-	// One store per authorization server and client, shared by every config
-	// generation that uses it: a reload must not log anyone out.
-	h.storePoolKey = "memory|" + h.AuthorizeURL + "|" + h.ClientID
-	pooled, _, err := stores.LoadOrNew(h.storePoolKey, func() (caddy.Destructor, error) {
-		return pooledMemory{tokencache.NewMemory(h.MaxSessions, time.Minute)}, nil
-	})
-	if err != nil {
-		return fmt.Errorf("opening session store: %w", err)
-	}
-	h.store = pooled.(pooledMemory).Memory
-	return nil
+	return h.openStore()
 }
 
-// stores holds the session stores across config reloads.
+// stores holds the session stores across config reloads: a reload must not
+// log anyone out, drop a Redis connection or lose a state claim.
 var stores = caddy.NewUsagePool()
 
-type pooledMemory struct{ *tokencache.Memory }
+type pooledStore struct {
+	tokencache.Store
+	close func() error
+}
 
-func (p pooledMemory) Destruct() error { return p.Close() }
+func (p pooledStore) Destruct() error { return p.close() }
+
+// openStore takes the configured store from the pool, creating it for the
+// first config that uses it.
+func (h *Handler) openStore() error {
+	var open func() (caddy.Destructor, error)
+	sealKey := deriveKey(h.secret, "session seal")
+	// The key fingerprint is part of the pool key so a changed secret gets
+	// a store that seals with the new key; it reveals nothing of the secret.
+	fingerprint := hex.EncodeToString(deriveKey(sealKey, "fingerprint")[:8])
+	switch h.Store.Type {
+	case "memory":
+		// One per authorization server and client: sessions of one never
+		// authenticate requests for another.
+		h.storePoolKey = "memory|" + h.AuthorizeURL + "|" + h.ClientID
+		open = func() (caddy.Destructor, error) {
+			m := tokencache.NewMemory(h.Store.MaxSessions, time.Minute)
+			logger := h.logger
+			m.OnEviction = func() {
+				logger.Warn("session store full: evicted the session closest to expiry; raise max_sessions")
+			}
+			return pooledStore{m, m.Close}, nil
+		}
+	case "cookie":
+		h.chunked = true
+		h.storePoolKey = "cookie|" + h.CookieName + "|" + fingerprint
+		open = func() (caddy.Destructor, error) {
+			c, err := tokencache.NewCookie(sealKey, h.CookieName)
+			if err != nil {
+				return nil, err
+			}
+			return pooledStore{c, c.Close}, nil
+		}
+	case "redis":
+		h.storePoolKey = "redis|" + h.Store.URL + "|" + h.Store.KeyPrefix + "|" + fingerprint
+		open = func() (caddy.Destructor, error) {
+			r, err := tokencache.NewRedis(tokencache.RedisOptions{
+				URL: h.Store.URL, KeyPrefix: h.Store.KeyPrefix, Key: sealKey, Timeout: time.Duration(h.Store.Timeout),
+			})
+			if err != nil {
+				return nil, err
+			}
+			return pooledStore{r, r.Close}, nil
+		}
+	}
+	pooled, _, err := stores.LoadOrNew(h.storePoolKey, open)
+	if err != nil {
+		h.storePoolKey = ""
+		return fmt.Errorf("store: %w", err)
+	}
+	h.store = pooled.(pooledStore).Store
+	return nil
+}
 
 // provisionSecret expands the configured secret or, when there is none,
 // loads or creates one in Caddy's storage so restarts keep sessions valid.
@@ -335,8 +416,25 @@ func (h *Handler) checkConfig() error {
 		return fmt.Errorf("expiry_leeway: %s must not be negative", time.Duration(h.ExpiryLeeway))
 	case time.Duration(h.StateTTL) < time.Second:
 		return fmt.Errorf("state_ttl: %s is too short for anyone to log in (minimum 1s)", time.Duration(h.StateTTL))
-	case h.MaxSessions < 0:
-		return fmt.Errorf("max_sessions: %d must be positive", h.MaxSessions)
+	case h.Store.MaxSessions < 0:
+		return fmt.Errorf("store: max_sessions %d must be positive", h.Store.MaxSessions)
+	case time.Duration(h.Store.Timeout) < 0:
+		return fmt.Errorf("store: timeout %s must be positive", time.Duration(h.Store.Timeout))
+	}
+	switch h.Store.Type {
+	case "memory", "cookie":
+		if h.Store.URL != "" {
+			return fmt.Errorf("store: %s takes no url", h.Store.Type)
+		}
+	case "redis":
+		if h.Store.URL == "" {
+			return errors.New("store: redis needs a url, e.g. redis://127.0.0.1:6379/0")
+		}
+		if u, err := url.Parse(h.Store.URL); err != nil || u.Host == "" && u.Scheme != "unix" {
+			return errors.New("store: redis url is not a URL such as redis://host:6379/0") // the URL may hold a password: not repeated
+		}
+	default:
+		return fmt.Errorf("store: %q is not memory, cookie or redis", h.Store.Type)
 	}
 	switch h.Unauthenticated {
 	case "auto", "redirect", "reject":
@@ -404,10 +502,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 // serveProtected is the hot path: every proxied request passes here.
 func (h *Handler) serveProtected(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if value := cookieheader.Value(r.Header, h.CookieName); value != "" {
+	if value := h.sessionValue(r); value != "" {
 		s, ok, err := h.store.Get(r.Context(), value)
 		if err != nil {
+			// Fail closed: without the store nobody can be trusted.
 			h.logger.Error("session store failed; refusing the request", zap.Error(err))
+			if !h.isNavigation(r) && !hasErrorRoutes(r) {
+				return writeJSON(w, http.StatusServiceUnavailable, map[string]string{
+					"error":             "store_unavailable",
+					"error_description": "the session store cannot be reached; try again shortly",
+				})
+			}
 			return h.respondError(w, r, http.StatusServiceUnavailable, "store_unavailable", "", r.URL.RequestURI())
 		}
 		if ok {
@@ -491,7 +596,7 @@ func (h *Handler) respondUnauthenticated(w http.ResponseWriter, r *http.Request)
 // serveLogin starts a login on request (for pages whose API calls got 401).
 func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	returnTo := relay.SafeReturnPath(r.URL.Query().Get("return_to"))
-	if value := cookieheader.Value(r.Header, h.CookieName); value != "" {
+	if value := h.sessionValue(r); value != "" {
 		if _, ok, err := h.store.Get(r.Context(), value); err == nil && ok {
 			http.Redirect(w, r, returnTo, http.StatusFound)
 			return nil
@@ -587,7 +692,7 @@ func (h *Handler) serveRelayPost(w http.ResponseWriter, r *http.Request) error {
 		h.logger.Error("session store failed while finishing a login", zap.Error(err))
 		return writeJSON(w, http.StatusServiceUnavailable, relayAnswer{Error: "store_unavailable", Location: h.errorPage("store_unavailable", "", pending.ReturnTo)})
 	}
-	h.setSessionCookie(w, value, int(ttl/time.Second))
+	h.setSessionCookie(w, r, value, int(ttl/time.Second))
 	h.logger.Info("login finished", zap.Duration("session_lifetime", ttl), zap.String("scope", tr.Scope))
 	return writeJSON(w, http.StatusOK, relayAnswer{Location: pending.ReturnTo})
 }
@@ -627,14 +732,14 @@ func (h *Handler) sameOrigin(r *http.Request) bool {
 
 // serveLogout ends the session in the store and in the browser.
 func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
-	if value := cookieheader.Value(r.Header, h.CookieName); value != "" {
+	if value := h.sessionValue(r); value != "" {
 		if err := h.store.Delete(r.Context(), value); err != nil {
 			h.logger.Error("session store failed during logout", zap.Error(err))
 			return h.respondError(w, r, http.StatusServiceUnavailable, "store_unavailable", "", "/")
 		}
 		h.logger.Info("logged out")
 	}
-	h.setSessionCookie(w, "", -1)
+	h.setSessionCookie(w, r, "", -1)
 	w.Header().Set("Cache-Control", "no-store")
 	if h.LogoutRedirect != "" {
 		http.Redirect(w, r, h.LogoutRedirect, http.StatusSeeOther)
@@ -648,16 +753,47 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
 	})
 }
 
-func (h *Handler) setSessionCookie(w http.ResponseWriter, value string, maxAge int) {
-	http.SetCookie(w, &http.Cookie{
-		Name:     h.CookieName,
+// maxCookieValue keeps each Set-Cookie line, attributes included, well
+// under the 4096 bytes browsers are required to store per cookie.
+const maxCookieValue = 3800
+
+// sessionValue reads the session cookie; the cookie store's sealed
+// sessions may be split over numbered chunk cookies.
+func (h *Handler) sessionValue(r *http.Request) string {
+	if !h.chunked {
+		return cookieheader.Value(r.Header, h.CookieName)
+	}
+	v, _ := cookieheader.Joined(r.Header, h.CookieName)
+	return v
+}
+
+// setSessionCookie sets (or, with maxAge < 0, deletes) the session cookie,
+// splitting a long value into chunks and deleting chunks the request
+// carried that the new value no longer needs.
+func (h *Handler) setSessionCookie(w http.ResponseWriter, r *http.Request, value string, maxAge int) {
+	n := 0
+	for ; value != "" || n == 0; n++ {
+		part := value[:min(len(value), maxCookieValue-len(h.CookieName))]
+		value = value[len(part):]
+		http.SetCookie(w, h.sessionCookie(cookieheader.ChunkName(h.CookieName, n), part, maxAge))
+	}
+	if h.chunked {
+		for ; cookieheader.Value(r.Header, cookieheader.ChunkName(h.CookieName, n)) != ""; n++ {
+			http.SetCookie(w, h.sessionCookie(cookieheader.ChunkName(h.CookieName, n), "", -1))
+		}
+	}
+}
+
+func (h *Handler) sessionCookie(name, value string, maxAge int) *http.Cookie {
+	return &http.Cookie{
+		Name:     name,
 		Value:    value,
 		Path:     "/",
 		MaxAge:   maxAge,
 		Secure:   true,
 		HttpOnly: true,
 		SameSite: http.SameSiteLaxMode,
-	})
+	}
 }
 
 // respondError shows a person what went wrong, or hands the error to the

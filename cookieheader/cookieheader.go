@@ -6,6 +6,7 @@ package cookieheader
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -65,4 +66,26 @@ func Strip(h http.Header, name string) {
 
 func isOurs(cookie, name string) bool {
 	return strings.HasPrefix(cookie, name) && (len(cookie) == len(name) || cookie[len(name)] == '_')
+}
+
+// ChunkName is the name of the i-th cookie of a value split over several:
+// name itself, then name_1, name_2, ….
+func ChunkName(name string, i int) string {
+	if i == 0 {
+		return name
+	}
+	return name + "_" + strconv.Itoa(i)
+}
+
+// Joined returns a value that may be split over chunk cookies, and how
+// many chunks the request carried.
+func Joined(h http.Header, name string) (value string, chunks int) {
+	for {
+		part := Value(h, ChunkName(name, chunks))
+		if part == "" {
+			return value, chunks
+		}
+		value += part
+		chunks++
+	}
 }

@@ -41,6 +41,10 @@ type Provider struct {
 	// Where error responses go: "fragment" (RFC 6749, default) or "query"
 	// (as Spotify sends them).
 	ErrorIn string `json:"error_in,omitempty"`
+	// Issue JWT-shaped tokens of about this many bytes (header.claims.sig,
+	// random, unsigned) instead of 43-character opaque ones: large tokens
+	// for testing. 0 means opaque.
+	TokenSize int `json:"token_size,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -155,6 +159,9 @@ func (p *Provider) decide(w http.ResponseWriter, r *http.Request) error {
 // issue makes a token and sends it to the client in the fragment.
 func (p *Provider) issue(w http.ResponseWriter, r *http.Request, user, clientID, redirectURI, state, scope string) error {
 	token := randomString()
+	if p.TokenSize > 0 {
+		token = jwtShaped(p.TokenSize)
+	}
 	lifetime := time.Duration(p.ExpiresIn)
 	mu.Lock()
 	tokens[token] = issuedToken{user, clientID, scope, time.Now().Add(lifetime)}
@@ -211,6 +218,15 @@ func randomString() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// jwtShaped returns header.claims.signature, size bytes in all: the shape
+// and size of a JWT with many claims, without pretending to be signed.
+func jwtShaped(size int) string {
+	header := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`))
+	claims := make([]byte, max(size-len(header)-45, 1)*3/4)
+	_, _ = rand.Read(claims)
+	return header + "." + base64.RawURLEncoding.EncodeToString(claims) + "." + randomString()
+}
+
 func hostOf(u string) string {
 	if pu, err := url.Parse(u); err == nil {
 		return pu.Host
@@ -254,6 +270,7 @@ func page(w http.ResponseWriter, status int, title, message string, c *consent) 
 //		expires_in <duration>
 //		token_type <type>
 //		error_in   fragment|query
+//		token_size <bytes>
 //	}
 func (p *Provider) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
@@ -282,6 +299,15 @@ func (p *Provider) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			p.TokenType = d.Val()
+		case "token_size":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			n, err := strconv.Atoi(d.Val())
+			if err != nil || n < 100 {
+				return d.Errf("token_size: expected a number of bytes, at least 100")
+			}
+			p.TokenSize = n
 		case "error_in":
 			if !d.NextArg() || (d.Val() != "fragment" && d.Val() != "query") {
 				return d.Errf("error_in: expected fragment or query")

@@ -332,7 +332,7 @@ func (b *browser) authorizeAt(authorizeURL string, approve bool) *url.URL {
 	}
 	m := requestIDField.FindStringSubmatch(bodyOf(consent))
 	if m == nil {
-		b.t.Fatalf("no consent form on the provider's page:\n%s", bodyOf(consent))
+		b.t.Fatalf("no consent form on the provider's page %s: %d %v\n%s", authorizeURL, consent.StatusCode, consent.Header, bodyOf(consent))
 	}
 	decision := "deny"
 	if approve {

@@ -10,24 +10,24 @@ import (
 
 func TestSafeReturnPath(t *testing.T) {
 	for in, want := range map[string]string{
-		"/":                      "/",
-		"/reports/7?range=7d":    "/reports/7?range=7d",
-		"/a%20b?q=%2F":           "/a%20b?q=%2F",
-		"/path/with/../dots":     "/path/with/../dots",
-		"//evil.example":         "/",
-		"/\\evil.example":        "/",
-		"/%2F%2Fevil.example":    "/",
-		"/%2f/evil.example":      "/",
-		"/%5Cevil.example":       "/",
-		"/\t/evil.example":       "/",
-		"/\n/evil.example":       "/",
-		"https://evil.example":   "/",
-		"https:evil.example":     "/",
-		"javascript:alert(1)":    "/",
-		"evil.example/x":         "/",
-		"":                       "/",
-		"/ok\\but-backslash":     "/",
-		"/x?next=//evil.example": "/x?next=//evil.example", // a query is data, not a location
+		"/":                             "/",
+		"/reports/7?range=7d":           "/reports/7?range=7d",
+		"/a%20b?q=%2F":                  "/a%20b?q=%2F",
+		"/path/with/../dots":            "/path/with/../dots",
+		"//evil.example":                "/",
+		"/\\evil.example":               "/",
+		"/%2F%2Fevil.example":           "/",
+		"/%2f/evil.example":             "/",
+		"/%5Cevil.example":              "/",
+		"/\t/evil.example":              "/",
+		"/\n/evil.example":              "/",
+		"https://evil.example":          "/",
+		"https:evil.example":            "/",
+		"javascript:alert(1)":           "/",
+		"evil.example/x":                "/",
+		"":                              "/",
+		"/ok\\but-backslash":            "/",
+		"/x?next=//evil.example":        "/x?next=//evil.example", // a query is data, not a location
 		"/" + strings.Repeat("a", 5000): "/",
 	} {
 		if got := SafeReturnPath(in); got != want {

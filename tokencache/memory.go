@@ -53,7 +53,7 @@ type Memory struct {
 	stopOnce   sync.Once
 	now        func() time.Time
 	clock      atomic.Int64 // unix nanoseconds, refreshed every clockTick: reading it costs ~1 ns, time.Now ~50 ns on a VM
-	OnEviction func() // called, if set, each time a live session is evicted for room
+	OnEviction func()       // called, if set, each time a live session is evicted for room
 }
 
 // NewMemory returns a store that holds at most maxSessions sessions
@@ -90,7 +90,17 @@ func decodeKey(cookieValue string) (k sessionKey, ok bool) {
 // Put implements Store.
 func (m *Memory) Put(_ context.Context, s Session) (string, error) {
 	id := NewID()
-	k, _ := decodeKey(id)
+	m.set(id, s)
+	return id, nil
+}
+
+// set stores s under an id made by NewID (the Redis store keeps its local
+// copies this way).
+func (m *Memory) set(id string, s Session) {
+	k, ok := decodeKey(id)
+	if !ok {
+		return
+	}
 	sh := m.shard(&k)
 	sh.mu.Lock()
 	if len(sh.sessions) >= m.perShard {
@@ -98,7 +108,16 @@ func (m *Memory) Put(_ context.Context, s Session) (string, error) {
 	}
 	sh.sessions[k] = memoryEntry{authorization: s.Authorization, expires: s.Expires.UnixNano()}
 	sh.mu.Unlock()
-	return id, nil
+}
+
+// clear drops every session.
+func (m *Memory) clear() {
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		clear(sh.sessions)
+		sh.mu.Unlock()
+	}
 }
 
 // evictLocked makes room in a full shard: expired entries go first, else
@@ -163,6 +182,14 @@ func (m *Memory) ClaimState(_ context.Context, state string, until time.Time) (b
 	}
 	m.states[state] = until.UnixNano()
 	return true, nil
+}
+
+// claimed reports whether a live claim exists for key.
+func (m *Memory) claimed(key string) bool {
+	m.statesMu.Lock()
+	defer m.statesMu.Unlock()
+	exp, ok := m.states[key]
+	return ok && exp > m.now().UnixNano()
 }
 
 // Len returns how many sessions are held, expired ones not yet swept included.

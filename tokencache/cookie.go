@@ -1,0 +1,79 @@
+package tokencache
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"time"
+)
+
+// Cookie keeps each session sealed inside the session cookie itself: no
+// server state, so any number of Caddy instances sharing the secret serve
+// the same sessions.
+//
+// What logout can and cannot revoke here: logout deletes the cookie from
+// the browser, and the instance that handled it refuses the old value until
+// it expires. Other instances have no record of it: a copy of the cookie
+// taken before logout stays valid there until the token's expiry. Login
+// states are single-use per instance (recorded in memory) and per browser
+// (their cookie is deleted on use). Use the redis store when logout must
+// reach every instance.
+type Cookie struct {
+	sealer
+	cookieName []byte
+	claims     *Memory
+}
+
+// NewCookie returns a cookie store sealing with key (32 bytes, derived
+// from the configured secret) and bound to the cookie's name.
+func NewCookie(key []byte, cookieName string) (*Cookie, error) {
+	s, err := newSealer(key)
+	if err != nil {
+		return nil, err
+	}
+	return &Cookie{sealer: s, cookieName: []byte(cookieName), claims: NewMemory(1, time.Minute)}, nil
+}
+
+// Put implements Store: the returned value is the sealed session.
+func (c *Cookie) Put(_ context.Context, s Session) (string, error) {
+	return base64.RawURLEncoding.EncodeToString(c.seal(s, c.cookieName)), nil
+}
+
+// Get implements Store.
+func (c *Cookie) Get(_ context.Context, cookieValue string) (Session, bool, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(cookieValue)
+	if err != nil {
+		return Session{}, false, nil
+	}
+	s, ok := c.open(raw, c.cookieName)
+	if !ok || !time.Now().Before(s.Expires) || c.claims.claimed(revocationKey(cookieValue)) {
+		return Session{}, false, nil
+	}
+	return s, true, nil
+}
+
+// Delete implements Store: this instance refuses the value from now on
+// (see the type's comment for the others).
+func (c *Cookie) Delete(ctx context.Context, cookieValue string) error {
+	if s, ok, _ := c.Get(ctx, cookieValue); ok {
+		_, _ = c.claims.ClaimState(ctx, revocationKey(cookieValue), s.Expires)
+	}
+	return nil
+}
+
+// revocationKey is what a logged-out value is remembered by: a digest, so
+// the record stays small and holds no session.
+func revocationKey(cookieValue string) string {
+	sum := sha256.Sum256([]byte(cookieValue))
+	return "revoked:" + string(sum[:])
+}
+
+// ClaimState implements Store, for this instance.
+func (c *Cookie) ClaimState(ctx context.Context, state string, until time.Time) (bool, error) {
+	return c.claims.ClaimState(ctx, state, until)
+}
+
+// Close stops the state-claim sweeper.
+func (c *Cookie) Close() error { return c.claims.Close() }
+
+var _ Store = (*Cookie)(nil)

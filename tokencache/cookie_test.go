@@ -1,0 +1,47 @@
+package tokencache
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"strings"
+	"testing"
+	"time"
+)
+
+func newTestCookie(t *testing.T, name string) *Cookie {
+	c, err := NewCookie(bytes.Repeat([]byte{7}, 32), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestCookieConformance(t *testing.T) {
+	testStore(t, func(t *testing.T) Store { return newTestCookie(t, "__Host-s") })
+}
+
+func TestCookieSealing(t *testing.T) {
+	c := newTestCookie(t, "__Host-a")
+	ctx := context.Background()
+	token := "Bearer secret-token-value-" + strings.Repeat("x", 40)
+	v, _ := c.Put(ctx, Session{Authorization: token, Expires: time.Now().Add(time.Hour)})
+	raw, _ := base64.RawURLEncoding.DecodeString(v)
+	if bytes.Contains(raw, []byte("secret-token")) || strings.Contains(v, "secret-token") {
+		t.Fatal("the token is readable in the cookie")
+	}
+	// Bound to the cookie name: the same value under another name is refused.
+	if _, ok, _ := newTestCookie(t, "__Host-b").Get(ctx, v); ok {
+		t.Error("a value sealed for another cookie name was accepted")
+	}
+	raw[len(raw)-1] ^= 1
+	if _, ok, _ := c.Get(ctx, base64.RawURLEncoding.EncodeToString(raw)); ok {
+		t.Error("a tampered value was accepted")
+	}
+	other, _ := NewCookie(bytes.Repeat([]byte{8}, 32), "__Host-a")
+	defer other.Close()
+	if _, ok, _ := other.Get(ctx, v); ok {
+		t.Error("a value sealed with another secret was accepted")
+	}
+}

@@ -1,0 +1,230 @@
+package tokencache
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// Redis keeps sessions in Redis (standalone, Sentinel or Cluster), so any
+// number of Caddy instances share them, and logout on one is logout on all.
+//
+// Keys are prefix + "s:" + SHA-256(session id) and values are sealed with
+// the secret: a Redis dump reveals neither session ids nor tokens. Reads
+// are served from a local near-cache kept correct by Redis itself (RESP3
+// client-side caching, CLIENT TRACKING): when any instance deletes or
+// overwrites a session, Redis tells every instance that read it, and they
+// drop their copy. When the connection drops, the whole near-cache is
+// dropped, so an outage fails closed instead of serving stale sessions.
+type Redis struct {
+	sealer
+	client  rueidis.Client
+	prefix  string
+	timeout time.Duration
+
+	// near holds decrypted sessions by session id (a Memory: the same
+	// zero-allocation lookup). byDigest maps the digests Redis names in
+	// invalidations back to ids. gen counts invalidations: a read that raced
+	// with one is not cached (see Get).
+	near     *Memory
+	nearMu   sync.Mutex
+	byDigest map[[32]byte]string
+	gen      uint64
+	limit    int
+}
+
+// RedisOptions configure NewRedis.
+type RedisOptions struct {
+	// URL as rueidis.ParseURL reads it: redis://user:pass@host:6379/0,
+	// rediss:// for TLS, ?addr=host2:6379&addr=… for a cluster,
+	// ?master_set=name for Sentinel (the hosts are then the sentinels).
+	URL string
+	// KeyPrefix is put before every key, e.g. "implicit_grant:".
+	KeyPrefix string
+	// Key seals session values (32 bytes, derived from the secret).
+	Key []byte
+	// Timeout bounds each Redis call, so an outage costs a request this
+	// long at most and never piles up goroutines. Default 1s.
+	Timeout time.Duration
+	// NearCacheSize bounds the local copies. Default 100,000.
+	NearCacheSize int
+}
+
+// NewRedis connects to Redis. It fails when Redis cannot be reached now.
+func NewRedis(o RedisOptions) (*Redis, error) {
+	s, err := newSealer(o.Key)
+	if err != nil {
+		return nil, err
+	}
+	opt, err := rueidis.ParseURL(o.URL)
+	if err != nil {
+		return nil, fmt.Errorf("redis url: %w", err)
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = time.Second
+	}
+	if o.NearCacheSize <= 0 {
+		o.NearCacheSize = 100_000
+	}
+	r := &Redis{
+		sealer: s, prefix: o.KeyPrefix, timeout: o.Timeout,
+		near: NewMemory(o.NearCacheSize, time.Minute), byDigest: map[[32]byte]string{}, limit: o.NearCacheSize,
+	}
+	opt.OnInvalidations = r.invalidate
+	if opt.Dialer.Timeout == 0 {
+		opt.Dialer.Timeout = o.Timeout
+	}
+	if opt.ConnWriteTimeout == 0 {
+		opt.ConnWriteTimeout = o.Timeout
+	}
+	opt.CacheSizeEachConn = 1 << 20 // rueidis' own cache only bridges to ours
+	r.client, err = rueidis.NewClient(opt)
+	if err != nil {
+		r.near.Close()
+		return nil, fmt.Errorf("%w: connecting to redis: %v", ErrUnavailable, err)
+	}
+	return r, nil
+}
+
+func (r *Redis) sessionKey(digest [32]byte) string {
+	return r.prefix + "s:" + base64.RawURLEncoding.EncodeToString(digest[:])
+}
+
+// Put implements Store.
+func (r *Redis) Put(ctx context.Context, s Session) (string, error) {
+	id := NewID()
+	key := r.sessionKey(sha256.Sum256([]byte(id)))
+	ttl := time.Until(s.Expires)
+	if ttl < time.Millisecond {
+		return "", errors.New("session already expired")
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	cmd := r.client.B().Set().Key(key).Value(rueidis.BinaryString(r.seal(s, []byte(key)))).Px(ttl).Build()
+	if err := r.client.Do(ctx, cmd).Error(); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return id, nil
+}
+
+// Get implements Store. A near-cache hit costs what a Memory lookup does.
+func (r *Redis) Get(ctx context.Context, cookieValue string) (Session, bool, error) {
+	if s, ok, _ := r.near.Get(ctx, cookieValue); ok {
+		return s, true, nil
+	}
+	if _, ok := decodeKey(cookieValue); !ok {
+		return Session{}, false, nil
+	}
+	digest := sha256.Sum256([]byte(cookieValue))
+	r.nearMu.Lock()
+	gen := r.gen
+	r.nearMu.Unlock()
+
+	key := r.sessionKey(digest)
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	// DoCache makes Redis track this key for us: that is what brings the
+	// invalidation when another instance logs this session out.
+	raw, err := r.client.DoCache(ctx, r.client.B().Get().Key(key).Cache(), time.Minute).AsBytes()
+	if rueidis.IsRedisNil(err) {
+		return Session{}, false, nil
+	}
+	if err != nil {
+		return Session{}, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	s, ok := r.open(raw, []byte(key))
+	if !ok || !time.Now().Before(s.Expires) {
+		return Session{}, false, nil
+	}
+	r.nearMu.Lock()
+	if r.gen == gen { // nothing was invalidated while we read
+		if len(r.byDigest) >= 2*r.limit { // ids the Memory evicted linger here: start over
+			clear(r.byDigest)
+			r.near.clear()
+		}
+		r.byDigest[digest] = cookieValue
+		r.near.set(cookieValue, s)
+	}
+	r.nearMu.Unlock()
+	return s, true, nil
+}
+
+// Delete implements Store; every instance's copy goes with it.
+func (r *Redis) Delete(ctx context.Context, cookieValue string) error {
+	digest := sha256.Sum256([]byte(cookieValue))
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	if err := r.client.Do(ctx, r.client.B().Del().Key(r.sessionKey(digest)).Build()).Error(); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	r.forget(digest)
+	return nil
+}
+
+// ClaimState implements Store with SET NX: the first instance to claim a
+// state wins, wherever the replay lands.
+func (r *Redis) ClaimState(ctx context.Context, state string, until time.Time) (bool, error) {
+	digest := sha256.Sum256([]byte(state))
+	key := r.prefix + "state:" + base64.RawURLEncoding.EncodeToString(digest[:])
+	ttl := max(time.Until(until), time.Second)
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	err := r.client.Do(ctx, r.client.B().Set().Key(key).Value("1").Nx().Px(ttl).Build()).Error()
+	if rueidis.IsRedisNil(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return true, nil
+}
+
+// invalidate is called by rueidis with the keys Redis says changed; nil
+// means everything (the connection was lost or flushed).
+func (r *Redis) invalidate(keys []rueidis.RedisMessage) {
+	if keys == nil {
+		r.nearMu.Lock()
+		r.gen++
+		clear(r.byDigest)
+		r.near.clear()
+		r.nearMu.Unlock()
+		return
+	}
+	sessionPrefix := r.prefix + "s:"
+	for _, k := range keys {
+		name, err := k.ToString()
+		if err != nil || !strings.HasPrefix(name, sessionPrefix) {
+			continue
+		}
+		var digest [32]byte
+		if n, err := base64.RawURLEncoding.Decode(digest[:], []byte(name[len(sessionPrefix):])); err == nil && n == len(digest) {
+			r.forget(digest)
+		}
+	}
+}
+
+// forget drops the near-cache copy of a session.
+func (r *Redis) forget(digest [32]byte) {
+	r.nearMu.Lock()
+	defer r.nearMu.Unlock()
+	r.gen++
+	if id, ok := r.byDigest[digest]; ok {
+		delete(r.byDigest, digest)
+		_ = r.near.Delete(context.Background(), id)
+	}
+}
+
+// Close disconnects.
+func (r *Redis) Close() error {
+	r.client.Close()
+	return r.near.Close()
+}
+
+var _ Store = (*Redis)(nil)

@@ -1,0 +1,173 @@
+package tokencache
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/implicitgrant/caddy-implicit-grant/internal/testredis"
+)
+
+func newTestRedis(t testing.TB, url, prefix string) *Redis {
+	t.Helper()
+	r, err := NewRedis(RedisOptions{URL: url, KeyPrefix: prefix, Key: bytes.Repeat([]byte{9}, 32), Timeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func TestRedisConformance(t *testing.T) {
+	srv := testredis.Start(t)
+	n := 0
+	testStore(t, func(t *testing.T) Store {
+		n++
+		return newTestRedis(t, srv.URL, "conf"+strings.Repeat("x", n)+":")
+	})
+}
+
+// TestRedisSharedAcrossInstances: two clients (two Caddy instances) see
+// each other's sessions, and a delete on one reaches the other's near-cache.
+func TestRedisSharedAcrossInstances(t *testing.T) {
+	srv := testredis.Start(t)
+	a, b := newTestRedis(t, srv.URL, "ig:"), newTestRedis(t, srv.URL, "ig:")
+	ctx := context.Background()
+	v, err := a.Put(ctx, Session{Authorization: "Bearer shared", Expires: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ { // the second read on b is served from its near-cache
+		if s, ok, err := b.Get(ctx, v); err != nil || !ok || s.Authorization != "Bearer shared" {
+			t.Fatalf("b reads a's session: %+v %v %v", s, ok, err)
+		}
+	}
+	if err := a.Delete(ctx, v); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(100 * time.Millisecond)
+	for {
+		if _, ok, _ := b.Get(ctx, v); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("b still serves the session 100 ms after a deleted it")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if first, _ := a.ClaimState(ctx, "st", time.Now().Add(time.Minute)); !first {
+		t.Fatal("first claim refused")
+	}
+	if again, _ := b.ClaimState(ctx, "st", time.Now().Add(time.Minute)); again {
+		t.Error("a state claimed on a was claimable again on b")
+	}
+}
+
+func TestRedisValuesAreSealed(t *testing.T) {
+	srv := testredis.Start(t)
+	r := newTestRedis(t, srv.URL, "seal:")
+	ctx := context.Background()
+	v, _ := r.Put(ctx, Session{Authorization: "Bearer plain-token-text", Expires: time.Now().Add(time.Hour)})
+	keys, err := r.client.Do(ctx, r.client.B().Keys().Pattern("seal:*").Build()).AsStrSlice()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("keys: %v %v", keys, err)
+	}
+	if strings.Contains(keys[0], v) {
+		t.Error("the session id is readable in the Redis key")
+	}
+	val, _ := r.client.Do(ctx, r.client.B().Get().Key(keys[0]).Build()).AsBytes()
+	if bytes.Contains(val, []byte("plain-token-text")) {
+		t.Error("the token is readable in Redis")
+	}
+	ttl, _ := r.client.Do(ctx, r.client.B().Pttl().Key(keys[0]).Build()).AsInt64()
+	if ttl <= 0 || ttl > time.Hour.Milliseconds() {
+		t.Errorf("PTTL %d, want the session's lifetime", ttl)
+	}
+}
+
+// TestRedisOutageFailsClosed: with Redis gone, reads error (no stale
+// near-cache answers), nothing hangs, and service comes back by itself.
+func TestRedisOutageFailsClosed(t *testing.T) {
+	srv := testredis.Start(t)
+	r := newTestRedis(t, srv.URL, "out:")
+	ctx := context.Background()
+	v, _ := r.Put(ctx, Session{Authorization: "Bearer x", Expires: time.Now().Add(time.Hour)})
+	if _, ok, _ := r.Get(ctx, v); !ok {
+		t.Fatal("no session")
+	}
+	srv.Stop()
+	deadline := time.Now().Add(3 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		start := time.Now()
+		_, _, err = r.Get(ctx, v)
+		if took := time.Since(start); took > 2*time.Second {
+			t.Fatalf("a read during the outage took %v", took)
+		}
+		if err != nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err == nil {
+		t.Fatal("reads kept succeeding with Redis down")
+	}
+	if _, err := r.Put(ctx, Session{Authorization: "Bearer y", Expires: time.Now().Add(time.Hour)}); err == nil {
+		t.Error("a write succeeded with Redis down")
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		v2, err := r.Put(ctx, Session{Authorization: "Bearer z", Expires: time.Now().Add(time.Hour)})
+		if err == nil {
+			if _, ok, err := r.Get(ctx, v2); ok && err == nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no recovery after Redis came back: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func BenchmarkRedisGet(b *testing.B) {
+	srv := testredis.Start(b)
+	r := newTestRedis(b, srv.URL, "bench:")
+	ctx := context.Background()
+	values := make([]string, 10_000)
+	for i := range values {
+		values[i], _ = r.Put(ctx, Session{Authorization: "Bearer " + strings.Repeat("t", 300), Expires: time.Now().Add(time.Hour)})
+		_, _, _ = r.Get(ctx, values[i]) // warm the near-cache, as traffic does
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if _, ok, err := r.Get(ctx, values[i%len(values)]); !ok || err != nil {
+				b.Fatal("missing", err)
+			}
+			i++
+		}
+	})
+}
+
+func BenchmarkRedisPut(b *testing.B) {
+	srv := testredis.Start(b)
+	r := newTestRedis(b, srv.URL, "benchput:")
+	ctx := context.Background()
+	s := Session{Authorization: "Bearer " + strings.Repeat("t", 300), Expires: time.Now().Add(time.Hour)}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := r.Put(ctx, s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
