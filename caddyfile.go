@@ -23,6 +23,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		redirect_uri       <url>
 //		scope              <scope...>
 //		show_dialog
+//		preserve_fragment  on|off
 //		param              <name> <value>
 //		secret             <secret>
 //		cookie_name        <name>
@@ -75,6 +76,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("show_dialog: takes no arguments")
 			}
 			h.ShowDialog = true
+
+		case "preserve_fragment":
+			val, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			on, known := map[string]bool{"on": true, "true": true, "off": false, "false": false}[val]
+			if !known {
+				return d.Errf("preserve_fragment: expected on or off, got '%s'", val)
+			}
+			h.PreserveFragment = &on
 
 		case "param":
 			args := d.RemainingArgs()

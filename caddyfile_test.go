@@ -22,6 +22,7 @@ func TestUnmarshalCaddyfileEverySubdirective(t *testing.T) {
 		redirect_uri       https://dash.example.com/oauth/callback
 		scope              user-read-private user-read-email
 		show_dialog
+		preserve_fragment  off
 		param              audience https://api.example.com
 		param              prompt consent
 		secret             {env.IMPLICIT_GRANT_SECRET}
@@ -48,6 +49,7 @@ func TestUnmarshalCaddyfileEverySubdirective(t *testing.T) {
 		RedirectURI:      "https://dash.example.com/oauth/callback",
 		Scopes:           []string{"user-read-private", "user-read-email"},
 		ShowDialog:       true,
+		PreserveFragment: new(bool),
 		Params:           map[string]string{"audience": "https://api.example.com", "prompt": "consent"},
 		Secret:           "{env.IMPLICIT_GRANT_SECRET}",
 		CookieName:       "__Host-dash",
@@ -78,6 +80,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"two values", required + "cookie_name a b", "cookie_name: expected one value, got more"},
 		{"empty scope", required + "scope", "scope: expected at least one scope"},
 		{"show_dialog arg", required + "show_dialog yes", "show_dialog: takes no arguments"},
+		{"preserve_fragment value", required + "preserve_fragment maybe", "preserve_fragment: expected on or off, got 'maybe'"},
 		{"param one arg", required + "param audience", "param: expected a name and a value"},
 		{"bad duration", required + "default_expires_in soon", "default_expires_in: bad duration value 'soon'"},
 		{"zero duration", required + "state_ttl 0s", "state_ttl: must be positive"},

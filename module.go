@@ -121,6 +121,13 @@ type Handler struct {
 	// 401 to everything.
 	Unauthenticated string `json:"unauthenticated,omitempty"`
 
+	// Whether browsers that run scripts keep the URL's fragment (#/view)
+	// across the login. Such navigations (Sec-Fetch-Dest: document) then get
+	// a short page that saves the fragment and goes on to the authorization
+	// server, instead of a 302; other clients always get the 302. Default
+	// true; set false to send a 302 to everyone.
+	PreserveFragment *bool `json:"preserve_fragment,omitempty"`
+
 	// Where sessions live. Default: in memory.
 	Store *StoreConfig `json:"store,omitempty"`
 
@@ -561,6 +568,9 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnTo st
 		c.Write(zap.String("path", r.URL.Path))
 	}
 	location := h.authorizeStart + state
+	if h.keepsFragment(r) {
+		return relay.ServeStart(w, location)
+	}
 	hdr := w.Header()
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("Content-Type", "text/html; charset=utf-8")
@@ -573,6 +583,17 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnTo st
 	// map keeps the state out of the logs without changing the response.
 	hdr.Del("Location")
 	return nil
+}
+
+// keepsFragment tells whether this navigation gets the start page that
+// keeps the URL's fragment: only browsers that mark a top-level document
+// load (Sec-Fetch-Dest, sent by every browser with Fetch Metadata), so
+// plain clients keep their plain redirect.
+func (h *Handler) keepsFragment(r *http.Request) bool {
+	return (h.PreserveFragment == nil || *h.PreserveFragment) &&
+		r.Method == http.MethodGet &&
+		r.Header.Get("Sec-Fetch-Dest") == "document" &&
+		r.Header.Get("Sec-Fetch-Mode") == "navigate"
 }
 
 // respondUnauthenticated answers a call that cannot follow a login

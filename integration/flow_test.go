@@ -508,3 +508,37 @@ func (b *browser) finishAtCallbackAnswer(resp *http.Response) (int, string) {
 	loc, _ = strconv.Unquote(`"` + loc + `"`)
 	return resp.StatusCode, loc
 }
+
+// TestStartPageForScriptingBrowsers: a browser marking a document load
+// (Sec-Fetch-Dest: document) gets the page that keeps the fragment and
+// goes on to authorize; the state is in the body only, never in a header.
+func TestStartPageForScriptingBrowsers(t *testing.T) {
+	s := newSite(t, siteOptions{})
+	b := newBrowser(t)
+	req, _ := http.NewRequest(http.MethodGet, s.origin+"/app?view=2", nil)
+	req.Header.Set("Accept", "text/html")
+	req.Header.Set("Sec-Fetch-Mode", "navigate")
+	req.Header.Set("Sec-Fetch-Dest", "document")
+	resp := b.do(req)
+	body := bodyOf(resp)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Location") != "" {
+		t.Fatalf("start page: %d Location=%q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	i := strings.Index(body, `id="next" href="`)
+	if i < 0 || !strings.Contains(body, `http-equiv="refresh"`) || !strings.Contains(body, "sessionStorage") {
+		t.Fatalf("start page body:\n%s", body)
+	}
+	next := body[i+len(`id="next" href="`):]
+	next = strings.ReplaceAll(next[:strings.IndexByte(next, '"')], "&amp;", "&")
+	au, err := url.Parse(next)
+	if err != nil || au.Query().Get("response_type") != "token" || !strings.HasPrefix(next, s.provider+"/authorize?") {
+		t.Fatalf("start page leads to %q", next)
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'sha256-") || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("start page headers: %v", resp.Header)
+	}
+	status, loc := b.finishAtCallback(b.authorizeAt(next, true))
+	if status != http.StatusOK || loc != "/app?view=2" {
+		t.Fatalf("login from the start page: %d %q", status, loc)
+	}
+}

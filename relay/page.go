@@ -18,6 +18,10 @@ var (
 	pageStyle string
 	//go:embed message.html
 	messageHTML string
+	//go:embed start.js
+	startScript string
+	//go:embed start.html
+	startHTML string
 )
 
 var (
@@ -26,6 +30,8 @@ var (
 	styleHash   = cspHash(pageStyle)
 	relayCSP    = "default-src 'none'; script-src " + cspHash(relayScript) + "; style-src " + styleHash + "; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 	messageCSP  = "default-src 'none'; style-src " + styleHash + "; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+	startPage   = template.Must(template.New("start").Parse(startHTML))
+	startCSP    = "default-src 'none'; script-src " + cspHash(startScript) + "; style-src " + styleHash + "; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 
 func cspHash(s string) string {
@@ -51,6 +57,21 @@ func ServePage(w http.ResponseWriter) {
 	setPageHeaders(w, relayCSP)
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write([]byte(relayPage))
+}
+
+// ServeStart writes the page that sends a browser to next (the
+// authorization URL) after keeping the URL's fragment, which only a script
+// can see, for the relay page to restore. Without JavaScript a meta refresh
+// does the redirect. The URL is in the body, not in a header: bodies stay
+// out of access logs.
+func ServeStart(w http.ResponseWriter, next string) error {
+	setPageHeaders(w, startCSP)
+	w.WriteHeader(http.StatusOK)
+	return startPage.Execute(w, struct {
+		Next   string
+		Style  template.CSS
+		Script template.JS
+	}{next, template.CSS(pageStyle), template.JS(startScript)})
 }
 
 // Message is a page for a person: what happened, in plain words, and

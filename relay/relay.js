@@ -9,6 +9,19 @@
   // is gone even if the POST below fails.
   history.replaceState(null, "", location.pathname);
 
+  // The fragment the login started from (kept by the start page in this
+  // tab), if the login returns to the same page.
+  function savedFragment(path) {
+    try {
+      var saved = JSON.parse(sessionStorage.getItem("implicit_grant_fragment") || "null");
+      sessionStorage.removeItem("implicit_grant_fragment");
+      if (saved && saved.path === path && /^#[^\s]*$/.test(saved.hash)) {
+        return saved.hash;
+      }
+    } catch (e) { /* storage disabled or garbled: no fragment */ }
+    return "";
+  }
+
   function fail(text) {
     status.textContent = text;
     document.getElementById("retry").hidden = false;
@@ -30,7 +43,7 @@
     if (typeof answer.location !== "string" || answer.location.charAt(0) !== "/") {
       throw new Error("unexpected answer");
     }
-    location.replace(answer.location);
+    location.replace(answer.location + savedFragment(answer.location));
   }).catch(function () {
     fail("Signing in failed: the server could not be reached or gave an unexpected answer.");
   });
