@@ -12,147 +12,16 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/implicitgrant/caddy-implicit-grant/internal/testcaddy"
 )
 
-// caddyBin is the Caddy built from ../cmd/caddy for this test run.
-var caddyBin string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "implicit-grant-it")
-	if err != nil {
-		panic(err)
-	}
-	caddyBin = filepath.Join(dir, "caddy")
-	args := []string{"build", "-o", caddyBin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	build := exec.Command("go", append(args, "../cmd/caddy")...)
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building caddy:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// freePort returns a loopback port nobody listens on right now.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// syncBuffer collects a process's output while tests read it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// caddyProc is one running Caddy.
-type caddyProc struct {
-	cmd       *exec.Cmd
-	adminPort int
-	output    *syncBuffer
-	dataDir   string
-}
-
-// startCaddy runs Caddy with a Caddyfile and waits until it serves.
-// dataDir is Caddy's storage (several instances may share one); "" gives
-// this instance its own.
-func startCaddy(t testing.TB, globals, caddyfile, dataDir string, env ...string) *caddyProc {
-	t.Helper()
-	dir := t.TempDir()
-	if dataDir == "" {
-		dataDir = filepath.Join(dir, "data")
-	}
-	adminPort := freePort(t)
-	caddyfile = globalOptions(adminPort, globals) + caddyfile
-	file := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(file, []byte(caddyfile), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p := &caddyProc{adminPort: adminPort, output: new(syncBuffer), dataDir: dataDir}
-	p.cmd = exec.Command(caddyBin, "run", "--config", file, "--adapter", "caddyfile")
-	p.cmd.Env = append(os.Environ(), append(env, "XDG_DATA_HOME="+dataDir, "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))...)
-	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.stop() })
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if strings.Contains(p.output.String(), "serving initial configuration") {
-			return p
-		}
-		if p.cmd.ProcessState != nil || time.Now().After(deadline) {
-			t.Fatalf("caddy did not start:\n%s", p.output.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func globalOptions(adminPort int, extra string) string {
-	return fmt.Sprintf("{\n\tadmin 127.0.0.1:%d\n\tauto_https off\n\tpersist_config off\n\t%s\n}\n", adminPort, extra)
-}
-
-func (p *caddyProc) stop() {
-	if p.cmd.Process == nil || p.cmd.ProcessState != nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-done
-	}
-}
-
-// load replaces the running config through the admin API, as `caddy reload` does.
-func (p *caddyProc) load(t testing.TB, caddyfile string) {
-	t.Helper()
-	caddyfile = globalOptions(p.adminPort, "") + caddyfile
-	req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d/load", p.adminPort), strings.NewReader(caddyfile))
-	req.Header.Set("Content-Type", "text/caddyfile")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("reload: %d %s", resp.StatusCode, b)
-	}
-}
+func TestMain(m *testing.M) { testcaddy.Main(m, "../cmd/caddy") }
 
 // recorder is the upstream: it records what each request carried.
 type recorder struct {
@@ -200,7 +69,7 @@ func (rec *recorder) count() int {
 // site is a running setup: Caddy serving the protected site (in front of a
 // recorder) and the dev provider.
 type site struct {
-	caddy    *caddyProc
+	caddy    *testcaddy.Proc
 	upstream *recorder
 	origin   string // the protected site, http://localhost:port
 	provider string // the dev provider, http://127.0.0.1:port
@@ -220,10 +89,10 @@ const testSecret = "an-integration-test-secret-of-more-than-32-bytes"
 func newSite(t testing.TB, opt siteOptions) *site {
 	t.Helper()
 	s := &site{upstream: newRecorder(t), secret: testSecret}
-	sitePort, providerPort := freePort(t), freePort(t)
+	sitePort, providerPort := testcaddy.FreePort(t), testcaddy.FreePort(t)
 	s.origin = fmt.Sprintf("http://localhost:%d", sitePort)
 	s.provider = fmt.Sprintf("http://127.0.0.1:%d", providerPort) // another host: its cookies stay its own
-	s.caddy = startCaddy(t, opt.globals, s.caddyfile(sitePort, providerPort, opt), "", "IG_TEST_SECRET="+testSecret)
+	s.caddy = testcaddy.Start(t, opt.globals, s.caddyfile(sitePort, providerPort, opt), "", "IG_TEST_SECRET="+testSecret)
 	return s
 }
 

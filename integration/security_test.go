@@ -129,7 +129,7 @@ func TestLogsNeverContainSecrets(t *testing.T) {
 	b.navigate(s.origin + "/oauth/logout")
 	time.Sleep(200 * time.Millisecond) // let the last lines reach the pipe
 
-	logs := s.caddy.output.String()
+	logs := s.caddy.Output.String()
 	if !strings.Contains(logs, `"msg":"login finished"`) || !strings.Contains(logs, `"logger":"http.log.access`) {
 		t.Fatalf("the logs do not cover the login (debug and access logs expected):\n%s", logs)
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/implicitgrant/caddy-implicit-grant/internal/testcaddy"
 	"github.com/implicitgrant/caddy-implicit-grant/internal/testredis"
 )
 
@@ -56,7 +57,7 @@ func TestReloadKeepsSessions(t *testing.T) {
 	}
 	for i := 0; i < 20; i++ {
 		opt := siteOptions{extra: fmt.Sprintf("param reload_generation %d", i)}
-		s.caddy.load(t, s.caddyfile(sitePort, providerPort, opt))
+		s.caddy.Load(t, s.caddyfile(sitePort, providerPort, opt))
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(200 * time.Millisecond)
@@ -112,7 +113,7 @@ func jarCookie(t testing.TB, b *browser, origin, name string) string {
 // behind a load balancer: both have the same redirect_uri and secret) with
 // the given store; A also runs the dev provider.
 type twoInstances struct {
-	a, b             *caddyProc
+	a, b             *testcaddy.Proc
 	originA, originB string
 	provider         string
 	upstream         *recorder
@@ -121,7 +122,7 @@ type twoInstances struct {
 func newTwoInstances(t *testing.T, store string) *twoInstances {
 	t.Helper()
 	ti := &twoInstances{upstream: newRecorder(t)}
-	portA, portB, portP := freePort(t), freePort(t), freePort(t)
+	portA, portB, portP := testcaddy.FreePort(t), testcaddy.FreePort(t), testcaddy.FreePort(t)
 	ti.originA, ti.originB = fmt.Sprintf("http://localhost:%d", portA), fmt.Sprintf("http://localhost:%d", portB)
 	ti.provider = fmt.Sprintf("http://127.0.0.1:%d", portP)
 	site := func(port int) string {
@@ -140,8 +141,8 @@ http://localhost:%d {
 	}
 	provider := fmt.Sprintf("\nhttp://127.0.0.1:%d {\n\timplicit_grant_dev_provider {\n\t\tclient shared-client %s/oauth/callback\n\t}\n}\n", portP, ti.originA)
 	env := "IG_TEST_SECRET=" + testSecret
-	ti.a = startCaddy(t, "", site(portA)+provider, "", env)
-	ti.b = startCaddy(t, "", site(portB), "", env)
+	ti.a = testcaddy.Start(t, "", site(portA)+provider, "", env)
+	ti.b = testcaddy.Start(t, "", site(portB), "", env)
 	return ti
 }
 
@@ -283,7 +284,7 @@ func TestRedisOutageFailsClosed(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if err := s.caddy.cmd.Process.Signal(syscall.Signal(0)); err != nil {
+	if err := s.caddy.Cmd.Process.Signal(syscall.Signal(0)); err != nil {
 		t.Fatal("caddy died during the outage")
 	}
 
@@ -301,7 +302,7 @@ func TestRedisOutageFailsClosed(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if strings.Contains(s.caddy.output.String(), "panic") {
+	if strings.Contains(s.caddy.Output.String(), "panic") {
 		t.Error("caddy logged a panic")
 	}
 }

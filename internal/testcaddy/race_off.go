@@ -1,5 +1,5 @@
 //go:build !race
 
-package integration
+package testcaddy
 
 const raceEnabled = false

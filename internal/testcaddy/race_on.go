@@ -1,6 +1,6 @@
 //go:build race
 
-package integration
+package testcaddy
 
 // raceEnabled builds the Caddy under test with the race detector too.
 const raceEnabled = true
