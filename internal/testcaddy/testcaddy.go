@@ -22,9 +22,9 @@ import (
 var caddyBin string
 
 // Main builds Caddy (with the race detector when the tests use it), runs
-// the tests and exits: call it from TestMain. cmdDir is the path of
-// cmd/caddy relative to the test's package.
-func Main(m *testing.M, cmdDir string) {
+// the tests, then the teardowns, and exits: call it from TestMain. cmdDir
+// is the path of cmd/caddy relative to the test's package.
+func Main(m *testing.M, cmdDir string, teardown ...func()) {
 	dir, err := os.MkdirTemp("", "implicit-grant-caddy")
 	if err != nil {
 		panic(err)
@@ -41,6 +41,9 @@ func Main(m *testing.M, cmdDir string) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	for _, f := range teardown {
+		f()
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -79,60 +82,82 @@ type Proc struct {
 	Cmd       *exec.Cmd
 	AdminPort int
 	Output    *syncBuffer // everything Caddy wrote: its logs
-	dataDir   string
+	exited    chan struct{}
 }
 
-// Start runs Caddy with a Caddyfile and waits until it serves.
+// Start runs Caddy with a Caddyfile (after a global block with a free
+// admin port, no automatic HTTPS and globals) and waits until it serves.
 // dataDir is Caddy's storage (several instances may share one); "" gives
 // this instance its own.
 func Start(t testing.TB, globals, caddyfile, dataDir string, env ...string) *Proc {
+	t.Helper()
+	adminPort := FreePort(t)
+	return run(t, globalOptions(adminPort, globals)+caddyfile, adminPort, dataDir, env)
+}
+
+// StartRaw runs a complete Caddyfile as it is, global options included.
+func StartRaw(t testing.TB, caddyfile string, env ...string) *Proc {
+	t.Helper()
+	return run(t, caddyfile, 2019, "", env)
+}
+
+func run(t testing.TB, caddyfile string, adminPort int, dataDir string, env []string) *Proc {
 	t.Helper()
 	dir := t.TempDir()
 	if dataDir == "" {
 		dataDir = filepath.Join(dir, "data")
 	}
-	adminPort := FreePort(t)
-	caddyfile = globalOptions(adminPort, globals) + caddyfile
 	file := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(file, []byte(caddyfile), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := &Proc{AdminPort: adminPort, Output: new(syncBuffer), dataDir: dataDir}
+	p := &Proc{AdminPort: adminPort, Output: new(syncBuffer), exited: make(chan struct{})}
 	p.Cmd = exec.Command(caddyBin, "run", "--config", file, "--adapter", "caddyfile")
 	p.Cmd.Env = append(os.Environ(), append(env, "XDG_DATA_HOME="+dataDir, "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))...)
 	p.Cmd.Stdout, p.Cmd.Stderr = p.Output, p.Output
 	if err := p.Cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { p.Stop() })
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if strings.Contains(p.Output.String(), "serving initial configuration") {
-			return p
-		}
-		if p.Cmd.ProcessState != nil || time.Now().After(deadline) {
+	go func() { _ = p.Cmd.Wait(); close(p.exited) }()
+	t.Cleanup(p.Stop)
+	deadline := time.After(30 * time.Second)
+	for !strings.Contains(p.Output.String(), "serving initial configuration") {
+		select {
+		case <-p.exited:
+			t.Fatalf("caddy exited:\n%s", p.Output.String())
+		case <-deadline:
 			t.Fatalf("caddy did not start:\n%s", p.Output.String())
+		case <-time.After(20 * time.Millisecond):
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
+	return p
 }
 
 func globalOptions(adminPort int, extra string) string {
 	return fmt.Sprintf("{\n\tadmin 127.0.0.1:%d\n\tauto_https off\n\tpersist_config off\n\t%s\n}\n", adminPort, extra)
 }
 
+// Alive reports whether the process is still running.
+func (p *Proc) Alive() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Stop shuts Caddy down gracefully, or kills it after 10 s.
 func (p *Proc) Stop() {
-	if p.Cmd.Process == nil || p.Cmd.ProcessState != nil {
+	if !p.Alive() {
 		return
 	}
 	_ = p.Cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = p.Cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-p.exited:
 	case <-time.After(10 * time.Second):
 		_ = p.Cmd.Process.Kill()
-		<-done
+		<-p.exited
 	}
 }
 

@@ -1,0 +1,176 @@
+// Package e2e proves the module in a real browser: headless Chromium
+// (driven with chromedp) logs in through a real Caddy against the
+// project's dev provider and against Ory Hydra, a real third-party OAuth2
+// server, and the upstream checks every token it gets with the server that
+// issued it.
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/implicitgrant/caddy-implicit-grant/internal/testcaddy"
+)
+
+func TestMain(m *testing.M) {
+	testcaddy.Main(m, "../cmd/caddy", func() {
+		if stopHydra != nil {
+			stopHydra()
+		}
+	})
+}
+
+const e2eSecret = "an-end-to-end-secret-of-more-than-32-bytes"
+
+// authServer is one authorization server the scenarios run against.
+type authServer struct {
+	name string
+	// setup registers a client for the site and returns the implicit_grant
+	// subdirectives naming the server, plus any Caddy sites it needs.
+	setup func(t *testing.T, origin string, tokenLifetime time.Duration) (directives, sites string)
+	// check asks the server whether a token is valid, and whose it is.
+	check func(token string) (valid bool, user string)
+}
+
+func devProvider() authServer {
+	var providerOrigin string
+	return authServer{
+		name: "dev-provider",
+		setup: func(t *testing.T, origin string, lifetime time.Duration) (string, string) {
+			port := testcaddy.FreePort(t)
+			providerOrigin = fmt.Sprintf("http://127.0.0.1:%d", port)
+			expires := ""
+			if lifetime > 0 {
+				expires = "expires_in " + lifetime.String()
+			}
+			return fmt.Sprintf("authorize_url %s/authorize\n\t\tclient_id e2e-client\n\t\tscope profile reports", providerOrigin),
+				fmt.Sprintf("http://127.0.0.1:%d {\n\timplicit_grant_dev_provider {\n\t\tclient e2e-client %s/oauth/callback\n\t\t%s\n\t}\n}\n", port, origin, expires)
+		},
+		check: func(token string) (bool, string) {
+			req, _ := http.NewRequest(http.MethodGet, providerOrigin+"/userinfo", nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return false, ""
+			}
+			defer resp.Body.Close()
+			var info struct {
+				Sub string `json:"sub"`
+			}
+			_ = json.NewDecoder(resp.Body).Decode(&info)
+			return resp.StatusCode == http.StatusOK, info.Sub
+		},
+	}
+}
+
+// One Hydra serves the whole suite; each site registers its own client.
+var (
+	sharedHydra     *hydra
+	sharedHydraErr  error
+	stopHydra       func()
+	sharedHydraOnce sync.Once
+	clientSeq       int
+	clientSeqMu     sync.Mutex
+)
+
+func hydraServer(t *testing.T) authServer {
+	sharedHydraOnce.Do(func() { sharedHydra, stopHydra, sharedHydraErr = startHydra(t) })
+	if sharedHydraErr != nil {
+		t.Fatal(sharedHydraErr)
+	}
+	h := sharedHydra
+	return authServer{
+		name: "hydra",
+		setup: func(t *testing.T, origin string, lifetime time.Duration) (string, string) {
+			clientSeqMu.Lock()
+			clientSeq++
+			id := fmt.Sprintf("e2e-client-%d", clientSeq)
+			clientSeqMu.Unlock()
+			h.registerClient(t, id, origin+"/oauth/callback", lifetime)
+			return fmt.Sprintf("authorize_url %s/oauth2/auth\n\t\tclient_id %s\n\t\tscope openid profile reports", h.public, id), ""
+		},
+		check: h.introspect,
+	}
+}
+
+// servers returns both authorization servers.
+func servers(t *testing.T) []authServer {
+	chromiumPath(t) // fail or skip before building anything
+	return []authServer{devProvider(), hydraServer(t)}
+}
+
+// upstream records what it gets and renders it, after asking the
+// authorization server whether the bearer token is valid.
+type upstream struct {
+	mu    sync.Mutex
+	auths []string
+	check func(string) (bool, string)
+}
+
+var upstreamPage = template.Must(template.New("u").Parse(`<!doctype html><html><head><title>upstream</title></head><body>
+<h1>Upstream</h1><p>path: <code id="path">{{.Path}}</code></p>
+<p>token: <b id="token-status">{{if .Valid}}valid{{else}}invalid{{end}}</b> for <span id="user">{{.User}}</span></p>
+<p id="hash"></p></body></html>`))
+
+func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	auth := r.Header.Get("Authorization")
+	u.mu.Lock()
+	u.auths = append(u.auths, auth)
+	u.mu.Unlock()
+	token, _ := strings.CutPrefix(auth, "Bearer ")
+	valid, user := false, ""
+	if token != "" {
+		valid, user = u.check(token)
+	}
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"valid": valid, "user": user})
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_ = upstreamPage.Execute(w, map[string]any{"Path": r.URL.RequestURI(), "Valid": valid, "User": user})
+}
+
+func (u *upstream) count() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.auths)
+}
+
+// site is Caddy with implicit_grant in front of an upstream, logging in at
+// one authorization server.
+type site struct {
+	origin   string
+	upstream *upstream
+	caddy    *testcaddy.Proc
+}
+
+func newSite(t *testing.T, srv authServer, tokenLifetime time.Duration, extra string) *site {
+	t.Helper()
+	port := testcaddy.FreePort(t)
+	s := &site{origin: fmt.Sprintf("http://localhost:%d", port), upstream: &upstream{check: srv.check}}
+	l := freeListener(t)
+	hs := &http.Server{Handler: s.upstream}
+	go hs.Serve(l)
+	t.Cleanup(func() { hs.Close() })
+	directives, sites := srv.setup(t, s.origin, tokenLifetime)
+	caddyfile := fmt.Sprintf(`
+http://localhost:%d {
+	implicit_grant {
+		%s
+		redirect_uri %s/oauth/callback
+		secret {env.IG_E2E_SECRET}
+		%s
+	}
+	reverse_proxy %s
+}
+%s`, port, directives, s.origin, extra, l.Addr().String(), sites)
+	s.caddy = testcaddy.Start(t, "", caddyfile, "", "IG_E2E_SECRET="+e2eSecret)
+	return s
+}

@@ -1,0 +1,308 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"github.com/implicitgrant/caddy-implicit-grant/internal/testcaddy"
+)
+
+const sessionCookie = "__Host-implicit_grant"
+
+// screenshotPath is where a screenshot goes: docs/ when
+// IMPLICIT_GRANT_SCREENSHOTS=1 (to refresh the committed ones), else a
+// temporary directory, so the suite takes them on every run.
+func screenshotPath(t *testing.T, name string) string {
+	if os.Getenv("IMPLICIT_GRANT_SCREENSHOTS") == "1" {
+		return filepath.Join("..", "docs", name)
+	}
+	return filepath.Join(t.TempDir(), name)
+}
+
+// login approves at the server and waits to be back at want (a prefix of
+// the final URL), then checks the upstream got a token the server accepts.
+func (b *browser) loginTo(t *testing.T, s *site, start, want string, approve bool) string {
+	t.Helper()
+	b.navigate(b.ctx, s.origin+start)
+	if approve {
+		b.decide(b.ctx, "approve")
+	}
+	loc := b.waitLocation(b.ctx, s.origin+want)
+	b.waitFor(b.ctx, `!!document.querySelector("#token-status")`, "the upstream's page")
+	if got := b.text(b.ctx, "#token-status"); got != "valid" {
+		t.Fatalf("upstream says the token is %q", got)
+	}
+	return loc
+}
+
+func TestDeepURLWithFragmentSurvivesLogin(t *testing.T) {
+	for _, srv := range servers(t) {
+		t.Run(srv.name, func(t *testing.T) {
+			s := newSite(t, srv, 0, "")
+			b := newBrowser(t)
+			target := s.origin + "/app?view=2#/reports/17"
+
+			loc := b.loginTo(t, s, "/app?view=2#/reports/17", "/app", true)
+			if loc != target {
+				t.Fatalf("landed on %s, want %s", loc, target)
+			}
+			if path := b.text(b.ctx, "#path"); path != "/app?view=2" {
+				t.Errorf("upstream rendered %q", path)
+			}
+			if user := b.text(b.ctx, "#user"); user == "" {
+				t.Error("the server named no user for the token")
+			}
+
+			// No token in the address bar or anywhere in this tab's history.
+			if href := eval[string](b, b.ctx, "location.href"); strings.Contains(href, "access_token") {
+				t.Errorf("location.href holds the token: %s", href)
+			}
+			history, err := chromedp.Run(b.ctx, chromedp.NavigationEntries())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range history.Entries {
+				if strings.Contains(e.URL, "access_token") {
+					t.Errorf("history entry %d holds the token: %s", e.ID, e.URL)
+				}
+			}
+			if errs := b.consoleErrors(); len(errs) > 0 {
+				t.Errorf("console errors or CSP violations during the login:\n%s", strings.Join(errs, "\n"))
+			}
+
+			// The cookie as DESIGN.md says, and out of scripts' reach.
+			cookies := cdpCall(b, b.ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{s.origin + "/"}})
+			var found bool
+			for _, c := range cookies.Cookies {
+				if c.Name != sessionCookie {
+					continue
+				}
+				found = true
+				if !c.HTTPOnly || !c.Secure || c.SameSite != network.CookieSameSiteLax || c.Path != "/" || c.Domain != "localhost" {
+					t.Errorf("session cookie: httpOnly=%v secure=%v sameSite=%v path=%q domain=%q", c.HTTPOnly, c.Secure, c.SameSite, c.Path, c.Domain)
+				}
+			}
+			if !found {
+				t.Fatalf("no %s cookie in the browser", sessionCookie)
+			}
+			if dc := eval[string](b, b.ctx, "document.cookie"); strings.Contains(dc, "implicit_grant") {
+				t.Errorf("document.cookie sees our cookie: %q", dc)
+			}
+
+			// Going back through the history never shows a token either.
+			for i := 0; i < 3; i++ {
+				eval[bool](b, b.ctx, "setTimeout(function () { history.back() }, 0), true")
+				time.Sleep(400 * time.Millisecond)
+				if back := b.location(b.ctx); strings.Contains(back, "access_token") {
+					t.Errorf("going back shows %s", back)
+				}
+			}
+		})
+	}
+}
+
+func TestDenyThenTryAgain(t *testing.T) {
+	for _, srv := range servers(t) {
+		t.Run(srv.name, func(t *testing.T) {
+			s := newSite(t, srv, 0, "")
+			b := newBrowser(t)
+			b.navigate(b.ctx, s.origin+"/denied?x=1")
+			b.decide(b.ctx, "deny")
+			b.waitLocation(b.ctx, s.origin+"/oauth/callback?error=access_denied")
+			body := eval[string](b, b.ctx, "document.body.innerText")
+			if !strings.Contains(body, "Sign-in was declined") || !strings.Contains(body, "access_denied") {
+				t.Fatalf("error page says:\n%s", body)
+			}
+			if s.upstream.count() != 0 {
+				t.Fatal("the upstream was reached after a denial")
+			}
+			if srv.name == "dev-provider" {
+				b.screenshot(b.ctx, screenshotPath(t, "error-page.png"))
+			}
+			eval[bool](b, b.ctx, `document.querySelector("a.button").click(), true`) // "Try again"
+			b.decide(b.ctx, "approve")
+			b.waitLocation(b.ctx, s.origin+"/denied?x=1")
+			b.waitFor(b.ctx, `!!document.querySelector("#token-status")`, "the upstream's page")
+			if got := b.text(b.ctx, "#token-status"); got != "valid" {
+				t.Fatalf("after trying again the token is %q", got)
+			}
+		})
+	}
+}
+
+func TestTwoTabsLogInAtOnce(t *testing.T) {
+	for _, srv := range servers(t) {
+		t.Run(srv.name, func(t *testing.T) {
+			s := newSite(t, srv, 0, "")
+			b := newBrowser(t)
+			interactive := srv.name != "hydra"
+			if !interactive {
+				// Hydra keeps one consent CSRF cookie per browser, so it cannot
+				// hold two consent screens open at once. Consent once, log out
+				// of the site, and let both tabs pass Hydra without a screen:
+				// the site still has two logins pending at the same time.
+				b.loginTo(t, s, "/warm-up", "/warm-up", true)
+				b.navigate(b.ctx, s.origin+"/oauth/logout")
+			}
+			b.navigate(b.ctx, "about:blank")
+			tab2 := b.newTab()
+			// Both tabs leave for the server before either comes back.
+			b.navigate(b.ctx, s.origin+"/tab/one#first")
+			b.navigate(tab2, s.origin+"/tab/two?x=2#second")
+			if interactive {
+				b.waitFor(b.ctx, `!!document.querySelector("#approve")`, "tab 1's consent screen")
+				b.waitFor(tab2, `!!document.querySelector("#approve")`, "tab 2's consent screen")
+				b.decide(tab2, "approve")
+				b.decide(b.ctx, "approve")
+			}
+			if loc := b.waitLocation(tab2, s.origin+"/tab/two"); loc != s.origin+"/tab/two?x=2#second" {
+				t.Errorf("tab 2 landed on %s", loc)
+			}
+			if loc := b.waitLocation(b.ctx, s.origin+"/tab/one"); loc != s.origin+"/tab/one#first" {
+				t.Errorf("tab 1 landed on %s", loc)
+			}
+			b.waitFor(b.ctx, `!!document.querySelector("#token-status")`, "tab 1's page")
+			b.waitFor(tab2, `!!document.querySelector("#token-status")`, "tab 2's page")
+			if b.text(b.ctx, "#token-status") != "valid" || b.text(tab2, "#token-status") != "valid" {
+				t.Error("a tab's upstream page did not get a valid token")
+			}
+		})
+	}
+}
+
+func TestFetchWithoutSessionGets401(t *testing.T) {
+	for _, srv := range servers(t) {
+		t.Run(srv.name, func(t *testing.T) {
+			s := newSite(t, srv, 0, "")
+			b := newBrowser(t)
+			// A same-origin page that needs no session: the relay page
+			// without a fragment (its CSP allows connect-src 'self').
+			b.navigate(b.ctx, s.origin+"/oauth/callback")
+			got := eval[map[string]any](b, b.ctx, `fetch("/api/items", {headers: {"Accept": "application/json"}})
+				.then(r => r.json().then(j => ({status: r.status, redirected: r.redirected, url: r.url, login: j.login_url || "", auth: r.headers.get("WWW-Authenticate") || ""})))
+				.catch(e => ({error: String(e)}))`)
+			if got["error"] != nil {
+				t.Fatalf("fetch failed (a CORS error or a followed redirect): %v", got["error"])
+			}
+			if got["status"] != float64(401) || got["redirected"] != false || got["url"] != s.origin+"/api/items" {
+				t.Errorf("fetch answered %v", got)
+			}
+			if !strings.HasPrefix(got["login"].(string), "/oauth/login?return_to=") || !strings.HasPrefix(got["auth"].(string), "Bearer") {
+				t.Errorf("401 body or header: %v", got)
+			}
+			if s.upstream.count() != 0 {
+				t.Error("the upstream was reached without a session")
+			}
+		})
+	}
+}
+
+func TestExpiryReauthorizesWithoutDialog(t *testing.T) {
+	for _, srv := range servers(t) {
+		t.Run(srv.name, func(t *testing.T) {
+			s := newSite(t, srv, 5*time.Second, "expiry_leeway 1s")
+			b := newBrowser(t)
+			b.loginTo(t, s, "/exp?x=1", "/exp?x=1", true)
+			first := s.upstream.lastAuth()
+			time.Sleep(4500 * time.Millisecond) // 5 s token - 1 s leeway
+
+			// No click this time: the server remembers the consent. (Another
+			// query, so this is a real navigation, not a fragment change.)
+			b.navigate(b.ctx, s.origin+"/exp?x=2#again")
+			if loc := b.waitLocation(b.ctx, s.origin+"/exp?x=2"); loc != s.origin+"/exp?x=2#again" {
+				t.Errorf("after re-authorizing landed on %s", loc)
+			}
+			b.waitFor(b.ctx, `!!document.querySelector("#token-status")`, "the upstream's page")
+			if got := b.text(b.ctx, "#token-status"); got != "valid" {
+				t.Fatalf("after re-authorizing the token is %q", got)
+			}
+			if again := s.upstream.lastAuth(); again == first || again == "" {
+				t.Error("the upstream did not get a new token after expiry")
+			}
+		})
+	}
+}
+
+func TestLogoutGoesBackToServer(t *testing.T) {
+	for _, srv := range servers(t) {
+		t.Run(srv.name, func(t *testing.T) {
+			s := newSite(t, srv, 0, "")
+			b := newBrowser(t)
+			b.loginTo(t, s, "/in", "/in", true)
+			first := s.upstream.lastAuth()
+			b.navigate(b.ctx, s.origin+"/oauth/logout")
+			if body := eval[string](b, b.ctx, "document.body.innerText"); !strings.Contains(body, "Signed out") {
+				t.Fatalf("logout page: %s", body)
+			}
+			var visitedServer bool
+			_ = chromedp.Listen(b.ctx, func(ev any) {
+				if e, ok := ev.(*network.EventRequestWillBeSent); ok && !strings.HasPrefix(e.Request.URL, s.origin) {
+					visitedServer = true
+				}
+			})
+			b.navigate(b.ctx, s.origin+"/after")
+			b.waitLocation(b.ctx, s.origin+"/after")
+			b.waitFor(b.ctx, `!!document.querySelector("#token-status")`, "the upstream's page")
+			if !visitedServer {
+				t.Error("after logout the next visit did not go through the authorization server")
+			}
+			if s.upstream.lastAuth() == first {
+				t.Error("after logout the upstream still got the old token")
+			}
+		})
+	}
+}
+
+// TestRelayWithoutJavaScript: the relay page explains itself when scripts
+// are off (the server does not matter here: dev provider only).
+func TestRelayWithoutJavaScript(t *testing.T) {
+	chromiumPath(t)
+	s := newSite(t, devProvider(), 0, "")
+	b := newBrowser(t)
+	cdpCall(b, b.ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
+	b.navigate(b.ctx, s.origin+"/oauth/callback#access_token=x&token_type=Bearer&state=y")
+	body := eval[string](b, b.ctx, "document.body.innerText")
+	if !strings.Contains(body, "Signing in needs JavaScript") {
+		t.Fatalf("relay page without JavaScript says:\n%s", body)
+	}
+	b.screenshot(b.ctx, screenshotPath(t, "relay-page.png"))
+}
+
+// TestDemoInBrowser runs Caddyfile.example, the README's first command,
+// and logs in through it as a person would.
+func TestDemoInBrowser(t *testing.T) {
+	chromiumPath(t)
+	demo, err := os.ReadFile("../Caddyfile.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testcaddy.StartRaw(t, string(demo))
+	b := newBrowser(t)
+	b.navigate(b.ctx, "http://localhost:8080/reports?range=7d")
+	b.decide(b.ctx, "approve")
+	b.waitLocation(b.ctx, "http://localhost:8080/reports?range=7d")
+	b.waitFor(b.ctx, `!!document.querySelector("#token-status")`, "the dashboard")
+	if status := b.text(b.ctx, "#token-status"); status != "valid" {
+		t.Fatalf("dashboard says the token is %q", status)
+	}
+	if user := b.text(b.ctx, "#user"); user != "demo-user" {
+		t.Errorf("dashboard user %q", user)
+	}
+	b.screenshot(b.ctx, screenshotPath(t, "dashboard.png"))
+}
+
+func (u *upstream) lastAuth() string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.auths) == 0 {
+		return ""
+	}
+	return u.auths[len(u.auths)-1]
+}
