@@ -179,7 +179,7 @@ func (b *browser) text(ctx context.Context, sel string) string {
 
 func (b *browser) screenshot(ctx context.Context, file string) {
 	b.t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100 means PNG; below that, JPEG
 	if err != nil {
 		b.t.Fatal(err)
 	}
