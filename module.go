@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -265,8 +266,15 @@ func (h *Handler) openStore() error {
 		open = func() (caddy.Destructor, error) {
 			m := tokencache.NewMemory(h.Store.MaxSessions, time.Minute)
 			logger := h.logger
+			var lastLog atomic.Int64
 			m.OnEviction = func() {
-				logger.Warn("session store full: evicted the session closest to expiry; raise max_sessions")
+				// At most one line a minute however hard the store is pushed;
+				// the running total is in it.
+				now := time.Now().Unix()
+				if last := lastLog.Load(); now-last >= 60 && lastLog.CompareAndSwap(last, now) {
+					logger.Warn("session store full: evicting the sessions closest to expiry; raise max_sessions",
+						zap.Uint64("evicted_total", m.Evictions()))
+				}
 			}
 			return pooledStore{m, m.Close}, nil
 		}

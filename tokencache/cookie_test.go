@@ -45,3 +45,33 @@ func TestCookieSealing(t *testing.T) {
 		t.Error("a value sealed with another secret was accepted")
 	}
 }
+
+func BenchmarkCookieGet(b *testing.B) {
+	c, _ := NewCookie(bytes.Repeat([]byte{7}, 32), "__Host-s")
+	defer c.Close()
+	ctx := context.Background()
+	v, _ := c.Put(ctx, Session{Authorization: "Bearer " + strings.Repeat("t", 300), Expires: time.Now().Add(time.Hour)})
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, ok, _ := c.Get(ctx, v); !ok {
+				b.Fatal("missing")
+			}
+		}
+	})
+}
+
+func BenchmarkCookiePut(b *testing.B) {
+	c, _ := NewCookie(bytes.Repeat([]byte{7}, 32), "__Host-s")
+	defer c.Close()
+	ctx := context.Background()
+	s := Session{Authorization: "Bearer " + strings.Repeat("t", 300), Expires: time.Now().Add(time.Hour)}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := c.Put(ctx, s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
