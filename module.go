@@ -459,7 +459,7 @@ func (h *Handler) checkConfig() error {
 
 	h.authorize = au
 	h.callbackPath = ru.Path
-	h.origin = ru.Scheme + "://" + ru.Host
+	h.origin = originOf(ru)
 	h.authorizeStart = h.buildAuthorizeStart()
 	return nil
 }
@@ -612,7 +612,7 @@ func (h *Handler) respondUnauthenticated(w http.ResponseWriter, r *http.Request)
 		return caddyhttp.Error(http.StatusUnauthorized, errors.New("implicit_grant: no valid session"))
 	}
 	returnTo := "/"
-	if ref, err := url.Parse(r.Header.Get("Referer")); err == nil && ref.Scheme+"://"+ref.Host == h.origin {
+	if ref, err := url.Parse(r.Header.Get("Referer")); err == nil && ref.Host != "" && originOf(ref) == h.origin {
 		returnTo = relay.SafeReturnPath(ref.RequestURI())
 	}
 	return writeJSON(w, http.StatusUnauthorized, map[string]string{
@@ -754,7 +754,8 @@ func (h *Handler) errorPage(code, description, retry string) string {
 // redirect_uri's own origin.
 func (h *Handler) sameOrigin(r *http.Request) bool {
 	if o := r.Header.Get("Origin"); o != "" {
-		return o == h.origin
+		ou, err := url.Parse(o)
+		return err == nil && ou.Host != "" && originOf(ou) == h.origin
 	}
 	return r.Header.Get("Sec-Fetch-Site") == "same-origin"
 }
@@ -874,6 +875,19 @@ func deriveKey(secret []byte, purpose string) []byte {
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte("implicit_grant v1 " + purpose))
 	return m.Sum(nil)
+}
+
+// originOf is a URL's origin as browsers write it in Origin: lower case,
+// without the scheme's default port.
+func originOf(u *url.URL) string {
+	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+	if p := u.Port(); (scheme == "https" && p == "443") || (scheme == "http" && p == "80") {
+		host = strings.ToLower(u.Hostname())
+		if strings.Contains(host, ":") {
+			host = "[" + host + "]"
+		}
+	}
+	return scheme + "://" + host
 }
 
 func isLoopback(host string) bool {

@@ -125,3 +125,40 @@ func BenchmarkProtectedRequestParallel(b *testing.B) {
 		}
 	})
 }
+
+func TestRelayOriginCheck(t *testing.T) {
+	h := &Handler{
+		AuthorizeURL: "https://as.example/authorize",
+		ClientID:     "origin-test",
+		RedirectURI:  "https://App.Example:443/oauth/callback",
+		Secret:       strings.Repeat("k", 32),
+	}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})
+	defer cancel()
+	if err := h.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer h.Cleanup()
+	for origin, want := range map[string]bool{
+		"https://app.example":       true, // browsers omit the default port and lower-case the host
+		"https://app.example:443":   true,
+		"https://APP.example":       true,
+		"http://app.example":        false,
+		"https://app.example:8443":  false,
+		"https://app.example.evil":  false,
+		"https://evil.example":      false,
+		"null":                      false,
+		"https://app.example@evil/": false,
+	} {
+		r := httptest.NewRequest(http.MethodPost, "https://app.example/oauth/callback", nil)
+		r.Header.Set("Origin", origin)
+		if got := h.sameOrigin(r); got != want {
+			t.Errorf("Origin %q: same origin = %v, want %v", origin, got, want)
+		}
+	}
+	r := httptest.NewRequest(http.MethodPost, "https://app.example/oauth/callback", nil)
+	r.Header.Set("Sec-Fetch-Site", "cross-site")
+	if h.sameOrigin(r) {
+		t.Error("a cross-site request without Origin was accepted")
+	}
+}
