@@ -362,17 +362,7 @@ func TestRelayRefusals(t *testing.T) {
 		u, _ := url.Parse(s.origin)
 		saved := b.client.Jar.Cookies(u) // keep the cookie past its Max-Age, as a hostile client would
 		time.Sleep(2100 * time.Millisecond)
-		req, _ := http.NewRequest(http.MethodPost, callbackURL, strings.NewReader(cb.EscapedFragment()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Origin", s.origin)
-		for _, c := range saved {
-			req.AddCookie(c)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		refused(t, b, resp, http.StatusBadRequest)
+		refused(t, b, replayPost(t, callbackURL, cb.EscapedFragment(), s.origin, saved), http.StatusBadRequest)
 	})
 	t.Run("replayed", func(t *testing.T) {
 		b := newBrowser(t)
@@ -384,18 +374,7 @@ func TestRelayRefusals(t *testing.T) {
 		}
 		// The same response again from a fresh client holding a copy of the
 		// state cookie: the state was used, so no second session.
-		req, _ := http.NewRequest(http.MethodPost, callbackURL, strings.NewReader(cb.EscapedFragment()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Origin", s.origin)
-		for _, c := range saved {
-			if c.Name != sessionCookie {
-				req.AddCookie(c)
-			}
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := replayPost(t, callbackURL, cb.EscapedFragment(), s.origin, saved)
 		assertNoSession(t, resp)
 		if resp.StatusCode != http.StatusBadRequest {
 			t.Errorf("replay: %d", resp.StatusCode)

@@ -184,6 +184,25 @@ func (b *browser) relayPost(callback, fragment, origin string) *http.Response {
 	return b.do(req)
 }
 
+// replayPost sends a relay POST from a fresh client that holds copies of
+// cookies (a hostile client keeping what a browser would have dropped).
+func replayPost(t testing.TB, callback, fragment, origin string, cookies []*http.Cookie) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, callback, strings.NewReader(fragment))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", origin)
+	for _, c := range cookies {
+		if c.Name != "__Host-implicit_grant" {
+			req.AddCookie(c)
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
 var requestIDField = regexp.MustCompile(`name="request" value="([^"]+)"`)
 
 // authorizeAt goes to the provider's consent page (following the

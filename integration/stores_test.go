@@ -213,16 +213,7 @@ func TestTwoInstancesReplayAcrossInstancesRefused(t *testing.T) {
 	if resp := br.relayPost(ti.originB+"/oauth/callback", callback.EscapedFragment(), ti.originA); resp.StatusCode != http.StatusOK {
 		t.Fatalf("first use on B: %d", resp.StatusCode)
 	}
-	req, _ := http.NewRequest(http.MethodPost, ti.originA+"/oauth/callback", strings.NewReader(callback.EscapedFragment()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", ti.originA)
-	for _, c := range saved {
-		req.AddCookie(c)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := replayPost(t, ti.originA+"/oauth/callback", callback.EscapedFragment(), ti.originA, saved)
 	assertNoSession(t, resp)
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("replay on A of a state used on B: %d, want 400", resp.StatusCode)
