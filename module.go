@@ -258,11 +258,12 @@ func (h *Handler) openStore() error {
 	// The key fingerprint is part of the pool key so a changed secret gets
 	// a store that seals with the new key; it reveals nothing of the secret.
 	fingerprint := hex.EncodeToString(deriveKey(sealKey, "fingerprint")[:8])
+	// Sessions made for one authorization server and client never
+	// authenticate requests meant for another.
+	binding := h.AuthorizeURL + "|" + h.ClientID
 	switch h.Store.Type {
 	case "memory":
-		// One per authorization server and client: sessions of one never
-		// authenticate requests for another.
-		h.storePoolKey = "memory|" + h.AuthorizeURL + "|" + h.ClientID
+		h.storePoolKey = "memory|" + binding
 		open = func() (caddy.Destructor, error) {
 			m := tokencache.NewMemory(h.Store.MaxSessions, time.Minute)
 			logger := h.logger
@@ -280,19 +281,19 @@ func (h *Handler) openStore() error {
 		}
 	case "cookie":
 		h.chunked = true
-		h.storePoolKey = "cookie|" + h.CookieName + "|" + fingerprint
+		h.storePoolKey = "cookie|" + h.CookieName + "|" + binding + "|" + fingerprint
 		open = func() (caddy.Destructor, error) {
-			c, err := tokencache.NewCookie(sealKey, h.CookieName)
+			c, err := tokencache.NewCookie(sealKey, h.CookieName+"|"+binding)
 			if err != nil {
 				return nil, err
 			}
 			return pooledStore{c, c.Close}, nil
 		}
 	case "redis":
-		h.storePoolKey = "redis|" + h.Store.URL + "|" + h.Store.KeyPrefix + "|" + fingerprint
+		h.storePoolKey = "redis|" + h.Store.URL + "|" + h.Store.KeyPrefix + "|" + binding + "|" + fingerprint
 		open = func() (caddy.Destructor, error) {
 			r, err := tokencache.NewRedis(tokencache.RedisOptions{
-				URL: h.Store.URL, KeyPrefix: h.Store.KeyPrefix, Key: sealKey, Timeout: time.Duration(h.Store.Timeout),
+				URL: h.Store.URL, KeyPrefix: h.Store.KeyPrefix, Key: sealKey, Binding: binding, Timeout: time.Duration(h.Store.Timeout),
 			})
 			if err != nil {
 				return nil, err
@@ -720,6 +721,9 @@ func (h *Handler) serveRelayPost(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		h.logger.Error("session store failed while finishing a login", zap.Error(err))
 		return writeJSON(w, http.StatusServiceUnavailable, relayAnswer{Error: "store_unavailable", Location: h.errorPage("store_unavailable", "", pending.ReturnTo)})
+	}
+	if old := h.sessionValue(r); old != "" {
+		_ = h.store.Delete(r.Context(), old) // the browser's previous session ends with the new one
 	}
 	h.setSessionCookie(w, r, value, int(ttl/time.Second))
 	h.logger.Info("login finished", zap.Duration("session_lifetime", ttl), zap.String("scope", tr.Scope))

@@ -20,23 +20,25 @@ import (
 // reach every instance.
 type Cookie struct {
 	sealer
-	cookieName []byte
-	claims     *Memory
+	binding []byte // associated data: what a sealed value is valid for
+	claims  *Memory
 }
 
 // NewCookie returns a cookie store sealing with key (32 bytes, derived
-// from the configured secret) and bound to the cookie's name.
-func NewCookie(key []byte, cookieName string) (*Cookie, error) {
+// from the configured secret). binding (the cookie's name and whatever
+// else identifies the site, such as its client) is sealed in as associated
+// data: a value is valid only where it was made.
+func NewCookie(key []byte, binding string) (*Cookie, error) {
 	s, err := newSealer(key)
 	if err != nil {
 		return nil, err
 	}
-	return &Cookie{sealer: s, cookieName: []byte(cookieName), claims: NewMemory(1, time.Minute)}, nil
+	return &Cookie{sealer: s, binding: []byte(binding), claims: NewMemory(1, time.Minute)}, nil
 }
 
 // Put implements Store: the returned value is the sealed session.
 func (c *Cookie) Put(_ context.Context, s Session) (string, error) {
-	return base64.RawURLEncoding.EncodeToString(c.seal(s, c.cookieName)), nil
+	return base64.RawURLEncoding.EncodeToString(c.seal(s, c.binding)), nil
 }
 
 // Get implements Store.
@@ -45,7 +47,7 @@ func (c *Cookie) Get(_ context.Context, cookieValue string) (Session, bool, erro
 	if err != nil {
 		return Session{}, false, nil
 	}
-	s, ok := c.open(raw, c.cookieName)
+	s, ok := c.open(raw, c.binding)
 	if !ok || !time.Now().Before(s.Expires) || c.claims.claimed(revocationKey(cookieValue)) {
 		return Session{}, false, nil
 	}

@@ -31,7 +31,7 @@ func TestCookieSealing(t *testing.T) {
 	if bytes.Contains(raw, []byte("secret-token")) || strings.Contains(v, "secret-token") {
 		t.Fatal("the token is readable in the cookie")
 	}
-	// Bound to the cookie name: the same value under another name is refused.
+	// Bound to where it was made: the same value for another cookie or site is refused.
 	if _, ok, _ := newTestCookie(t, "__Host-b").Get(ctx, v); ok {
 		t.Error("a value sealed for another cookie name was accepted")
 	}

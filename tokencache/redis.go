@@ -27,6 +27,7 @@ type Redis struct {
 	sealer
 	client  rueidis.Client
 	prefix  string
+	binding string
 	timeout time.Duration
 
 	// near holds decrypted sessions by session id (a Memory: the same
@@ -50,6 +51,10 @@ type RedisOptions struct {
 	KeyPrefix string
 	// Key seals session values (32 bytes, derived from the secret).
 	Key []byte
+	// Binding is sealed in with each value as associated data (with the
+	// key name): sessions of one site are not valid for another that
+	// shares the Redis, prefix and secret.
+	Binding string
 	// Timeout bounds each Redis call, so an outage costs a request this
 	// long at most and never piles up goroutines. Default 1s.
 	Timeout time.Duration
@@ -74,7 +79,7 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 		o.NearCacheSize = 100_000
 	}
 	r := &Redis{
-		sealer: s, prefix: o.KeyPrefix, timeout: o.Timeout,
+		sealer: s, prefix: o.KeyPrefix, binding: o.Binding, timeout: o.Timeout,
 		near: NewMemory(o.NearCacheSize, time.Minute), byDigest: map[[32]byte]string{}, limit: o.NearCacheSize,
 	}
 	opt.OnInvalidations = r.invalidate
@@ -107,7 +112,7 @@ func (r *Redis) Put(ctx context.Context, s Session) (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	cmd := r.client.B().Set().Key(key).Value(rueidis.BinaryString(r.seal(s, []byte(key)))).Px(ttl).Build()
+	cmd := r.client.B().Set().Key(key).Value(rueidis.BinaryString(r.seal(s, []byte(r.binding+"|"+key)))).Px(ttl).Build()
 	if err := r.client.Do(ctx, cmd).Error(); err != nil {
 		return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
@@ -139,7 +144,7 @@ func (r *Redis) Get(ctx context.Context, cookieValue string) (Session, bool, err
 	if err != nil {
 		return Session{}, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	s, ok := r.open(raw, []byte(key))
+	s, ok := r.open(raw, []byte(r.binding+"|"+key))
 	if !ok || !time.Now().Before(s.Expires) {
 		return Session{}, false, nil
 	}

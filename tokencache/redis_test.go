@@ -44,6 +44,14 @@ func TestRedisSharedAcrossInstances(t *testing.T) {
 			t.Fatalf("b reads a's session: %+v %v %v", s, ok, err)
 		}
 	}
+	other, err := NewRedis(RedisOptions{URL: srv.URL, KeyPrefix: "ig:", Key: bytes.Repeat([]byte{9}, 32), Binding: "another site"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, ok, _ := other.Get(ctx, v); ok {
+		t.Error("a session was valid for another binding (site) sharing Redis, prefix and key")
+	}
 	if err := a.Delete(ctx, v); err != nil {
 		t.Fatal(err)
 	}
