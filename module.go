@@ -180,6 +180,9 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision expands placeholders, fills in defaults and opens the store.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
 	repl := caddy.NewReplacer()
 	h.AuthorizeURL = repl.ReplaceKnown(h.AuthorizeURL, "")
 	h.ClientID = repl.ReplaceKnown(h.ClientID, "")
@@ -522,6 +525,7 @@ func (h *Handler) serveProtected(w http.ResponseWriter, r *http.Request, next ca
 		s, ok, err := h.store.Get(r.Context(), value)
 		if err != nil {
 			// Fail closed: without the store nobody can be trusted.
+			metrics.storeError.Inc()
 			h.logger.Error("session store failed; refusing the request", zap.Error(err))
 			if !h.isNavigation(r) && !hasErrorRoutes(r) {
 				return writeJSON(w, http.StatusServiceUnavailable, map[string]string{
@@ -532,6 +536,7 @@ func (h *Handler) serveProtected(w http.ResponseWriter, r *http.Request, next ca
 			return h.respondError(w, r, http.StatusServiceUnavailable, "store_unavailable", "", r.URL.RequestURI())
 		}
 		if ok {
+			metrics.authenticated.Inc()
 			cookieheader.Strip(r.Header, h.CookieName)
 			if v := r.Header["Authorization"]; len(v) == 1 {
 				v[0] = s.Authorization // replace the client's own in place: no allocation
@@ -542,8 +547,10 @@ func (h *Handler) serveProtected(w http.ResponseWriter, r *http.Request, next ca
 		}
 	}
 	if !h.isNavigation(r) {
+		metrics.unauthenticated.Inc()
 		return h.respondUnauthenticated(w, r)
 	}
+	metrics.loginRedirect.Inc()
 	return h.startLogin(w, r, r.URL.RequestURI())
 }
 
@@ -648,12 +655,14 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 		h.logger.Info("authorization server returned an error", zap.String("error", ae.Code))
+		countLogin(authErrorOutcome(ae.Code))
 		return h.respondError(w, r, authErrorStatus(ae.Code), ae.Code, ae.Description, retry)
 	}
 	if q.Has("access_token") {
 		// A token in the query has already been written to access logs and
 		// history on the way here; refuse it rather than make it a session.
 		h.logger.Warn("refused an access token sent in the callback's query string; the authorization server must use the fragment")
+		countLogin(loginInvalidResponse)
 		return h.respondError(w, r, http.StatusBadRequest, "invalid_response", "", "/")
 	}
 	relay.ServePage(w)
@@ -664,13 +673,16 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) error {
 func (h *Handler) serveRelayPost(w http.ResponseWriter, r *http.Request) error {
 	if !h.sameOrigin(r) {
 		h.logger.Warn("refused a relay post from another origin", zap.String("origin", r.Header.Get("Origin")))
+		countLogin(loginRefused)
 		return writeJSON(w, http.StatusForbidden, relayAnswer{Error: "cross_origin", Location: "/"})
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
+		countLogin(loginRefused)
 		return writeJSON(w, http.StatusUnsupportedMediaType, relayAnswer{Error: "unsupported_media_type", Location: "/"})
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, relay.MaxFragmentBytes))
 	if err != nil {
+		countLogin(loginRefused)
 		if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
 			return writeJSON(w, http.StatusRequestEntityTooLarge, relayAnswer{Error: "too_large", Location: "/"})
 		}
@@ -685,9 +697,11 @@ func (h *Handler) serveRelayPost(w http.ResponseWriter, r *http.Request) error {
 			retry = p.ReturnTo
 		}
 		h.logger.Info("authorization server returned an error", zap.String("error", ae.Code))
+		countLogin(authErrorOutcome(ae.Code))
 		return h.relayError(w, authErrorStatus(ae.Code), ae.Code, ae.Description, retry)
 	case err != nil:
 		h.logger.Warn("refused an authorization response", zap.Error(err))
+		countLogin(loginInvalidResponse)
 		if vals, perr := url.ParseQuery(string(body)); perr == nil && len(vals["state"]) == 1 {
 			h.states.Take(w, r, vals.Get("state")) // the attempt is over either way
 		}
@@ -697,15 +711,18 @@ func (h *Handler) serveRelayPost(w http.ResponseWriter, r *http.Request) error {
 	pending, err := h.states.Take(w, r, tr.State)
 	if err != nil {
 		h.logger.Warn("refused a login", zap.String("reason", err.Error()))
+		countLogin(loginInvalidState)
 		return h.relayError(w, http.StatusBadRequest, "invalid_state", "", "/")
 	}
 	first, err := h.store.ClaimState(r.Context(), tr.State, pending.Expires)
 	if err != nil {
 		h.logger.Error("session store failed while finishing a login", zap.Error(err))
+		countLogin(loginStoreError)
 		return writeJSON(w, http.StatusServiceUnavailable, relayAnswer{Error: "store_unavailable", Location: h.errorPage("store_unavailable", "", pending.ReturnTo)})
 	}
 	if !first {
 		h.logger.Warn("refused a login", zap.String("reason", "state already used"))
+		countLogin(loginInvalidState)
 		return h.relayError(w, http.StatusBadRequest, "invalid_state", "", pending.ReturnTo)
 	}
 
@@ -720,6 +737,7 @@ func (h *Handler) serveRelayPost(w http.ResponseWriter, r *http.Request) error {
 	})
 	if err != nil {
 		h.logger.Error("session store failed while finishing a login", zap.Error(err))
+		countLogin(loginStoreError)
 		return writeJSON(w, http.StatusServiceUnavailable, relayAnswer{Error: "store_unavailable", Location: h.errorPage("store_unavailable", "", pending.ReturnTo)})
 	}
 	if old := h.sessionValue(r); old != "" {
@@ -727,6 +745,7 @@ func (h *Handler) serveRelayPost(w http.ResponseWriter, r *http.Request) error {
 	}
 	h.setSessionCookie(w, r, value, int(ttl/time.Second))
 	h.logger.Info("login finished", zap.Duration("session_lifetime", ttl), zap.String("scope", tr.Scope))
+	countLogin(loginSuccess)
 	return writeJSON(w, http.StatusOK, relayAnswer{Location: pending.ReturnTo})
 }
 
@@ -766,6 +785,7 @@ func (h *Handler) sameOrigin(r *http.Request) bool {
 
 // serveLogout ends the session in the store and in the browser.
 func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
+	metrics.logouts.Inc()
 	if value := h.sessionValue(r); value != "" {
 		if err := h.store.Delete(r.Context(), value); err != nil {
 			h.logger.Error("session store failed during logout", zap.Error(err))
@@ -849,6 +869,13 @@ func (h *Handler) respondError(w http.ResponseWriter, r *http.Request, status in
 		m.Code = ""
 	}
 	return relay.ServeMessage(w, status, m)
+}
+
+func authErrorOutcome(code string) string {
+	if code == "access_denied" {
+		return loginDenied
+	}
+	return loginServerError
 }
 
 func authErrorStatus(code string) int {

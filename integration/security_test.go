@@ -95,7 +95,8 @@ func TestOpenRedirectAttempts(t *testing.T) {
 
 // TestLogsNeverContainSecrets captures every log line Caddy writes, at
 // debug level and with access logs on, through a login, proxied calls, a
-// refused replay, a denial and a logout, and looks for the secrets in them.
+// refused replay, a denial and a logout, plus Caddy's metrics, and looks for
+// the secrets in them.
 func TestLogsNeverContainSecrets(t *testing.T) {
 	s := newSite(t, siteOptions{globals: "debug"})
 	b := newBrowser(t)
@@ -129,7 +130,27 @@ func TestLogsNeverContainSecrets(t *testing.T) {
 	b.navigate(s.origin + "/oauth/logout")
 	time.Sleep(200 * time.Millisecond) // let the last lines reach the pipe
 
-	logs := s.caddy.Output.String()
+	// Caddy's metrics, scraped from its admin endpoint, count the login
+	// outcomes and carry no secret either.
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", s.caddy.AdminPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsText := bodyOf(resp)
+	for _, want := range []string{
+		`caddy_implicit_grant_logins_total{outcome="success"} 1`,
+		`caddy_implicit_grant_logins_total{outcome="invalid_state"} 1`,
+		`caddy_implicit_grant_logins_total{outcome="denied"} 1`,
+		`caddy_implicit_grant_requests_total{result="authenticated"}`,
+		`caddy_implicit_grant_requests_total{result="unauthenticated"}`,
+		`caddy_implicit_grant_logouts_total 1`,
+	} {
+		if !strings.Contains(metricsText, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
+	logs := s.caddy.Output.String() + metricsText
 	if !strings.Contains(logs, `"msg":"login finished"`) || !strings.Contains(logs, `"logger":"http.log.access`) {
 		t.Fatalf("the logs do not cover the login (debug and access logs expected):\n%s", logs)
 	}
@@ -142,7 +163,7 @@ func TestLogsNeverContainSecrets(t *testing.T) {
 		}
 		for _, line := range strings.Split(logs, "\n") {
 			if strings.Contains(line, secret) || strings.Contains(line, url.QueryEscape(secret)) {
-				t.Errorf("the %s appears in a log line:\n%s", name, line)
+				t.Errorf("the %s appears in a log or metrics line:\n%s", name, line)
 			}
 		}
 	}

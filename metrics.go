@@ -1,0 +1,62 @@
+package implicitgrant
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are process-wide (a config reload keeps counting) and registered
+// in each config's registry, as Caddy's own handlers do. Labels are a fixed
+// handful of outcomes: never a user, a path, a token or a state.
+var metrics struct {
+	once     sync.Once
+	logins   *prometheus.CounterVec
+	requests *prometheus.CounterVec
+	logouts  prometheus.Counter
+
+	// Resolved once, so the hot path only adds atomically.
+	authenticated, loginRedirect, unauthenticated, storeError prometheus.Counter
+}
+
+// Login outcomes, the values of the "outcome" label.
+const (
+	loginSuccess         = "success"
+	loginDenied          = "denied"           // the server returned access_denied
+	loginServerError     = "server_error"     // the server returned another error
+	loginInvalidState    = "invalid_state"    // forged, expired, replayed or other-browser state
+	loginInvalidResponse = "invalid_response" // malformed token response
+	loginRefused         = "refused"          // cross-origin, wrong content type or too large
+	loginStoreError      = "store_error"
+)
+
+func registerMetrics(reg *prometheus.Registry) error {
+	metrics.once.Do(func() {
+		const ns, sub = "caddy", "implicit_grant"
+		metrics.logins = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "logins_total",
+			Help: "Finished logins (relay posts and error callbacks), by outcome.",
+		}, []string{"outcome"})
+		metrics.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "requests_total",
+			Help: "Protected requests, by what happened to them.",
+		}, []string{"result"})
+		metrics.logouts = prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "logouts_total",
+			Help: "Requests to the logout path.",
+		})
+		metrics.authenticated = metrics.requests.WithLabelValues("authenticated")
+		metrics.loginRedirect = metrics.requests.WithLabelValues("login_redirect")
+		metrics.unauthenticated = metrics.requests.WithLabelValues("unauthenticated")
+		metrics.storeError = metrics.requests.WithLabelValues("store_error")
+	})
+	for _, c := range []prometheus.Collector{metrics.logins, metrics.requests, metrics.logouts} {
+		if err := reg.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
+			return err
+		}
+	}
+	return nil
+}
+
+func countLogin(outcome string) { metrics.logins.WithLabelValues(outcome).Inc() }
