@@ -79,20 +79,26 @@ var (
 	clientSeqMu     sync.Mutex
 )
 
-func hydraServer(t *testing.T) authServer {
+// hydraServer is Hydra issuing opaque access tokens ("opaque") or JWTs
+// ("jwt", per client).
+func hydraServer(t *testing.T, strategy string) authServer {
 	sharedHydraOnce.Do(func() { sharedHydra, stopHydra, sharedHydraErr = startHydra(t) })
 	if sharedHydraErr != nil {
 		t.Fatal(sharedHydraErr)
 	}
 	h := sharedHydra
+	name := "hydra"
+	if strategy == "jwt" {
+		name = "hydra-jwt"
+	}
 	return authServer{
-		name: "hydra",
+		name: name,
 		setup: func(t *testing.T, origin string, lifetime time.Duration) (string, string) {
 			clientSeqMu.Lock()
 			clientSeq++
 			id := fmt.Sprintf("e2e-client-%d", clientSeq)
 			clientSeqMu.Unlock()
-			h.registerClient(t, id, origin+"/oauth/callback", lifetime)
+			h.registerClient(t, id, origin+"/oauth/callback", lifetime, strategy)
 			return fmt.Sprintf("authorize_url %s/oauth2/auth\n\t\tclient_id %s\n\t\tscope openid profile reports", h.public, id), ""
 		},
 		check: h.introspect,
@@ -102,7 +108,7 @@ func hydraServer(t *testing.T) authServer {
 // servers returns both authorization servers.
 func servers(t *testing.T) []authServer {
 	chromiumPath(t) // fail or skip before building anything
-	return []authServer{devProvider(), hydraServer(t)}
+	return []authServer{devProvider(), hydraServer(t, "opaque")}
 }
 
 // upstream records what it gets and renders it, after asking the

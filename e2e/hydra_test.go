@@ -124,10 +124,11 @@ func (h *hydra) adminJSON(method, path string, body any, out any) error {
 }
 
 // registerClient makes a public implicit-grant client; a non-zero
-// lifetime shortens its access tokens.
-func (h *hydra) registerClient(t testing.TB, id, redirectURI string, lifetime time.Duration) {
+// lifetime shortens its access tokens; strategy is "opaque" or "jwt".
+func (h *hydra) registerClient(t testing.TB, id, redirectURI string, lifetime time.Duration, strategy string) {
 	t.Helper()
 	err := h.adminJSON(http.MethodPost, "/admin/clients", map[string]any{
+		"access_token_strategy":      strategy,
 		"client_id":                  id,
 		"grant_types":                []string{"implicit"},
 		"response_types":             []string{"token", "id_token token"},

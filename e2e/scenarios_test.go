@@ -43,7 +43,8 @@ func (b *browser) loginTo(t *testing.T, s *site, start, want string, approve boo
 }
 
 func TestDeepURLWithFragmentSurvivesLogin(t *testing.T) {
-	for _, srv := range servers(t) {
+	// Here also with Hydra's JWT access tokens: another token format.
+	for _, srv := range append(servers(t), hydraServer(t, "jwt")) {
 		t.Run(srv.name, func(t *testing.T) {
 			s := newSite(t, srv, 0, "")
 			b := newBrowser(t)
@@ -58,6 +59,9 @@ func TestDeepURLWithFragmentSurvivesLogin(t *testing.T) {
 			}
 			if user := b.text(b.ctx, "#user"); user == "" {
 				t.Error("the server named no user for the token")
+			}
+			if token := strings.TrimPrefix(s.upstream.lastAuth(), "Bearer "); srv.name == "hydra-jwt" && strings.Count(token, ".") != 2 {
+				t.Errorf("hydra-jwt issued a token that is not a JWT (%d bytes)", len(token))
 			}
 
 			// No token in the address bar or anywhere in this tab's history.
