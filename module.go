@@ -507,10 +507,14 @@ func (h *Handler) Cleanup() error {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	switch r.URL.Path {
 	case h.callbackPath:
-		if r.Method == http.MethodPost {
+		switch r.Method {
+		case http.MethodPost:
 			return h.serveRelayPost(w, r)
+		case http.MethodGet, http.MethodHead:
+			return h.serveCallback(w, r)
 		}
-		return h.serveCallback(w, r)
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		return caddyhttp.Error(http.StatusMethodNotAllowed, errors.New("implicit_grant: the callback takes GET and POST"))
 	case h.LoginPath:
 		return h.serveLogin(w, r)
 	case h.LogoutPath:
