@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,10 +37,7 @@ func (b *browser) loginTo(t *testing.T, s *site, start, want string, approve boo
 		b.decide(b.ctx, "approve")
 	}
 	loc := b.waitLocation(b.ctx, s.origin+want)
-	b.waitFor(b.ctx, `!!document.querySelector("#token-status")`, "the upstream's page")
-	if got := b.text(b.ctx, "#token-status"); got != "valid" {
-		t.Fatalf("upstream says the token is %q", got)
-	}
+	b.upstreamSaysValid(t, b.ctx)
 	return loc
 }
 
@@ -133,10 +132,7 @@ func TestDenyThenTryAgain(t *testing.T) {
 			eval[bool](b, b.ctx, `document.querySelector("a.button").click(), true`) // "Try again"
 			b.decide(b.ctx, "approve")
 			b.waitLocation(b.ctx, s.origin+"/denied?x=1")
-			b.waitFor(b.ctx, `!!document.querySelector("#token-status")`, "the upstream's page")
-			if got := b.text(b.ctx, "#token-status"); got != "valid" {
-				t.Fatalf("after trying again the token is %q", got)
-			}
+			b.upstreamSaysValid(t, b.ctx)
 		})
 	}
 }
@@ -172,11 +168,8 @@ func TestTwoTabsLogInAtOnce(t *testing.T) {
 			if loc := b.waitLocation(b.ctx, s.origin+"/tab/one"); loc != s.origin+"/tab/one#first" {
 				t.Errorf("tab 1 landed on %s", loc)
 			}
-			b.waitFor(b.ctx, `!!document.querySelector("#token-status")`, "tab 1's page")
-			b.waitFor(tab2, `!!document.querySelector("#token-status")`, "tab 2's page")
-			if b.text(b.ctx, "#token-status") != "valid" || b.text(tab2, "#token-status") != "valid" {
-				t.Error("a tab's upstream page did not get a valid token")
-			}
+			b.upstreamSaysValid(t, b.ctx)
+			b.upstreamSaysValid(t, tab2)
 		})
 	}
 }
@@ -223,10 +216,7 @@ func TestExpiryReauthorizesWithoutDialog(t *testing.T) {
 			if loc := b.waitLocation(b.ctx, s.origin+"/exp?x=2"); loc != s.origin+"/exp?x=2#again" {
 				t.Errorf("after re-authorizing landed on %s", loc)
 			}
-			b.waitFor(b.ctx, `!!document.querySelector("#token-status")`, "the upstream's page")
-			if got := b.text(b.ctx, "#token-status"); got != "valid" {
-				t.Fatalf("after re-authorizing the token is %q", got)
-			}
+			b.upstreamSaysValid(t, b.ctx)
 			if again := s.upstream.lastAuth(); again == first || again == "" {
 				t.Error("the upstream did not get a new token after expiry")
 			}
@@ -245,16 +235,16 @@ func TestLogoutGoesBackToServer(t *testing.T) {
 			if body := eval[string](b, b.ctx, "document.body.innerText"); !strings.Contains(body, "Signed out") {
 				t.Fatalf("logout page: %s", body)
 			}
-			var visitedServer bool
+			var visitedServer atomic.Bool // set by the listener's goroutine
 			_ = chromedp.Listen(b.ctx, func(ev any) {
 				if e, ok := ev.(*network.EventRequestWillBeSent); ok && !strings.HasPrefix(e.Request.URL, s.origin) {
-					visitedServer = true
+					visitedServer.Store(true)
 				}
 			})
 			b.navigate(b.ctx, s.origin+"/after")
 			b.waitLocation(b.ctx, s.origin+"/after")
-			b.waitFor(b.ctx, `!!document.querySelector("#token-status")`, "the upstream's page")
-			if !visitedServer {
+			b.upstreamSaysValid(t, b.ctx)
+			if !visitedServer.Load() {
 				t.Error("after logout the next visit did not go through the authorization server")
 			}
 			if s.upstream.lastAuth() == first {
@@ -292,14 +282,21 @@ func TestDemoInBrowser(t *testing.T) {
 	b.navigate(b.ctx, "http://localhost:8080/reports?range=7d")
 	b.decide(b.ctx, "approve")
 	b.waitLocation(b.ctx, "http://localhost:8080/reports?range=7d")
-	b.waitFor(b.ctx, `!!document.querySelector("#token-status")`, "the dashboard")
-	if status := b.text(b.ctx, "#token-status"); status != "valid" {
-		t.Fatalf("dashboard says the token is %q", status)
-	}
+	b.upstreamSaysValid(t, b.ctx)
 	if user := b.text(b.ctx, "#user"); user != "demo-user" {
 		t.Errorf("dashboard user %q", user)
 	}
 	b.screenshot(b.ctx, screenshotPath(t, "dashboard.png"))
+}
+
+// upstreamSaysValid waits for the upstream's page in ctx and fails unless
+// the authorization server accepted the token the upstream got.
+func (b *browser) upstreamSaysValid(t *testing.T, ctx context.Context) {
+	t.Helper()
+	b.waitFor(ctx, `!!document.querySelector("#token-status")`, "the upstream's page")
+	if got := b.text(ctx, "#token-status"); got != "valid" {
+		t.Fatalf("the upstream says its token is %q", got)
+	}
 }
 
 func (u *upstream) lastAuth() string {
