@@ -521,3 +521,56 @@ func TestStartPageForScriptingBrowsers(t *testing.T) {
 		t.Fatalf("login from the start page: %d %q", status, loc)
 	}
 }
+
+// TestOptions: the optional subdirectives change what they say they do.
+func TestOptions(t *testing.T) {
+	s := newSite(t, siteOptions{extra: `cookie_name __Host-dash
+		login_path /auth/in
+		logout_path /auth/out
+		logout_redirect /bye
+		unauthenticated reject
+		default_expires_in 20m
+		expiry_leeway 1m`})
+	b := newBrowser(t)
+
+	// reject: even a navigation gets 401, pointing at the custom login path.
+	nav := b.navigate(s.origin + "/page")
+	if nav.StatusCode != http.StatusUnauthorized || !strings.Contains(bodyOf(nav), `"login_url":"/auth/in?return_to=`) {
+		t.Fatalf("unauthenticated reject: %d %s", nav.StatusCode, bodyOf(nav))
+	}
+	start := b.navigate(s.origin + "/auth/in?return_to=%2Fpage")
+	if start.StatusCode != http.StatusFound {
+		t.Fatalf("login_path: %d", start.StatusCode)
+	}
+	cb := b.authorizeAt(start.Header.Get("Location"), true)
+	v, _ := url.ParseQuery(cb.Fragment)
+	v.Del("expires_in") // the server sends none: default_expires_in applies
+	resp := b.relayPost(s.origin+"/oauth/callback", v.Encode(), s.origin)
+	var session *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "__Host-dash" {
+			session = c
+		}
+	}
+	if resp.StatusCode != http.StatusOK || session == nil || session.MaxAge != 19*60 {
+		t.Fatalf("custom cookie with 20m - 1m lifetime: %d %+v", resp.StatusCode, session)
+	}
+	if page := b.navigate(s.origin + "/page"); page.StatusCode != http.StatusOK {
+		t.Fatalf("with the session: %d", page.StatusCode)
+	}
+	if strings.Contains(s.upstream.last(t).Header.Get("Cookie"), "__Host-dash") {
+		t.Error("the custom cookie reached the upstream")
+	}
+	out := b.navigate(s.origin + "/auth/out")
+	if out.StatusCode != http.StatusSeeOther || out.Header.Get("Location") != "/bye" {
+		t.Errorf("logout_redirect: %d %q", out.StatusCode, out.Header.Get("Location"))
+	}
+
+	// redirect: a script's GET is sent to log in too.
+	r := newSite(t, siteOptions{extra: "unauthenticated redirect"})
+	req, _ := http.NewRequest(http.MethodGet, r.origin+"/api/x", nil)
+	req.Header.Set("Accept", "application/json")
+	if resp := newBrowser(t).do(req); resp.StatusCode != http.StatusFound {
+		t.Errorf("unauthenticated redirect: %d", resp.StatusCode)
+	}
+}
