@@ -27,6 +27,9 @@ func assertSameOrigin(t *testing.T, origin, loc string) {
 	if got := base.ResolveReference(ref); got.Host != base.Host || got.Scheme != base.Scheme {
 		t.Errorf("return location %q resolves to %s", loc, got)
 	}
+	if pathPart, _, _ := strings.Cut(loc, "?"); strings.Contains(pathPart, "//") {
+		t.Errorf("return location %q keeps a // that dot segments can bring to the front", loc)
+	}
 	if dec, err := url.PathUnescape(loc); err == nil && (strings.HasPrefix(dec, "//") || strings.HasPrefix(dec, "/\\")) {
 		t.Errorf("return location %q decodes to a network path %q", loc, dec)
 	}
@@ -43,6 +46,7 @@ func TestOpenRedirectAttempts(t *testing.T) {
 		"/\n/evil.example", "/\r\n/evil.example", "https:evil.example", "https://evil.example/", "http:/evil.example",
 		"javascript:alert(1)", "data:text/html,hi", "evil.example", " //evil.example", "/%09/evil.example",
 		"/%0d%0a/evil.example", "//%65vil.example", "/.//evil.example", "%2F%2Fevil.example",
+		"/..//evil.example", "/a/../..//evil.example", "/%2e%2e//evil.example",
 	}
 	for _, rt := range returnTos {
 		b := newBrowser(t)

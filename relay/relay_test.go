@@ -27,6 +27,11 @@ func TestSafeReturnPath(t *testing.T) {
 		"evil.example/x":                "/",
 		"":                              "/",
 		"/ok\\but-backslash":            "/",
+		"/..//evil.example":             "/",
+		"/.//evil.example":              "/",
+		"/a/../..//evil.example":        "/",
+		"/%2e%2e//evil.example":         "/",
+		"/a/./b/../c?x=1":               "/a/./b/../c?x=1",
 		"/x?next=//evil.example":        "/x?next=//evil.example", // a query is data, not a location
 		"/" + strings.Repeat("a", 5000): "/",
 	} {

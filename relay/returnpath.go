@@ -10,7 +10,7 @@ import (
 // that came from the client, so anything a browser might read as another
 // origin is refused: "//host", "/\host", schemes, control characters
 // (browsers strip tabs and newlines before parsing), and the same tricks
-// percent-encoded once.
+// percent-encoded once, and dot segments that resolve to "//".
 func SafeReturnPath(p string) string {
 	if !sameOriginPath(p) {
 		return "/"
@@ -34,5 +34,37 @@ func sameOriginPath(p string) bool {
 		}
 	}
 	u, err := url.Parse(p)
-	return err == nil && u.Scheme == "" && u.Host == "" && u.User == nil && !strings.HasPrefix(u.Path, "//")
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
+		return false
+	}
+	// Dot segments resolve away in the browser: "/..//host" becomes the
+	// path "//host", which the next relative redirect would read as a host.
+	return !dotSegmentsLeadToNetworkPath(u.EscapedPath())
+}
+
+// dotSegmentsLeadToNetworkPath removes dot segments as browsers do (WHATWG
+// URL; also their %2e spellings) and reports whether the path then starts
+// with "//". Go's url.ResolveReference cleans differently, so it cannot say.
+func dotSegmentsLeadToNetworkPath(path string) bool {
+	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	out := make([]string, 0, len(segs))
+	for i, seg := range segs {
+		last := i == len(segs)-1
+		switch strings.ToLower(seg) {
+		case ".", "%2e":
+			if last {
+				out = append(out, "")
+			}
+		case "..", ".%2e", "%2e.", "%2e%2e":
+			if len(out) > 0 {
+				out = out[:len(out)-1]
+			}
+			if last {
+				out = append(out, "")
+			}
+		default:
+			out = append(out, seg)
+		}
+	}
+	return len(out) > 1 && out[0] == ""
 }
