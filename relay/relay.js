@@ -4,6 +4,7 @@
 (function () {
   "use strict";
   var status = document.getElementById("status");
+  status.textContent = "Finishing your sign-in. This page forwards you in a moment.";
   var fragment = location.hash.slice(1);
   // Wipe the token from the address bar and this history entry first, so it
   // is gone even if the POST below fails.
