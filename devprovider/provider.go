@@ -164,6 +164,13 @@ func (p *Provider) issue(w http.ResponseWriter, r *http.Request, user, clientID,
 	}
 	lifetime := time.Duration(p.ExpiresIn)
 	mu.Lock()
+	if len(tokens) >= 10_000 { // a long demo or a load test: forget expired tokens
+		for t, it := range tokens {
+			if time.Now().After(it.expires) {
+				delete(tokens, t)
+			}
+		}
+	}
 	tokens[token] = issuedToken{user, clientID, scope, time.Now().Add(lifetime)}
 	mu.Unlock()
 	v := url.Values{
