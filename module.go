@@ -122,11 +122,12 @@ type Handler struct {
 	// 401 to everything.
 	Unauthenticated string `json:"unauthenticated,omitempty"`
 
-	// Whether browsers that run scripts keep the URL's fragment (#/view)
-	// across the login. Such navigations (Sec-Fetch-Dest: document) then get
-	// a short page that saves the fragment and goes on to the authorization
-	// server, instead of a 302; other clients always get the 302. Default
-	// true; set false to send a 302 to everyone.
+	// Whether browsers keep the URL's fragment (#/view) across the login.
+	// Their top-level page loads (Sec-Fetch-Dest: document with
+	// Upgrade-Insecure-Requests: 1) then get a short page that saves the
+	// fragment and goes on to the authorization server, instead of a 302;
+	// other clients always get the 302. Default true; false sends a 302 to
+	// everyone.
 	PreserveFragment *bool `json:"preserve_fragment,omitempty"`
 
 	// Where sessions live. Default: in memory.
@@ -606,14 +607,15 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnTo st
 }
 
 // keepsFragment tells whether this navigation gets the start page that
-// keeps the URL's fragment: only browsers that mark a top-level document
-// load (Sec-Fetch-Dest, sent by every browser with Fetch Metadata), so
-// plain clients keep their plain redirect.
+// keeps the URL's fragment: only real browsers' top-level page loads, which
+// Chrome, Firefox and Safari mark with both Sec-Fetch-Dest: document and
+// Upgrade-Insecure-Requests: 1. Every other client keeps its plain 302.
 func (h *Handler) keepsFragment(r *http.Request) bool {
 	return (h.PreserveFragment == nil || *h.PreserveFragment) &&
 		r.Method == http.MethodGet &&
 		r.Header.Get("Sec-Fetch-Dest") == "document" &&
-		r.Header.Get("Sec-Fetch-Mode") == "navigate"
+		r.Header.Get("Sec-Fetch-Mode") == "navigate" &&
+		r.Header.Get("Upgrade-Insecure-Requests") == "1"
 }
 
 // respondUnauthenticated answers a call that cannot follow a login

@@ -488,9 +488,10 @@ func (b *browser) finishAtCallbackAnswer(resp *http.Response) (int, string) {
 	return resp.StatusCode, loc
 }
 
-// TestStartPageForScriptingBrowsers: a browser marking a document load
-// (Sec-Fetch-Dest: document) gets the page that keeps the fragment and
-// goes on to authorize; the state is in the body only, never in a header.
+// TestStartPageForScriptingBrowsers: a browser's top-level page load
+// (Sec-Fetch-Dest: document, Upgrade-Insecure-Requests: 1) gets the page
+// that keeps the fragment and goes on to authorize; the state is in the
+// body only, never in a header. Without those marks: the plain 302.
 func TestStartPageForScriptingBrowsers(t *testing.T) {
 	s := newSite(t, siteOptions{})
 	b := newBrowser(t)
@@ -498,6 +499,7 @@ func TestStartPageForScriptingBrowsers(t *testing.T) {
 	req.Header.Set("Accept", "text/html")
 	req.Header.Set("Sec-Fetch-Mode", "navigate")
 	req.Header.Set("Sec-Fetch-Dest", "document")
+	req.Header.Set("Upgrade-Insecure-Requests", "1")
 	resp := b.do(req)
 	body := bodyOf(resp)
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Location") != "" {
@@ -519,6 +521,11 @@ func TestStartPageForScriptingBrowsers(t *testing.T) {
 	status, loc := b.finishAtCallback(b.authorizeAt(next, true))
 	if status != http.StatusOK || loc != "/app?view=2" {
 		t.Fatalf("login from the start page: %d %q", status, loc)
+	}
+
+	req.Header.Del("Upgrade-Insecure-Requests") // a client imitating some of a browser's headers
+	if resp := newBrowser(t).do(req); resp.StatusCode != http.StatusFound {
+		t.Errorf("without Upgrade-Insecure-Requests: %d, want the plain 302", resp.StatusCode)
 	}
 }
 
