@@ -19,10 +19,11 @@ import (
 // Keys are prefix + "s:" + SHA-256(session id) and values are sealed with
 // the secret: a Redis dump reveals neither session ids nor tokens. Reads
 // are served from a local near-cache kept correct by Redis itself (RESP3
-// client-side caching, CLIENT TRACKING): when any instance deletes or
-// overwrites a session, Redis tells every instance that read it, and they
-// drop their copy. When the connection drops, the whole near-cache is
-// dropped, so an outage fails closed instead of serving stale sessions.
+// client-side caching, CLIENT TRACKING in broadcast mode on the session
+// prefix): when any instance deletes a session, or Redis expires it, every
+// instance is told and drops its copy. When the connection drops, the
+// whole near-cache is dropped, so an outage fails closed instead of serving
+// stale sessions.
 type Redis struct {
 	sealer
 	client  rueidis.Client
@@ -32,12 +33,13 @@ type Redis struct {
 
 	// near holds decrypted sessions by session id (a Memory: the same
 	// zero-allocation lookup). byDigest maps the digests Redis names in
-	// invalidations back to ids. gen counts invalidations: a read that raced
-	// with one is not cached (see Get).
+	// invalidations back to ids. reading marks the keys being read from
+	// Redis right now; an invalidation sets the mark, and a read whose key
+	// was invalidated meanwhile is not cached (see Get).
 	near     *Memory
 	nearMu   sync.Mutex
 	byDigest map[[32]byte]string
-	gen      uint64
+	reading  map[[32]byte]bool
 	limit    int
 }
 
@@ -80,7 +82,7 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	}
 	r := &Redis{
 		sealer: s, prefix: o.KeyPrefix, binding: o.Binding, timeout: o.Timeout,
-		near: NewMemory(o.NearCacheSize, time.Minute), byDigest: map[[32]byte]string{}, limit: o.NearCacheSize,
+		near: NewMemory(o.NearCacheSize, time.Minute), byDigest: map[[32]byte]string{}, reading: map[[32]byte]bool{}, limit: o.NearCacheSize,
 	}
 	opt.OnInvalidations = r.invalidate
 	if opt.Dialer.Timeout == 0 {
@@ -89,7 +91,12 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	if opt.ConnWriteTimeout == 0 {
 		opt.ConnWriteTimeout = o.Timeout
 	}
-	opt.CacheSizeEachConn = 1 << 20 // rueidis' own cache only bridges to ours
+	// Broadcast tracking: Redis tells every instance about every change to a
+	// session key, with no per-read registration. Reads are then plain GETs,
+	// and our near-cache is the only cache (rueidis' own, kept small, stays
+	// unused: a second cache could answer with a value we just deleted).
+	opt.ClientTrackingOptions = []string{"PREFIX", o.KeyPrefix + "s:", "BCAST"}
+	opt.CacheSizeEachConn = 1 << 16
 	r.client, err = rueidis.NewClient(opt)
 	if err != nil {
 		r.near.Close()
@@ -129,15 +136,17 @@ func (r *Redis) Get(ctx context.Context, cookieValue string) (Session, bool, err
 	}
 	digest := sha256.Sum256([]byte(cookieValue))
 	r.nearMu.Lock()
-	gen := r.gen
+	r.reading[digest] = false
 	r.nearMu.Unlock()
 
 	key := r.sessionKey(digest)
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	// DoCache makes Redis track this key for us: that is what brings the
-	// invalidation when another instance logs this session out.
-	raw, err := r.client.DoCache(ctx, r.client.B().Get().Key(key).Cache(), time.Minute).AsBytes()
+	raw, err := r.client.Do(ctx, r.client.B().Get().Key(key).Build()).AsBytes()
+	r.nearMu.Lock()
+	invalidated, stillMarked := r.reading[digest]
+	delete(r.reading, digest)
+	r.nearMu.Unlock()
 	if rueidis.IsRedisNil(err) {
 		return Session{}, false, nil
 	}
@@ -148,16 +157,16 @@ func (r *Redis) Get(ctx context.Context, cookieValue string) (Session, bool, err
 	if !ok || !time.Now().Before(s.Expires) {
 		return Session{}, false, nil
 	}
-	r.nearMu.Lock()
-	if r.gen == gen { // nothing was invalidated while we read
+	if stillMarked && !invalidated { // nothing changed this key while we read it
+		r.nearMu.Lock()
 		if len(r.byDigest) >= 2*r.limit { // ids the Memory evicted linger here: start over
 			clear(r.byDigest)
 			r.near.clear()
 		}
 		r.byDigest[digest] = cookieValue
 		r.near.set(cookieValue, s)
+		r.nearMu.Unlock()
 	}
-	r.nearMu.Unlock()
 	return s, true, nil
 }
 
@@ -196,7 +205,9 @@ func (r *Redis) ClaimState(ctx context.Context, state string, until time.Time) (
 func (r *Redis) invalidate(keys []rueidis.RedisMessage) {
 	if keys == nil {
 		r.nearMu.Lock()
-		r.gen++
+		for d := range r.reading {
+			r.reading[d] = true
+		}
 		clear(r.byDigest)
 		r.near.clear()
 		r.nearMu.Unlock()
@@ -219,7 +230,9 @@ func (r *Redis) invalidate(keys []rueidis.RedisMessage) {
 func (r *Redis) forget(digest [32]byte) {
 	r.nearMu.Lock()
 	defer r.nearMu.Unlock()
-	r.gen++
+	if _, inFlight := r.reading[digest]; inFlight {
+		r.reading[digest] = true
+	}
 	if id, ok := r.byDigest[digest]; ok {
 		delete(r.byDigest, digest)
 		_ = r.near.Delete(context.Background(), id)

@@ -7,7 +7,9 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -24,6 +26,19 @@ type Server struct {
 // they need is missing: CI sets IMPLICIT_GRANT_REQUIRE_ALL=1.
 func Required() bool { return os.Getenv("IMPLICIT_GRANT_REQUIRE_ALL") == "1" }
 
+// redisServer finds redis-server, or skips (fails when Required).
+func redisServer(t testing.TB) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if Required() {
+			t.Fatal("redis-server is not installed (apt-get install redis-server); IMPLICIT_GRANT_REQUIRE_ALL=1 forbids skipping")
+		}
+		t.Skip("redis-server not installed")
+	}
+	return bin
+}
+
 // Start runs redis-server for t, keeping nothing on disk. Without
 // redis-server on PATH the test is skipped, or failed when Required.
 func Start(t testing.TB) *Server { return start(t, false) }
@@ -34,31 +49,90 @@ func StartPersistent(t testing.TB) *Server { return start(t, true) }
 
 func start(t testing.TB, persistent bool) *Server {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if Required() {
-			t.Fatal("redis-server is not installed (apt-get install redis-server); IMPLICIT_GRANT_REQUIRE_ALL=1 forbids skipping")
-		}
-		t.Skip("redis-server not installed")
-	}
-	s := &Server{dir: t.TempDir()}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Port = l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	s.URL = fmt.Sprintf("redis://127.0.0.1:%d/0", s.Port)
 	aof := "no"
 	if persistent {
 		aof = "yes"
 	}
-	s.cmd = exec.Command(bin, "--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1", "--save", "", "--appendonly", aof, "--appendfsync", "always", "--dir", s.dir)
+	return run(t, "--appendonly", aof, "--appendfsync", "always")
+}
+
+// run starts redis-server on a free port with extra arguments.
+func run(t testing.TB, args ...string) *Server {
+	t.Helper()
+	bin := redisServer(t)
+	s := &Server{dir: t.TempDir(), Port: freePort(t)}
+	s.URL = fmt.Sprintf("redis://127.0.0.1:%d/0", s.Port)
+	s.cmd = exec.Command(bin, append([]string{"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1", "--save", "", "--dir", s.dir}, args...)...)
 	if err := s.start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Stop)
 	return s
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// StartSentinel runs a master and a Sentinel watching it, and returns the
+// Sentinel with the URL a client uses: the sentinel's address and
+// ?master_set=mymaster.
+func StartSentinel(t testing.TB) *Server {
+	t.Helper()
+	master := run(t, "--appendonly", "no")
+	bin := redisServer(t)
+	s := &Server{dir: t.TempDir(), Port: freePort(t)}
+	conf := filepath.Join(s.dir, "sentinel.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("port %d\nbind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 %d 1\n", s.Port, master.Port)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.URL = fmt.Sprintf("redis://127.0.0.1:%d?master_set=mymaster", s.Port)
+	s.cmd = exec.Command(bin, conf, "--sentinel")
+	if err := s.start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// StartCluster runs a three-master Redis Cluster and returns the URL a
+// client uses: the first node, with the others as addr parameters.
+func StartCluster(t testing.TB) string {
+	t.Helper()
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Fatal("redis-cli is missing (it comes with redis-server)")
+	}
+	var addrs []string
+	for i := 0; i < 3; i++ {
+		n := run(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--appendonly", "no")
+		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", n.Port))
+	}
+	create := exec.Command(cli, append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")...)
+	if out, err := create.CombinedOutput(); err != nil {
+		t.Fatalf("creating the cluster: %v\n%s", err, out)
+	}
+	// Every node must see the cluster as ok before it serves its slots.
+	deadline := time.Now().Add(15 * time.Second)
+	for _, addr := range addrs {
+		for {
+			out, _ := exec.Command(cli, "-h", "127.0.0.1", "-p", strings.TrimPrefix(addr, "127.0.0.1:"), "cluster", "info").Output()
+			if strings.Contains(string(out), "cluster_state:ok") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("cluster node %s is not ready:\n%s", addr, out)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return "redis://" + addrs[0] + "?addr=" + addrs[1] + "&addr=" + addrs[2]
 }
 
 func (s *Server) start() error {
