@@ -446,6 +446,9 @@ func TestScopeEncodings(t *testing.T) {
 	for _, enc := range []string{"+", "%20"} {
 		b := newBrowser(t)
 		first := b.navigate(s.origin + "/")
+		if first.StatusCode != http.StatusFound || first.Header.Get("Location") == "" {
+			t.Fatalf("first visit: %d %v\n%s", first.StatusCode, first.Header, bodyOf(first))
+		}
 		cb := b.authorizeAt(first.Header.Get("Location"), true)
 		v, _ := url.ParseQuery(cb.Fragment)
 		frag := "access_token=" + url.QueryEscape(v.Get("access_token")) + "&token_type=Bearer&expires_in=60&scope=profile" + enc + "reports%3Aread&state=" + v.Get("state")

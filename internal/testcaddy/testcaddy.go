@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/implicitgrant/caddy-implicit-grant/internal/testport"
 )
 
 // caddyBin is the Caddy built for this test binary.
@@ -48,16 +49,8 @@ func Main(m *testing.M, cmdDir string, teardown ...func()) {
 	os.Exit(code)
 }
 
-// FreePort returns a loopback port nobody listens on right now.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+// FreePort returns a port for a test server (see package testport).
+func FreePort(t testing.TB) int { return testport.Free(t) }
 
 // syncBuffer collects a process's output while tests read it.
 type syncBuffer struct {

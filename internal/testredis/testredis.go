@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/implicitgrant/caddy-implicit-grant/internal/testport"
 )
 
 // Server is a running redis-server.
@@ -60,7 +62,7 @@ func start(t testing.TB, persistent bool) *Server {
 func run(t testing.TB, args ...string) *Server {
 	t.Helper()
 	bin := redisServer(t)
-	s := &Server{dir: t.TempDir(), Port: freePort(t)}
+	s := &Server{dir: t.TempDir(), Port: testport.Free(t)}
 	s.URL = fmt.Sprintf("redis://127.0.0.1:%d/0", s.Port)
 	s.cmd = exec.Command(bin, append([]string{"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1", "--save", "", "--dir", s.dir}, args...)...)
 	if err := s.start(); err != nil {
@@ -70,16 +72,6 @@ func run(t testing.TB, args ...string) *Server {
 	return s
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // StartSentinel runs a master and a Sentinel watching it, and returns the
 // Sentinel with the URL a client uses: the sentinel's address and
 // ?master_set=mymaster.
@@ -87,7 +79,7 @@ func StartSentinel(t testing.TB) *Server {
 	t.Helper()
 	master := run(t, "--appendonly", "no")
 	bin := redisServer(t)
-	s := &Server{dir: t.TempDir(), Port: freePort(t)}
+	s := &Server{dir: t.TempDir(), Port: testport.Free(t)}
 	conf := filepath.Join(s.dir, "sentinel.conf")
 	if err := os.WriteFile(conf, []byte(fmt.Sprintf("port %d\nbind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 %d 1\n", s.Port, master.Port)), 0o600); err != nil {
 		t.Fatal(err)
