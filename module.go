@@ -724,7 +724,7 @@ func (h *Handler) serveRelayPost(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		h.logger.Error("session store failed while finishing a login", zap.Error(err))
 		countLogin(loginStoreError)
-		return writeJSON(w, http.StatusServiceUnavailable, relayAnswer{Error: "store_unavailable", Location: h.errorPage("store_unavailable", "", pending.ReturnTo)})
+		return h.relayError(w, http.StatusServiceUnavailable, "store_unavailable", "", pending.ReturnTo)
 	}
 	if !first {
 		h.logger.Warn("refused a login", zap.String("reason", "state already used"))
@@ -744,7 +744,7 @@ func (h *Handler) serveRelayPost(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		h.logger.Error("session store failed while finishing a login", zap.Error(err))
 		countLogin(loginStoreError)
-		return writeJSON(w, http.StatusServiceUnavailable, relayAnswer{Error: "store_unavailable", Location: h.errorPage("store_unavailable", "", pending.ReturnTo)})
+		return h.relayError(w, http.StatusServiceUnavailable, "store_unavailable", "", pending.ReturnTo)
 	}
 	if old := h.sessionValue(r); old != "" {
 		_ = h.store.Delete(r.Context(), old) // the browser's previous session ends with the new one
@@ -807,7 +807,7 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
 	}
 	return relay.ServeMessage(w, http.StatusOK, relay.Message{
 		Title:    "Signed out",
-		Message:  "You are signed out of this site. Your account at the authorization server may still be signed in.",
+		Text:     "You are signed out of this site. Your account at the authorization server may still be signed in.",
 		LinkHref: "/",
 		LinkText: "Sign in again",
 	})
@@ -862,19 +862,10 @@ func (h *Handler) respondError(w http.ResponseWriter, r *http.Request, status in
 	if hasErrorRoutes(r) {
 		return caddyhttp.Error(status, fmt.Errorf("implicit_grant: %s", code))
 	}
-	if code == "invalid_state" || code == "invalid_response" || code == "store_unavailable" {
-		description = "" // our own codes: only ours is shown, never text from the URL
-	}
 	if rt := r.URL.Query().Get("return_to"); rt != "" && retry == "/" {
 		retry = relay.SafeReturnPath(rt)
 	}
-	m := relay.ErrorMessage(code, description, retry)
-	if code == "store_unavailable" {
-		m.Title = "Sign-in is unavailable"
-		m.Message = "The session store cannot be reached right now, so nobody can be signed in. Nothing was changed. Try again in a moment."
-		m.Code = ""
-	}
-	return relay.ServeMessage(w, status, m)
+	return relay.ServeMessage(w, status, relay.ErrorMessage(code, description, retry))
 }
 
 func authErrorOutcome(code string) string {

@@ -1,38 +1,66 @@
 package relay
 
 import (
+	"bytes"
 	"crypto/sha256"
-	_ "embed"
+	"embed"
 	"encoding/base64"
 	"html/template"
+	"io"
 	"net/http"
-	"strings"
 )
 
 var (
 	//go:embed relay.js
 	relayScript string
-	//go:embed relay.html
-	relayHTML string
-	//go:embed page.css
-	pageStyle string
-	//go:embed message.html
-	messageHTML string
 	//go:embed start.js
 	startScript string
-	//go:embed start.html
-	startHTML string
+	//go:embed page.css
+	pageStyle string
+	//go:embed head.html relay.html start.html message.html
+	pageFiles embed.FS
 )
 
 var (
-	relayPage   = strings.NewReplacer("{{STYLE}}", pageStyle, "{{SCRIPT}}", relayScript).Replace(relayHTML)
-	messagePage = template.Must(template.New("message").Parse(messageHTML))
-	styleHash   = cspHash(pageStyle)
-	relayCSP    = "default-src 'none'; script-src " + cspHash(relayScript) + "; style-src " + styleHash + "; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-	messageCSP  = "default-src 'none'; style-src " + styleHash + "; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-	startPage   = template.Must(template.New("start").Parse(startHTML))
-	startCSP    = "default-src 'none'; script-src " + cspHash(startScript) + "; style-src " + styleHash + "; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+	styleHash = cspHash(pageStyle)
+	relayCSP  = "default-src 'none'; script-src " + cspHash(relayScript) + "; style-src " + styleHash + "; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+	startCSP  = "default-src 'none'; script-src " + cspHash(startScript) + "; style-src " + styleHash + "; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+	// Pages without a script still deny them all.
+	messageCSP = "default-src 'none'; style-src " + styleHash + "; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+	startPage   = pageTemplate("start.html")
+	messagePage = pageTemplate("message.html")
+	// The relay page never changes: rendered once.
+	relayPage = render(pageTemplate("relay.html"), pageData{Message: Message{Title: "Signing in…"}, Script: template.JS(relayScript)})
 )
+
+// pageData is what the page templates see. The scripts and the style go in
+// as they are, so the hashes in the CSPs match them.
+type pageData struct {
+	Message
+	Next   string // start page: where it sends the browser
+	Script template.JS
+	Style  template.CSS
+}
+
+// pageTemplate parses a page together with the head all pages share.
+func pageTemplate(name string) *template.Template {
+	return template.Must(template.New(name).ParseFS(pageFiles, "head.html", name))
+}
+
+// execute writes a page; every page carries the same style.
+func execute(w io.Writer, t *template.Template, d pageData) error {
+	d.Style = template.CSS(pageStyle)
+	return t.Execute(w, d)
+}
+
+func render(t *template.Template, d pageData) []byte {
+	var b bytes.Buffer
+	if err := execute(&b, t, d); err != nil {
+		panic(err)
+	}
+	return b.Bytes()
+}
 
 func cspHash(s string) string {
 	sum := sha256.Sum256([]byte(s))
@@ -56,7 +84,7 @@ func setPageHeaders(w http.ResponseWriter, csp string) {
 func ServePage(w http.ResponseWriter) {
 	setPageHeaders(w, relayCSP)
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write([]byte(relayPage))
+	_, _ = w.Write(relayPage)
 }
 
 // ServeStart writes the page that sends a browser to next (the
@@ -67,51 +95,56 @@ func ServePage(w http.ResponseWriter) {
 func ServeStart(w http.ResponseWriter, next string) error {
 	setPageHeaders(w, startCSP)
 	w.WriteHeader(http.StatusOK)
-	return startPage.Execute(w, struct {
-		Next   string
-		Style  template.CSS
-		Script template.JS
-	}{next, template.CSS(pageStyle), template.JS(startScript)})
+	return execute(w, startPage, pageData{Message: Message{Title: "Signing in…"}, Next: next, Script: template.JS(startScript)})
 }
 
 // Message is a page for a person: what happened, in plain words, and
 // where to go next. Every field is HTML-escaped.
 type Message struct {
 	Title       string
-	Message     string
+	Text        string
 	Code        string // the OAuth error code, if any
 	Description string // the authorization server's own words, if any
 	LinkHref    string
 	LinkText    string
-	Style       template.CSS
 }
 
 // ServeMessage writes m as a page with the given status.
 func ServeMessage(w http.ResponseWriter, status int, m Message) error {
-	m.Style = template.CSS(pageStyle)
 	setPageHeaders(w, messageCSP)
 	w.WriteHeader(status)
-	return messagePage.Execute(w, m)
+	return execute(w, messagePage, pageData{Message: m})
 }
 
-// ErrorMessage explains an OAuth error code to the person who met it.
+// ErrorMessage explains an error code to the person who met it: the
+// authorization server's codes (RFC 6749 §4.2.2.1) with its own description,
+// and this module's codes (invalid_state, invalid_response,
+// store_unavailable) with only our words, never text taken from the URL.
 // retry is where "Try again" leads: a same-origin path.
 func ErrorMessage(code, description, retry string) Message {
 	m := Message{Title: "Sign-in failed", Code: code, Description: description, LinkHref: retry, LinkText: "Try again"}
 	switch code {
+	case "invalid_state", "invalid_response", "store_unavailable":
+		m.Description = ""
+	}
+	switch code {
 	case "access_denied":
 		m.Title = "Sign-in was declined"
-		m.Message = "The authorization server did not grant access: the request was declined at its sign-in or consent screen. Nothing was stored. If that was a mistake, try again."
+		m.Text = "The authorization server did not grant access: the request was declined at its sign-in or consent screen. Nothing was stored. If that was a mistake, try again."
 	case "invalid_state":
-		m.Message = "This sign-in could not be matched to one started in this browser. It may have taken too long, been used already, or been started in another browser or tab that was closed. Nothing was stored; starting again fixes it."
+		m.Text = "This sign-in could not be matched to one started in this browser. It may have taken too long, been used already, or been started in another browser or tab that was closed. Nothing was stored; starting again fixes it."
 	case "invalid_response":
-		m.Message = "The authorization server's answer was incomplete or malformed, so it was not accepted. Nothing was stored. If this keeps happening, tell the site's administrator."
+		m.Text = "The authorization server's answer was incomplete or malformed, so it was not accepted. Nothing was stored. If this keeps happening, tell the site's administrator."
+	case "store_unavailable":
+		m.Title = "Sign-in is unavailable"
+		m.Text = "The session store cannot be reached right now, so nobody can be signed in. Nothing was changed. Try again in a moment."
+		m.Code = ""
 	case "server_error", "temporarily_unavailable":
-		m.Message = "The authorization server had a problem and could not complete the sign-in. Wait a moment and try again."
+		m.Text = "The authorization server had a problem and could not complete the sign-in. Wait a moment and try again."
 	case "invalid_request", "unauthorized_client", "unsupported_response_type", "invalid_scope":
-		m.Message = "The authorization server refused the sign-in request because of how this site is set up. Trying again will probably not help; tell the site's administrator."
+		m.Text = "The authorization server refused the sign-in request because of how this site is set up. Trying again will probably not help; tell the site's administrator."
 	default:
-		m.Message = "The authorization server reported an error and the sign-in did not complete. Nothing was stored."
+		m.Text = "The authorization server reported an error and the sign-in did not complete. Nothing was stored."
 	}
 	return m
 }

@@ -185,6 +185,9 @@ func TestPagesHeaders(t *testing.T) {
 	w = httptest.NewRecorder()
 	_ = ServeMessage(w, http.StatusForbidden, ErrorMessage("access_denied", `<img src=x onerror=alert(1)>`, "/back"))
 	body := w.Body.String()
+	if !strings.Contains(body, "<p>The authorization server did not grant access") {
+		t.Errorf("error page lacks its explanation:\n%s", body)
+	}
 	if w.Code != http.StatusForbidden || strings.Contains(body, "<img") || !strings.Contains(body, "&lt;img") || !strings.Contains(body, `href="/back"`) {
 		t.Errorf("error page: %d\n%s", w.Code, body)
 	}
