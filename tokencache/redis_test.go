@@ -30,6 +30,17 @@ func TestRedisConformance(t *testing.T) {
 	})
 }
 
+// TestRedisConformanceCIServer: the same suite against the long-running
+// redis-server that .ci/run starts, beside the ones the tests start.
+func TestRedisConformanceCIServer(t *testing.T) {
+	url := testredis.External(t)
+	n := 0
+	testStore(t, func(t *testing.T) Store {
+		n++
+		return newTestRedis(t, url, fmt.Sprintf("ci-%d-%d:", time.Now().UnixNano(), n))
+	})
+}
+
 // TestRedisSentinelConformance: the same suite through a Sentinel URL.
 func TestRedisSentinelConformance(t *testing.T) {
 	sentinel := testredis.StartSentinel(t)

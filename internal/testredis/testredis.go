@@ -28,6 +28,21 @@ type Server struct {
 // they need is missing: CI sets IMPLICIT_GRANT_REQUIRE_ALL=1.
 func Required() bool { return os.Getenv("IMPLICIT_GRANT_REQUIRE_ALL") == "1" }
 
+// External returns the URL of the redis-server that .ci/run starts
+// (IMPLICIT_GRANT_REDIS_URL). Without it the test is skipped, or failed
+// when Required.
+func External(t testing.TB) string {
+	t.Helper()
+	url := os.Getenv("IMPLICIT_GRANT_REDIS_URL")
+	if url == "" {
+		if Required() {
+			t.Fatal("IMPLICIT_GRANT_REDIS_URL is not set: .ci/run starts a redis-server and sets it")
+		}
+		t.Skip("IMPLICIT_GRANT_REDIS_URL not set (.ci/run sets it)")
+	}
+	return url
+}
+
 // redisServer finds redis-server, or skips (fails when Required).
 func redisServer(t testing.TB) string {
 	t.Helper()
