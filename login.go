@@ -1,0 +1,64 @@
+// Starting a login: the start page or the 302 to the authorization server.
+
+package implicitgrant
+
+import (
+	"html"
+	"io"
+	"net/http"
+
+	"go.uber.org/zap"
+
+	"github.com/implicitgrant/caddy-implicit-grant/relay"
+	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
+)
+
+// startLogin sends the browser to the authorization server with a fresh
+// state bound to this browser by its own cookie.
+func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnTo string) error {
+	state := tokencache.NewID()
+	h.states.Issue(w, r, state, relay.SafeReturnPath(returnTo))
+	if c := h.logger.Check(zap.DebugLevel, "login started"); c != nil {
+		c.Write(zap.String("path", r.URL.Path))
+	}
+	location := h.authorizeStart + state
+	if h.keepsFragment(r) {
+		return relay.ServeStart(w, location)
+	}
+	hdr := w.Header()
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("Content-Type", "text/html; charset=utf-8")
+	hdr.Set("Location", location)
+	w.WriteHeader(http.StatusFound)
+	_, _ = io.WriteString(w, `<a href="`+html.EscapeString(location)+`">Sign in</a>`)
+	// The Location carries the state, and Caddy's access log records the
+	// response header map once the handler returns. The headers are on the
+	// wire by now (net/http snapshots them), so dropping Location from the
+	// map keeps the state out of the logs without changing the response.
+	hdr.Del("Location")
+	return nil
+}
+
+// keepsFragment tells whether this navigation gets the start page that
+// keeps the URL's fragment: only real browsers' top-level page loads, which
+// Chrome, Firefox and Safari mark with both Sec-Fetch-Dest: document and
+// Upgrade-Insecure-Requests: 1. Every other client keeps its plain 302.
+func (h *Handler) keepsFragment(r *http.Request) bool {
+	return (h.PreserveFragment == nil || *h.PreserveFragment) &&
+		r.Method == http.MethodGet &&
+		r.Header.Get("Sec-Fetch-Dest") == "document" &&
+		r.Header.Get("Sec-Fetch-Mode") == "navigate" &&
+		r.Header.Get("Upgrade-Insecure-Requests") == "1"
+}
+
+// serveLogin starts a login on request (for pages whose API calls got 401).
+func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
+	returnTo := relay.SafeReturnPath(r.URL.Query().Get("return_to"))
+	if value := h.sessionValue(r); value != "" {
+		if _, ok, err := h.store.Get(r.Context(), value); err == nil && ok {
+			http.Redirect(w, r, returnTo, http.StatusFound)
+			return nil
+		}
+	}
+	return h.startLogin(w, r, returnTo)
+}

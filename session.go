@@ -1,0 +1,52 @@
+// The session cookie: its attributes, and long values split over chunks.
+
+package implicitgrant
+
+import (
+	"net/http"
+
+	"github.com/implicitgrant/caddy-implicit-grant/cookieheader"
+)
+
+// maxCookieValue keeps each Set-Cookie line, attributes included, well
+// under the 4096 bytes browsers are required to store per cookie.
+const maxCookieValue = 3800
+
+// sessionValue reads the session cookie; the cookie store's sealed
+// sessions may be split over numbered chunk cookies.
+func (h *Handler) sessionValue(r *http.Request) string {
+	if !h.chunked {
+		return cookieheader.Value(r.Header, h.CookieName)
+	}
+	v, _ := cookieheader.Joined(r.Header, h.CookieName)
+	return v
+}
+
+// setSessionCookie sets (or, with maxAge < 0, deletes) the session cookie,
+// splitting a long value into chunks and deleting chunks the request
+// carried that the new value no longer needs.
+func (h *Handler) setSessionCookie(w http.ResponseWriter, r *http.Request, value string, maxAge int) {
+	n := 0
+	for ; value != "" || n == 0; n++ {
+		part := value[:min(len(value), maxCookieValue-len(h.CookieName))]
+		value = value[len(part):]
+		http.SetCookie(w, h.sessionCookie(cookieheader.ChunkName(h.CookieName, n), part, maxAge))
+	}
+	if h.chunked {
+		for ; cookieheader.Value(r.Header, cookieheader.ChunkName(h.CookieName, n)) != ""; n++ {
+			http.SetCookie(w, h.sessionCookie(cookieheader.ChunkName(h.CookieName, n), "", -1))
+		}
+	}
+}
+
+func (h *Handler) sessionCookie(name, value string, maxAge int) *http.Cookie {
+	return &http.Cookie{
+		Name:     name,
+		Value:    value,
+		Path:     "/",
+		MaxAge:   maxAge,
+		Secure:   true,
+		HttpOnly: true,
+		SameSite: http.SameSiteLaxMode,
+	}
+}
