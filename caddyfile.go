@@ -1,12 +1,16 @@
+// The implicit_grant Caddyfile directive: syntax only. What a value must be
+// is checked in Provision, so Caddyfile and JSON users get the same errors.
+
 package implicitgrant
 
 import (
-	"strconv"
-
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
 )
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
@@ -34,6 +38,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		expiry_leeway      <duration>
 //		state_ttl          <duration>
 //		unauthenticated    auto|redirect|reject
+//		error_pages        builtin|handle_errors
 //		store              memory|cookie|redis [<url>] {
 //			max_sessions <n>         # memory
 //			key_prefix   <prefix>    # redis
@@ -56,38 +61,50 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		seen[sub] = true
 
+		var err error
 		switch sub {
-		case "authorize_url", "client_id", "redirect_uri", "secret", "cookie_name",
-			"login_path", "logout_path", "logout_redirect", "unauthenticated":
-			val, err := oneArg(d)
-			if err != nil {
-				return err
-			}
-			*h.stringField(sub) = val
-
+		case "authorize_url":
+			h.AuthorizeURL, err = oneArg(d)
+		case "client_id":
+			h.ClientID, err = oneArg(d)
+		case "redirect_uri":
+			h.RedirectURI, err = oneArg(d)
+		case "secret":
+			h.Secret, err = oneArg(d)
+		case "cookie_name":
+			h.CookieName, err = oneArg(d)
+		case "login_path":
+			h.LoginPath, err = oneArg(d)
+		case "logout_path":
+			h.LogoutPath, err = oneArg(d)
+		case "logout_redirect":
+			h.LogoutRedirect, err = oneArg(d)
+		case "unauthenticated":
+			var v string
+			v, err = oneArg(d)
+			h.Unauthenticated = UnauthenticatedPolicy(v)
+		case "error_pages":
+			var v string
+			v, err = oneArg(d)
+			h.ErrorPages = ErrorPages(v)
+		case "default_expires_in":
+			h.DefaultExpiresIn, err = durationArg(d)
+		case "expiry_leeway":
+			h.ExpiryLeeway, err = durationArg(d)
+		case "state_ttl":
+			h.StateTTL, err = durationArg(d)
 		case "scope":
 			h.Scopes = d.RemainingArgs()
 			if len(h.Scopes) == 0 {
 				return d.Errf("scope: expected at least one scope")
 			}
-
 		case "show_dialog":
 			if d.NextArg() {
 				return d.Errf("show_dialog: takes no arguments")
 			}
 			h.ShowDialog = true
-
 		case "preserve_fragment":
-			val, err := oneArg(d)
-			if err != nil {
-				return err
-			}
-			on, known := map[string]bool{"on": true, "true": true, "off": false, "false": false}[val]
-			if !known {
-				return d.Errf("preserve_fragment: expected on or off, got '%s'", val)
-			}
-			h.PreserveFragment = &on
-
+			h.PreserveFragment, err = onOffArg(d)
 		case "param":
 			args := d.RemainingArgs()
 			if len(args) != 2 {
@@ -100,129 +117,71 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.Params = map[string]string{}
 			}
 			h.Params[args[0]] = args[1]
-
-		case "default_expires_in", "expiry_leeway", "state_ttl":
-			val, err := oneArg(d)
-			if err != nil {
-				return err
-			}
-			dur, err := caddy.ParseDuration(val)
-			if err != nil {
-				return d.Errf("%s: bad duration value '%s': %v", sub, val, err)
-			}
-			if dur <= 0 && sub != "expiry_leeway" {
-				return d.Errf("%s: must be positive, got '%s'", sub, val)
-			}
-			*h.durationField(sub) = caddy.Duration(dur)
-
 		case "store":
-			if err := h.unmarshalStore(d); err != nil {
-				return err
-			}
-
+			err = h.unmarshalStore(d)
 		default:
 			return d.Errf("unrecognized subdirective: %s", sub)
 		}
-	}
-	for _, req := range []string{"authorize_url", "client_id", "redirect_uri"} {
-		if !seen[req] {
-			return d.Errf("%s: required", req)
+		if err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
+// unmarshalStore hands "store <type> …" to the store's own module.
 func (h *Handler) unmarshalStore(d *caddyfile.Dispenser) error {
 	if !d.NextArg() {
 		return d.Errf("store: expected memory, cookie or redis")
 	}
-	h.Store = &StoreConfig{Type: d.Val()}
-	switch h.Store.Type {
-	case "memory", "cookie":
-		if d.NextArg() {
-			return d.Errf("store: %s takes no further arguments", h.Store.Type)
-		}
-	case "redis":
-		if !d.NextArg() {
-			return d.Errf("store: redis needs a url, e.g. redis://127.0.0.1:6379/0")
-		}
-		h.Store.URL = d.Val()
-		if d.NextArg() {
-			return d.Errf("store: redis takes one url")
-		}
-	default:
-		return d.Errf("store: '%s' is not memory, cookie or redis", h.Store.Type)
+	name := d.Val()
+	if _, err := caddy.GetModule(tokencache.Namespace + "." + name); err != nil {
+		return d.Errf("store: '%s' is not a known store (memory, cookie, redis)", name)
 	}
-	seen := map[string]bool{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		opt := d.Val()
-		if seen[opt] {
-			return d.Errf("store: %s given more than once", opt)
-		}
-		seen[opt] = true
-		allowed := map[string]string{"max_sessions": "memory", "key_prefix": "redis", "timeout": "redis"}[opt]
-		if allowed == "" {
-			return d.Errf("store: unrecognized option: %s", opt)
-		}
-		if allowed != h.Store.Type {
-			return d.Errf("store: %s applies to the %s store, not %s", opt, allowed, h.Store.Type)
-		}
-		val, err := oneArg(d)
-		if err != nil {
-			return err
-		}
-		switch opt {
-		case "max_sessions":
-			n, err := strconv.Atoi(val)
-			if err != nil || n <= 0 {
-				return d.Errf("max_sessions: expected a positive integer, got '%s'", val)
-			}
-			h.Store.MaxSessions = n
-		case "key_prefix":
-			h.Store.KeyPrefix = val
-		case "timeout":
-			dur, err := caddy.ParseDuration(val)
-			if err != nil || dur <= 0 {
-				return d.Errf("timeout: bad duration value '%s'", val)
-			}
-			h.Store.Timeout = caddy.Duration(dur)
-		}
+	unm, err := caddyfile.UnmarshalModule(d, tokencache.Namespace+"."+name)
+	if err != nil {
+		return err
 	}
+	h.StoreRaw = caddyconfig.JSONModuleObject(unm, "type", name, nil)
 	return nil
 }
 
 func oneArg(d *caddyfile.Dispenser) (string, error) {
 	name := d.Val()
-	if !d.NextArg() {
+	args := d.RemainingArgs()
+	switch len(args) {
+	case 0:
 		return "", d.Errf("%s: expected a value", name)
+	case 1:
+		return args[0], nil
 	}
-	val := d.Val()
-	if d.NextArg() {
-		return "", d.Errf("%s: expected one value, got more", name)
-	}
-	return val, nil
+	return "", d.Errf("%s: expected one value, got %d", name, len(args))
 }
 
-func (h *Handler) stringField(name string) *string {
-	return map[string]*string{
-		"authorize_url":   &h.AuthorizeURL,
-		"client_id":       &h.ClientID,
-		"redirect_uri":    &h.RedirectURI,
-		"secret":          &h.Secret,
-		"cookie_name":     &h.CookieName,
-		"login_path":      &h.LoginPath,
-		"logout_path":     &h.LogoutPath,
-		"logout_redirect": &h.LogoutRedirect,
-		"unauthenticated": &h.Unauthenticated,
-	}[name]
+func durationArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	name := d.Val()
+	val, err := oneArg(d)
+	if err != nil {
+		return 0, err
+	}
+	dur, err := caddy.ParseDuration(val)
+	if err != nil {
+		return 0, d.Errf("%s: bad duration value '%s': %v", name, val, err)
+	}
+	return caddy.Duration(dur), nil
 }
 
-func (h *Handler) durationField(name string) *caddy.Duration {
-	return map[string]*caddy.Duration{
-		"default_expires_in": &h.DefaultExpiresIn,
-		"expiry_leeway":      &h.ExpiryLeeway,
-		"state_ttl":          &h.StateTTL,
-	}[name]
+func onOffArg(d *caddyfile.Dispenser) (*bool, error) {
+	name := d.Val()
+	val, err := oneArg(d)
+	if err != nil {
+		return nil, err
+	}
+	on, known := map[string]bool{"on": true, "true": true, "off": false, "false": false}[val]
+	if !known {
+		return nil, d.Errf("%s: expected on or off, got '%s'", name, val)
+	}
+	return &on, nil
 }
 
 var _ caddyfile.Unmarshaler = (*Handler)(nil)

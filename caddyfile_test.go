@@ -1,6 +1,7 @@
 package implicitgrant
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -59,8 +60,8 @@ func TestUnmarshalCaddyfileEverySubdirective(t *testing.T) {
 		DefaultExpiresIn: caddy.Duration(30 * time.Minute),
 		ExpiryLeeway:     caddy.Duration(45 * time.Second),
 		StateTTL:         caddy.Duration(5 * time.Minute),
-		Unauthenticated:  "reject",
-		Store:            &StoreConfig{Type: "redis", URL: "{env.REDIS_URL}", KeyPrefix: "dash:", Timeout: caddy.Duration(250 * time.Millisecond)},
+		Unauthenticated:  UnauthenticatedReject,
+		StoreRaw:         json.RawMessage(`{"key_prefix":"dash:","timeout":250000000,"type":"redis","url":"{env.REDIS_URL}"}`),
 	}
 	if !reflect.DeepEqual(h, want) {
 		t.Errorf("got  %+v\nwant %+v", h, want)
@@ -70,25 +71,21 @@ func TestUnmarshalCaddyfileEverySubdirective(t *testing.T) {
 func TestUnmarshalCaddyfileErrors(t *testing.T) {
 	const required = "authorize_url https://as.example/authorize\nclient_id c\nredirect_uri https://app.example/cb\n"
 	for _, tc := range []struct{ name, body, wantErr string }{
-		{"missing authorize_url", "client_id c\nredirect_uri https://app.example/cb", "authorize_url: required"},
-		{"missing client_id", "authorize_url https://as.example/a\nredirect_uri https://app.example/cb", "client_id: required"},
-		{"missing redirect_uri", "authorize_url https://as.example/a\nclient_id c", "redirect_uri: required"},
 		{"unknown", required + "colour blue", "unrecognized subdirective: colour"},
 		{"repeated", required + "client_id d", "client_id: given more than once"},
 		{"repeated param", required + "param prompt a\nparam prompt b", "param: prompt given more than once"},
 		{"no value", required + "secret", "secret: expected a value"},
-		{"two values", required + "cookie_name a b", "cookie_name: expected one value, got more"},
+		{"two values", required + "cookie_name a b", "cookie_name: expected one value, got 2"},
 		{"empty scope", required + "scope", "scope: expected at least one scope"},
 		{"show_dialog arg", required + "show_dialog yes", "show_dialog: takes no arguments"},
 		{"preserve_fragment value", required + "preserve_fragment maybe", "preserve_fragment: expected on or off, got 'maybe'"},
 		{"param one arg", required + "param audience", "param: expected a name and a value"},
 		{"bad duration", required + "default_expires_in soon", "default_expires_in: bad duration value 'soon'"},
-		{"zero duration", required + "state_ttl 0s", "state_ttl: must be positive"},
 		{"bad max_sessions", required + "store memory {\nmax_sessions -3\n}", "max_sessions: expected a positive integer, got '-3'"},
-		{"unknown store", required + "store disk", "store: 'disk' is not memory, cookie or redis"},
+		{"unknown store", required + "store disk", "store: 'disk' is not a known store (memory, cookie, redis)"},
 		{"redis without url", required + "store redis", "store: redis needs a url"},
-		{"option of another store", required + "store cookie {\nmax_sessions 5\n}", "store: max_sessions applies to the memory store, not cookie"},
-		{"unknown store option", required + "store memory {\nsize 5\n}", "store: unrecognized option: size"},
+		{"option of another store", required + "store cookie {\nmax_sessions 5\n}", "store: unrecognized option for cookie: max_sessions"},
+		{"unknown store option", required + "store memory {\nsize 5\n}", "store: unrecognized option for memory: size"},
 		{"memory with url", required + "store memory redis://x", "store: memory takes no further arguments"},
 		{"repeated store", required + "store memory\nstore cookie", "store: given more than once"},
 	} {
@@ -133,8 +130,15 @@ func TestProvisionRefusesBadValues(t *testing.T) {
 		{"relative login path", func(h *Handler) { h.LoginPath = "login" }, "login_path"},
 		{"bad mode", func(h *Handler) { h.Unauthenticated = "sometimes" }, "unauthenticated"},
 		{"bad scope", func(h *Handler) { h.Scopes = []string{"a b"} }, "scope"},
-		{"bad store type", func(h *Handler) { h.Store = &StoreConfig{Type: "disk"} }, "store: \"disk\""},
-		{"redis unreachable", func(h *Handler) { h.Store = &StoreConfig{Type: "redis", URL: "redis://127.0.0.1:1/0"} }, "store: session store unavailable"},
+		{"missing authorize_url", func(h *Handler) { h.AuthorizeURL = "" }, "authorize_url: required"},
+		{"missing redirect_uri", func(h *Handler) { h.RedirectURI = "" }, "redirect_uri: required"},
+		{"zero state_ttl", func(h *Handler) { h.StateTTL = caddy.Duration(time.Millisecond) }, "state_ttl: 1ms is too short"},
+		{"negative leeway", func(h *Handler) { h.ExpiryLeeway = caddy.Duration(-time.Second) }, "expiry_leeway: -1s must not be negative"},
+		{"bad error_pages", func(h *Handler) { h.ErrorPages = "custom" }, "error_pages"},
+		{"bad store type", func(h *Handler) { h.StoreRaw = json.RawMessage(`{"type":"disk"}`) }, "store: "},
+		{"negative max_sessions", func(h *Handler) { h.StoreRaw = json.RawMessage(`{"type":"memory","max_sessions":-1}`) }, "store: max_sessions -1 must be positive"},
+		{"redis without url", func(h *Handler) { h.StoreRaw = json.RawMessage(`{"type":"redis"}`) }, "store: redis needs a url"},
+		{"redis unreachable", func(h *Handler) { h.StoreRaw = json.RawMessage(`{"type":"redis","url":"redis://127.0.0.1:1/0"}`) }, "session store unavailable"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := ok()

@@ -21,7 +21,7 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnTo st
 	if c := h.logger.Check(zap.DebugLevel, "login started"); c != nil {
 		c.Write(zap.String("path", r.URL.Path))
 	}
-	location := h.authorizeStart + state
+	location := h.authorizePrefix + state
 	if h.keepsFragment(r) {
 		return relay.ServeStart(w, location)
 	}

@@ -6,9 +6,9 @@
 package implicitgrant
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -37,9 +37,27 @@ const (
 	DefaultExpiryLeeway     = 30 * time.Second
 	DefaultStateTTL         = 10 * time.Minute
 	DefaultMaxPendingLogins = 8
-	DefaultMaxSessions      = 1_000_000
 	minSecretBytes          = 32
 	secretStorageKey        = "implicit_grant/secret"
+)
+
+// UnauthenticatedPolicy is what a request without a session gets.
+type UnauthenticatedPolicy string
+
+// The unauthenticated policies.
+const (
+	UnauthenticatedAuto     UnauthenticatedPolicy = "auto"
+	UnauthenticatedRedirect UnauthenticatedPolicy = "redirect"
+	UnauthenticatedReject   UnauthenticatedPolicy = "reject"
+)
+
+// ErrorPages says who renders error answers.
+type ErrorPages string
+
+// Who renders error answers.
+const (
+	ErrorPagesBuiltin      ErrorPages = "builtin"
+	ErrorPagesHandleErrors ErrorPages = "handle_errors"
 )
 
 // Handler is the implicit_grant HTTP handler. Requests for its own paths
@@ -101,11 +119,17 @@ type Handler struct {
 	StateTTL caddy.Duration `json:"state_ttl,omitempty"`
 
 	// What a request without a session gets: "auto" (default) redirects
-	// browser navigations to log in and answers API calls (fetch/XHR,
+	// browser page loads to log in and answers API calls (fetch/XHR,
 	// non-GET, no text/html in Accept, Sec-Fetch-Mode other than navigate)
 	// with 401; "redirect" redirects every GET and HEAD; "reject" answers
 	// 401 to everything.
-	Unauthenticated string `json:"unauthenticated,omitempty"`
+	Unauthenticated UnauthenticatedPolicy `json:"unauthenticated,omitempty"`
+
+	// Who shows a person what went wrong (a denial, an expired login, a
+	// store outage): "builtin" (default), the module's own pages and JSON
+	// for scripts; "handle_errors", the site's handle_errors routes, with
+	// {http.implicit_grant.*} placeholders for the details.
+	ErrorPages ErrorPages `json:"error_pages,omitempty"`
 
 	// Whether browsers keep the URL's fragment (#/view) across the login.
 	// Their top-level page loads (Sec-Fetch-Dest: document with
@@ -115,19 +139,19 @@ type Handler struct {
 	// everyone.
 	PreserveFragment *bool `json:"preserve_fragment,omitempty"`
 
-	// Where sessions live. Default: in memory.
-	Store *StoreConfig `json:"store,omitempty"`
+	// Where sessions live: {"type": "memory"} (the default), "cookie" or
+	// "redis", with the store's own options beside the type.
+	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=http.handlers.implicit_grant.stores inline_key=type"`
 
-	authorize      *url.URL
-	authorizeStart string // authorize URL with every parameter but the state's value
-	callbackPath   string
-	origin         string // scheme://host of redirect_uri: what Origin must say on the relay POST
-	secret         []byte
-	states         relay.StateCookies
-	store          tokencache.Store
-	storePoolKey   string
-	chunked        bool // the session cookie holds the sealed session and may need several cookies
-	logger         *zap.Logger
+	authorizePrefix string // the authorization request up to the state's value
+	callbackPath    string
+	origin          string // scheme://host of redirect_uri: what Origin must say on the relay POST
+	secret          []byte
+	states          relay.StateCookies
+	store           tokencache.Store
+	storePoolKey    string
+	chunked         bool // the session cookie holds the sealed session and may need several cookies
+	logger          *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -158,7 +182,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return h.serveProtected(w, r, next)
 }
 
-// Validate is part of caddy.Validator; the checks run in Provision (see checkConfig).
+// Validate is part of caddy.Validator; the checks run in Provision (see
+// checkConfig), where placeholders have been replaced.
 func (h *Handler) Validate() error { return nil }
 
 // Cleanup releases this config's hold on the shared session store.

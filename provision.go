@@ -57,36 +57,25 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.StateTTL = caddy.Duration(DefaultStateTTL)
 	}
 	if h.Unauthenticated == "" {
-		h.Unauthenticated = "auto"
+		h.Unauthenticated = UnauthenticatedAuto
 	}
-	if h.Store == nil {
-		h.Store = &StoreConfig{}
+	if h.ErrorPages == "" {
+		h.ErrorPages = ErrorPagesBuiltin
 	}
-	if h.Store.Type == "" {
-		h.Store.Type = "memory"
-	}
-	if h.Store.MaxSessions == 0 {
-		h.Store.MaxSessions = DefaultMaxSessions
-	}
-	if h.Store.KeyPrefix == "" {
-		h.Store.KeyPrefix = "implicit_grant:"
-	}
-	h.Store.URL = repl.ReplaceKnown(h.Store.URL, "")
 
 	if err := h.checkConfig(); err != nil {
 		return err
 	}
+	if !strings.HasPrefix(h.CookieName, "__Host-") {
+		// Allowed (some setups need a plain name), but the prefix is what
+		// stops sibling subdomains from planting cookies.
+		h.logger.Warn("cookie_name lacks the __Host- prefix; sibling subdomains could set this cookie")
+	}
 	if err := h.provisionSecret(ctx, repl); err != nil {
 		return err
 	}
-	h.states = relay.StateCookies{
-		Key:        deriveKey(h.secret, "state cookie"),
-		NamePrefix: h.CookieName + "_state_",
-		TTL:        time.Duration(h.StateTTL),
-		MaxPending: DefaultMaxPendingLogins,
-	}
-
-	return h.openStore()
+	h.derive()
+	return h.openStore(ctx)
 }
 
 // provisionSecret expands the configured secret or, when there is none,
@@ -123,10 +112,21 @@ func (h *Handler) provisionSecret(ctx caddy.Context, repl *caddy.Replacer) error
 	return nil
 }
 
-// checkConfig refuses every bad value with the field's name; it runs in
-// Provision because the values are only known once placeholders are
-// replaced, and the store must not be opened for a config that fails.
+// checkConfig refuses every bad value with the field's name. It runs in
+// Provision because values are known only once placeholders are replaced,
+// and no store may be opened for a config that fails. Each rule lives in
+// one of the groups below, and nowhere else.
 func (h *Handler) checkConfig() error {
+	for _, check := range []func() error{h.checkServer, h.checkRequest, h.checkPaths, h.checkTimes, h.checkPolicies} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkServer: where the authorization server and the callback are.
+func (h *Handler) checkServer() error {
 	if h.AuthorizeURL == "" {
 		return errors.New("authorize_url: required")
 	}
@@ -136,6 +136,11 @@ func (h *Handler) checkConfig() error {
 	}
 	if au.Scheme != "https" && !(au.Scheme == "http" && isLoopback(au.Hostname())) {
 		return fmt.Errorf("authorize_url: %q must use https (http is allowed only for loopback hosts)", h.AuthorizeURL)
+	}
+	for name := range au.Query() {
+		if slices.Contains(ownParams, name) {
+			return fmt.Errorf("authorize_url: its query sets %q, which implicit_grant sets itself", name)
+		}
 	}
 	if h.ClientID == "" {
 		return errors.New("client_id: required")
@@ -147,63 +152,63 @@ func (h *Handler) checkConfig() error {
 	if err != nil || ru.Host == "" || (ru.Scheme != "https" && ru.Scheme != "http") || ru.Fragment != "" || ru.RawQuery != "" {
 		return fmt.Errorf("redirect_uri: %q must be an absolute http(s) URL without query or fragment", h.RedirectURI)
 	}
-	if ru.Path == "" {
-		ru.Path = "/"
+	return nil
+}
+
+// ownParams are the authorization request parameters the module sets.
+var ownParams = []string{"response_type", "client_id", "redirect_uri", "state"}
+
+// checkRequest: what the authorization request asks for.
+func (h *Handler) checkRequest() error {
+	for _, s := range h.Scopes {
+		if s == "" || strings.ContainsAny(s, " \"\\") || !isPrintableASCII(s) {
+			return fmt.Errorf("scope: %q is not a valid scope token", s)
+		}
 	}
+	for name, value := range h.Params {
+		switch {
+		case name == "":
+			return errors.New("param: empty parameter name")
+		case slices.Contains(ownParams, name):
+			return fmt.Errorf("param: %q is set by implicit_grant itself and cannot be overridden", name)
+		case name == "scope" && len(h.Scopes) > 0:
+			return errors.New("param: scope is already set by the scope subdirective")
+		case name == "show_dialog" && h.ShowDialog:
+			return errors.New("param: show_dialog is already set by the show_dialog subdirective")
+		case name == "response_mode" && value != "fragment":
+			return fmt.Errorf("param: response_mode %q is not supported; the token must arrive in the fragment", value)
+		}
+	}
+	return nil
+}
+
+// checkPaths: the handler's own paths and cookie.
+func (h *Handler) checkPaths() error {
+	callback := callbackPathOf(h.RedirectURI)
 	for _, p := range []struct{ field, path string }{{"login_path", h.LoginPath}, {"logout_path", h.LogoutPath}} {
 		if !strings.HasPrefix(p.path, "/") {
 			return fmt.Errorf("%s: %q must start with /", p.field, p.path)
 		}
-		if p.path == ru.Path {
+		if p.path == callback {
 			return fmt.Errorf("%s: %q is the redirect_uri's path; they must differ", p.field, p.path)
 		}
 	}
 	if h.LoginPath == h.LogoutPath {
 		return fmt.Errorf("logout_path: %q is also the login_path", h.LogoutPath)
 	}
-	for _, s := range h.Scopes {
-		if s == "" || strings.ContainsAny(s, " \"\\") || !isPrintableASCII(s) {
-			return fmt.Errorf("scope: %q is not a valid scope token", s)
-		}
-	}
-	for name := range h.Params {
-		switch name {
-		case "response_type", "client_id", "redirect_uri", "state":
-			return fmt.Errorf("param: %q is set by implicit_grant itself and cannot be overridden", name)
-		case "scope":
-			if len(h.Scopes) > 0 {
-				return errors.New("param: scope is already set by the scope subdirective")
-			}
-		case "show_dialog":
-			if h.ShowDialog {
-				return errors.New("param: show_dialog is already set by the show_dialog subdirective")
-			}
-		case "response_mode":
-			if h.Params[name] != "fragment" {
-				return fmt.Errorf("param: response_mode %q is not supported; the token must arrive in the fragment", h.Params[name])
-			}
-		case "":
-			return errors.New("param: empty parameter name")
-		}
-	}
-	for name := range au.Query() {
-		if slices.Contains([]string{"response_type", "client_id", "redirect_uri", "state"}, name) {
-			return fmt.Errorf("authorize_url: its query sets %q, which implicit_grant sets itself", name)
-		}
-	}
 	if h.LogoutRedirect != "" {
 		if lu, err := url.Parse(h.LogoutRedirect); err != nil || (lu.Host == "" && !strings.HasPrefix(h.LogoutRedirect, "/")) {
 			return fmt.Errorf("logout_redirect: %q must be an absolute URL or a path", h.LogoutRedirect)
 		}
 	}
-	if !strings.HasPrefix(h.CookieName, "__Host-") && h.CookieName != "" {
-		// Allowed (some setups need a Domain-less plain name), but the
-		// prefix is what stops sibling subdomains from planting cookies.
-		h.logger.Warn("cookie_name lacks the __Host- prefix; sibling subdomains could set this cookie")
-	}
 	if h.CookieName == "" || strings.ContainsAny(h.CookieName, " \t\r\n;,=\"") || !isPrintableASCII(h.CookieName) {
 		return fmt.Errorf("cookie_name: %q is not a valid cookie name", h.CookieName)
 	}
+	return nil
+}
+
+// checkTimes: lifetimes.
+func (h *Handler) checkTimes() error {
 	switch {
 	case time.Duration(h.DefaultExpiresIn) < 0:
 		return fmt.Errorf("default_expires_in: %s must be positive", time.Duration(h.DefaultExpiresIn))
@@ -211,56 +216,65 @@ func (h *Handler) checkConfig() error {
 		return fmt.Errorf("expiry_leeway: %s must not be negative", time.Duration(h.ExpiryLeeway))
 	case time.Duration(h.StateTTL) < time.Second:
 		return fmt.Errorf("state_ttl: %s is too short for anyone to log in (minimum 1s)", time.Duration(h.StateTTL))
-	case h.Store.MaxSessions < 0:
-		return fmt.Errorf("store: max_sessions %d must be positive", h.Store.MaxSessions)
-	case time.Duration(h.Store.Timeout) < 0:
-		return fmt.Errorf("store: timeout %s must be positive", time.Duration(h.Store.Timeout))
 	}
-	switch h.Store.Type {
-	case "memory", "cookie":
-		if h.Store.URL != "" {
-			return fmt.Errorf("store: %s takes no url", h.Store.Type)
-		}
-	case "redis":
-		if h.Store.URL == "" {
-			return errors.New("store: redis needs a url, e.g. redis://127.0.0.1:6379/0")
-		}
-		if u, err := url.Parse(h.Store.URL); err != nil || u.Host == "" && u.Scheme != "unix" {
-			return errors.New("store: redis url is not a URL such as redis://host:6379/0") // the URL may hold a password: not repeated
-		}
-	default:
-		return fmt.Errorf("store: %q is not memory, cookie or redis", h.Store.Type)
-	}
-	switch h.Unauthenticated {
-	case "auto", "redirect", "reject":
-	default:
-		return fmt.Errorf("unauthenticated: %q must be auto, redirect or reject", h.Unauthenticated)
-	}
-
-	h.authorize = au
-	h.callbackPath = ru.Path
-	h.origin = originOf(ru)
-	h.authorizeStart = h.buildAuthorizeStart()
 	return nil
 }
 
-// buildAuthorizeStart renders the authorization request once; each login
-// only appends its state.
-func (h *Handler) buildAuthorizeStart() string {
-	q := h.authorize.Query()
-	q.Set("response_type", "token")
-	q.Set("client_id", h.ClientID)
-	q.Set("redirect_uri", h.RedirectURI)
-	if len(h.Scopes) > 0 {
-		q.Set("scope", strings.Join(h.Scopes, " "))
+// checkPolicies: the modes.
+func (h *Handler) checkPolicies() error {
+	switch h.Unauthenticated {
+	case UnauthenticatedAuto, UnauthenticatedRedirect, UnauthenticatedReject:
+	default:
+		return fmt.Errorf("unauthenticated: %q must be auto, redirect or reject", h.Unauthenticated)
 	}
-	if h.ShowDialog {
+	switch h.ErrorPages {
+	case ErrorPagesBuiltin, ErrorPagesHandleErrors:
+	default:
+		return fmt.Errorf("error_pages: %q must be builtin or handle_errors", h.ErrorPages)
+	}
+	return nil
+}
+
+// derive computes what requests use from the checked config.
+func (h *Handler) derive() {
+	au, _ := url.Parse(h.AuthorizeURL)
+	ru, _ := url.Parse(h.RedirectURI)
+	h.callbackPath = callbackPathOf(h.RedirectURI)
+	h.origin = originOf(ru)
+	h.authorizePrefix = authorizePrefix(au, h.ClientID, h.RedirectURI, h.Scopes, h.ShowDialog, h.Params)
+	h.states = relay.StateCookies{
+		Key:        deriveKey(h.secret, "state cookie"),
+		NamePrefix: h.CookieName + "_state_",
+		TTL:        time.Duration(h.StateTTL),
+		MaxPending: DefaultMaxPendingLogins,
+	}
+}
+
+// callbackPathOf is the path the relay is served at: redirect_uri's.
+func callbackPathOf(redirectURI string) string {
+	if ru, err := url.Parse(redirectURI); err == nil && ru.Path != "" {
+		return ru.Path
+	}
+	return "/"
+}
+
+// authorizePrefix renders the authorization request once: each login
+// appends only its state's value.
+func authorizePrefix(authorize *url.URL, clientID, redirectURI string, scopes []string, showDialog bool, params map[string]string) string {
+	q := authorize.Query()
+	q.Set("response_type", "token")
+	q.Set("client_id", clientID)
+	q.Set("redirect_uri", redirectURI)
+	if len(scopes) > 0 {
+		q.Set("scope", strings.Join(scopes, " "))
+	}
+	if showDialog {
 		q.Set("show_dialog", "true")
 	}
-	for k, v := range h.Params {
+	for k, v := range params {
 		q.Set(k, v)
 	}
-	u := *h.authorize
+	u := *authorize
 	u.RawQuery = ""
 	// Encode sorts by key; scope's spaces become %20, which every server
 	// reads, rather than "+", which some do not.

@@ -1,111 +1,76 @@
-// Choosing the session store and sharing it across config reloads.
+// Choosing the session store and sharing it across config reloads. Each
+// store's options, checks and construction live with the store itself, as
+// a guest module in tokencache.Namespace.
 
 package implicitgrant
 
 import (
-	"encoding/hex"
 	"fmt"
-	"sync/atomic"
-	"time"
+	"io"
 
 	"github.com/caddyserver/caddy/v2"
-	"go.uber.org/zap"
 
 	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
 )
 
-// StoreConfig chooses where sessions live.
-type StoreConfig struct {
-	// "memory" (the default): in this process, kept across config reloads.
-	// "cookie": sealed (AES-256-GCM) into the session cookie itself; no
-	// server state, so any number of instances with the same secret work.
-	// "redis": in Redis, shared by every instance using it.
-	Type string `json:"type,omitempty"`
-
-	// memory: the most sessions kept; when full, the session closest to
-	// expiry goes first. Default 1,000,000.
-	MaxSessions int `json:"max_sessions,omitempty"`
-
-	// redis: where it is, e.g. redis://user:pass@host:6379/0; rediss:// for
-	// TLS; ?addr=host2:6379&addr=host3:6379 for a cluster;
-	// ?master_set=mymaster for Sentinel (the hosts are then sentinels).
-	URL string `json:"url,omitempty"`
-
-	// redis: prefix of every key. Default "implicit_grant:".
-	KeyPrefix string `json:"key_prefix,omitempty"`
-
-	// redis: how long one call may take before the request fails with 503.
-	// Default 1s.
-	Timeout caddy.Duration `json:"timeout,omitempty"`
+// storeBackend is what the handler needs of a store's configuration module.
+type storeBackend interface {
+	// PoolKey names the store this configuration opens for site: configs
+	// with the same key share one store across reloads.
+	PoolKey(site tokencache.Site) string
+	// Open creates the store.
+	Open(site tokencache.Site) (tokencache.Store, error)
 }
 
 // stores holds the session stores across config reloads: a reload must not
 // log anyone out, drop a Redis connection or lose a state claim.
 var stores = caddy.NewUsagePool()
 
-type pooledStore struct {
-	tokencache.Store
-	close func() error
+type pooledStore struct{ tokencache.Store }
+
+func (p pooledStore) Destruct() error {
+	if c, ok := p.Store.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
 }
 
-func (p pooledStore) Destruct() error { return p.close() }
-
-// openStore takes the configured store from the pool, creating it for the
-// first config that uses it.
-func (h *Handler) openStore() error {
-	var open func() (caddy.Destructor, error)
-	sealKey := deriveKey(h.secret, "session seal")
-	// The key fingerprint is part of the pool key so a changed secret gets
-	// a store that seals with the new key; it reveals nothing of the secret.
-	fingerprint := hex.EncodeToString(deriveKey(sealKey, "fingerprint")[:8])
-	// Sessions made for one authorization server and client never
-	// authenticate requests meant for another.
-	binding := h.AuthorizeURL + "|" + h.ClientID
-	switch h.Store.Type {
-	case "memory":
-		h.storePoolKey = "memory|" + binding
-		open = func() (caddy.Destructor, error) {
-			m := tokencache.NewMemory(h.Store.MaxSessions, time.Minute)
-			logger := h.logger
-			var lastLog atomic.Int64
-			m.OnEviction = func() {
-				// At most one line a minute however hard the store is pushed;
-				// the running total is in it.
-				now := time.Now().Unix()
-				if last := lastLog.Load(); now-last >= 60 && lastLog.CompareAndSwap(last, now) {
-					logger.Warn("session store full: evicting the sessions closest to expiry; raise max_sessions",
-						zap.Uint64("evicted_total", m.Evictions()))
-				}
-			}
-			return pooledStore{m, m.Close}, nil
+// openStore loads the configured store module (memory when none is
+// configured) and takes its store from the pool, creating it for the first
+// config that uses it.
+func (h *Handler) openStore(ctx caddy.Context) error {
+	var backend storeBackend = &tokencache.MemoryConfig{MaxSessions: tokencache.DefaultMaxSessions}
+	if h.StoreRaw != nil {
+		mod, err := ctx.LoadModule(h, "StoreRaw")
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
 		}
-	case "cookie":
-		h.chunked = true
-		h.storePoolKey = "cookie|" + h.CookieName + "|" + binding + "|" + fingerprint
-		open = func() (caddy.Destructor, error) {
-			c, err := tokencache.NewCookie(sealKey, h.CookieName+"|"+binding)
-			if err != nil {
-				return nil, err
-			}
-			return pooledStore{c, c.Close}, nil
+		b, ok := mod.(storeBackend)
+		if !ok {
+			return fmt.Errorf("store: module %T is not a session store", mod)
 		}
-	case "redis":
-		h.storePoolKey = "redis|" + h.Store.URL + "|" + h.Store.KeyPrefix + "|" + binding + "|" + fingerprint
-		open = func() (caddy.Destructor, error) {
-			r, err := tokencache.NewRedis(tokencache.RedisOptions{
-				URL: h.Store.URL, KeyPrefix: h.Store.KeyPrefix, Key: sealKey, Binding: binding, Timeout: time.Duration(h.Store.Timeout),
-			})
-			if err != nil {
-				return nil, err
-			}
-			return pooledStore{r, r.Close}, nil
-		}
+		backend = b
 	}
-	pooled, _, err := stores.LoadOrNew(h.storePoolKey, open)
+	site := tokencache.Site{
+		// Sessions made for one authorization server and client never
+		// authenticate requests meant for another.
+		Binding:    h.AuthorizeURL + "|" + h.ClientID,
+		SealKey:    deriveKey(h.secret, "session seal"),
+		CookieName: h.CookieName,
+		Logger:     h.logger,
+	}
+	key := backend.PoolKey(site)
+	pooled, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
+		s, err := backend.Open(site)
+		return pooledStore{s}, err
+	})
 	if err != nil {
-		h.storePoolKey = ""
 		return fmt.Errorf("store: %w", err)
 	}
+	h.storePoolKey = key
 	h.store = pooled.(pooledStore).Store
+	// The cookie store's values are the sealed session itself, which may
+	// need several cookies.
+	_, h.chunked = h.store.(*tokencache.Cookie)
 	return nil
 }

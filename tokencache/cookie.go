@@ -5,6 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
 // Cookie keeps each session sealed inside the session cookie itself: no
@@ -79,3 +82,33 @@ func (c *Cookie) ClaimState(ctx context.Context, state string, until time.Time) 
 func (c *Cookie) Close() error { return c.claims.Close() }
 
 var _ Store = (*Cookie)(nil)
+
+// CookieConfig is the cookie store's configuration: sessions sealed into
+// the session cookie itself. It has no options.
+type CookieConfig struct{}
+
+// CaddyModule returns the Caddy module information.
+func (CookieConfig) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: Namespace + ".cookie", New: func() caddy.Module { return new(CookieConfig) }}
+}
+
+// UnmarshalCaddyfile reads "cookie".
+func (c *CookieConfig) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	if err := noArgs(d); err != nil {
+		return err
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		return d.Errf("store: unrecognized option for cookie: %s", d.Val())
+	}
+	return nil
+}
+
+// PoolKey: a changed cookie name or secret is another store.
+func (c *CookieConfig) PoolKey(site Site) string {
+	return "cookie|" + site.CookieName + "|" + site.Binding + "|" + site.keyID()
+}
+
+// Open makes the store; the cookie's name is sealed in with the site.
+func (c *CookieConfig) Open(site Site) (Store, error) {
+	return NewCookie(site.SealKey, site.CookieName+"|"+site.Binding)
+}

@@ -3,9 +3,15 @@ package tokencache
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.uber.org/zap"
 )
 
 // memoryShards splits the map so that concurrent requests rarely wait on
@@ -256,3 +262,75 @@ func (m *Memory) Close() error {
 }
 
 var _ Store = (*Memory)(nil)
+
+// DefaultMaxSessions bounds the memory store when max_sessions is not set.
+const DefaultMaxSessions = 1_000_000
+
+// MemoryConfig is the memory store's configuration: sessions in this
+// process, kept across config reloads (the default store).
+type MemoryConfig struct {
+	// The most sessions kept; when full, the session closest to expiry
+	// goes first (logged). Default 1,000,000.
+	MaxSessions int `json:"max_sessions,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (MemoryConfig) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: Namespace + ".memory", New: func() caddy.Module { return new(MemoryConfig) }}
+}
+
+// Provision fills in the default and checks the bound.
+func (c *MemoryConfig) Provision(caddy.Context) error {
+	if c.MaxSessions == 0 {
+		c.MaxSessions = DefaultMaxSessions
+	}
+	if c.MaxSessions < 0 {
+		return fmt.Errorf("store: max_sessions %d must be positive", c.MaxSessions)
+	}
+	return nil
+}
+
+// UnmarshalCaddyfile reads "memory { max_sessions <n> }".
+func (c *MemoryConfig) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	if err := noArgs(d); err != nil {
+		return err
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "max_sessions":
+			if c.MaxSessions != 0 {
+				return d.Errf("store: max_sessions given more than once")
+			}
+			var val string
+			if !d.Args(&val) || d.NextArg() {
+				return d.Errf("max_sessions: expected one value")
+			}
+			n, err := strconv.Atoi(val)
+			if err != nil || n <= 0 {
+				return d.Errf("max_sessions: expected a positive integer, got '%s'", val)
+			}
+			c.MaxSessions = n
+		default:
+			return d.Errf("store: unrecognized option for memory: %s", d.Val())
+		}
+	}
+	return nil
+}
+
+// PoolKey: one memory store per site.
+func (c *MemoryConfig) PoolKey(site Site) string { return "memory|" + site.Binding }
+
+// Open makes the store; a full store warns at most once a minute, with
+// the running total, however hard it is pushed.
+func (c *MemoryConfig) Open(site Site) (Store, error) {
+	m := NewMemory(c.MaxSessions, time.Minute)
+	var lastLog atomic.Int64
+	m.OnEviction = func() {
+		now := time.Now().Unix()
+		if last := lastLog.Load(); now-last >= 60 && lastLog.CompareAndSwap(last, now) {
+			site.Logger.Warn("session store full: evicting the sessions closest to expiry; raise max_sessions",
+				zap.Uint64("evicted_total", m.Evictions()))
+		}
+	}
+	return m, nil
+}

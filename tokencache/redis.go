@@ -6,10 +6,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/redis/rueidis"
 )
 
@@ -246,3 +249,92 @@ func (r *Redis) Close() error {
 }
 
 var _ Store = (*Redis)(nil)
+
+// RedisConfig is the Redis store's configuration: sessions in Redis,
+// shared by every Caddy instance that uses it.
+type RedisConfig struct {
+	// Where Redis is, e.g. redis://user:pass@host:6379/0; rediss:// for
+	// TLS; ?addr=host2:6379&addr=host3:6379 for a cluster;
+	// ?master_set=mymaster for Sentinel (the hosts are then sentinels).
+	// Placeholders such as {env.REDIS_URL} are replaced.
+	URL string `json:"url,omitempty"`
+
+	// Prefix of every key. Default "implicit_grant:".
+	KeyPrefix string `json:"key_prefix,omitempty"`
+
+	// How long one call may take before the request fails with 503.
+	// Default 1s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (RedisConfig) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: Namespace + ".redis", New: func() caddy.Module { return new(RedisConfig) }}
+}
+
+// Provision replaces placeholders, fills in defaults and checks the values.
+func (c *RedisConfig) Provision(caddy.Context) error {
+	c.URL = caddy.NewReplacer().ReplaceKnown(c.URL, "")
+	if c.KeyPrefix == "" {
+		c.KeyPrefix = "implicit_grant:"
+	}
+	if c.URL == "" {
+		return errors.New("store: redis needs a url, e.g. redis://127.0.0.1:6379/0")
+	}
+	if u, err := url.Parse(c.URL); err != nil || u.Host == "" && u.Scheme != "unix" {
+		return errors.New("store: redis url is not a URL such as redis://host:6379/0") // it may hold a password: not repeated
+	}
+	if c.Timeout < 0 {
+		return fmt.Errorf("store: timeout %s must be positive", time.Duration(c.Timeout))
+	}
+	return nil
+}
+
+// UnmarshalCaddyfile reads "redis <url> { key_prefix <p>; timeout <d> }".
+func (c *RedisConfig) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // "redis"
+	if !d.Args(&c.URL) {
+		return d.Errf("store: redis needs a url, e.g. redis://127.0.0.1:6379/0")
+	}
+	if d.NextArg() {
+		return d.Errf("store: redis takes one url")
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if seen[opt] {
+			return d.Errf("store: %s given more than once", opt)
+		}
+		seen[opt] = true
+		var val string
+		if !d.Args(&val) || d.NextArg() {
+			return d.Errf("%s: expected one value", opt)
+		}
+		switch opt {
+		case "key_prefix":
+			c.KeyPrefix = val
+		case "timeout":
+			dur, err := caddy.ParseDuration(val)
+			if err != nil || dur <= 0 {
+				return d.Errf("timeout: bad duration value '%s'", val)
+			}
+			c.Timeout = caddy.Duration(dur)
+		default:
+			return d.Errf("store: unrecognized option for redis: %s", opt)
+		}
+	}
+	return nil
+}
+
+// PoolKey: configs naming the same Redis, prefix, timeout and secret for
+// the same site share one connection across reloads.
+func (c *RedisConfig) PoolKey(site Site) string {
+	return "redis|" + c.URL + "|" + c.KeyPrefix + "|" + time.Duration(c.Timeout).String() + "|" + site.Binding + "|" + site.keyID()
+}
+
+// Open connects; it fails when Redis cannot be reached now.
+func (c *RedisConfig) Open(site Site) (Store, error) {
+	return NewRedis(RedisOptions{
+		URL: c.URL, KeyPrefix: c.KeyPrefix, Key: site.SealKey, Binding: site.Binding, Timeout: time.Duration(c.Timeout),
+	})
+}

@@ -1,0 +1,51 @@
+package tokencache
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.uber.org/zap"
+)
+
+// Namespace is where the stores' Caddy modules live: the handler's "store"
+// field names one by its "type", as {"type": "redis", "url": …}.
+const Namespace = "http.handlers.implicit_grant.stores"
+
+// Site is what a store is opened for.
+type Site struct {
+	// Binding names the site: its authorization server and client. A
+	// sealed session is valid only for the site it was sealed for.
+	Binding string
+	// SealKey seals sessions (32 bytes, derived from the configured secret).
+	SealKey []byte
+	// CookieName is the session cookie's name.
+	CookieName string
+	// Logger is for the operator: a store never logs a session id or token.
+	Logger *zap.Logger
+}
+
+// keyID fingerprints the seal key, so a store sealing with another secret
+// is another store; it reveals nothing of the key.
+func (s Site) keyID() string {
+	m := hmac.New(sha256.New, s.SealKey)
+	m.Write([]byte("fingerprint"))
+	return hex.EncodeToString(m.Sum(nil)[:8])
+}
+
+// noArgs checks that a store's Caddyfile line names only the store.
+func noArgs(d *caddyfile.Dispenser) error {
+	d.Next() // the store's name
+	if name := d.Val(); d.NextArg() {
+		return d.Errf("store: %s takes no further arguments", name)
+	}
+	return nil
+}
+
+func init() {
+	caddy.RegisterModule(MemoryConfig{})
+	caddy.RegisterModule(CookieConfig{})
+	caddy.RegisterModule(RedisConfig{})
+}
