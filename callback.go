@@ -1,5 +1,6 @@
 // The callback: the relay page, the relay script's POST that finishes a
-// login, and the checks on it.
+// login (reading the body, the checks on it, the session's lifetime), and
+// the error page the relay sends a failed login to.
 
 package implicitgrant
 
@@ -17,103 +18,108 @@ import (
 	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
 )
 
-// serveCallback answers the authorization server's redirect. A success
-// carries the token in the fragment, which only the relay page's script
-// can read; an error may come in the query (as Spotify sends it).
+// serveCallback answers a GET of the callback. A success carries the token
+// in the fragment, which only the relay page's script can read; an error
+// may come in the query, straight from the server (as Spotify sends it)
+// or from the relay script after a failed POST.
 func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	if ae, isErr := relay.ParseAuthError(q); isErr {
-		retry := "/"
-		if ae.State != "" {
-			if p, err := h.states.Take(w, r, ae.State); err == nil {
-				retry = p.ReturnTo
-			}
+		f := failure{code: code(ae.Code), description: ae.Description, retry: relay.SafeReturnPath(q.Get("return_to"))}
+		if ae.State == "" {
+			// The relay's own error page: the server's words, if any, are
+			// in the note the relay POST left for this browser.
+			f.description, f.verified = h.errorNotes.Take(w, r, ae.Code)
+			return h.fail(w, r, f)
+		}
+		if p, err := h.states.Take(w, r, ae.State); err == nil {
+			f.verified, f.retry = true, p.ReturnTo
 		}
 		h.logger.Info("authorization server returned an error", zap.String("error", ae.Code))
-		countLogin(authErrorOutcome(ae.Code))
-		return h.respondError(w, r, authErrorStatus(ae.Code), ae.Code, ae.Description, retry)
+		return h.loginFailed(w, r, f)
 	}
 	if q.Has("access_token") {
 		// A token in the query has already been written to access logs and
 		// history on the way here; refuse it rather than make it a session.
 		h.logger.Warn("refused an access token sent in the callback's query string; the authorization server must use the fragment")
-		countLogin(loginInvalidResponse)
-		return h.respondError(w, r, http.StatusBadRequest, "invalid_response", "", "/")
+		return h.loginFailed(w, r, failure{code: codeInvalidResponse})
 	}
 	relay.ServePage(w)
 	return nil
 }
 
-// serveRelayPost takes what the relay script posted: the callback's fragment.
+// serveRelayPost takes what the relay script posted: the callback's
+// fragment, as the authorization server wrote it.
 func (h *Handler) serveRelayPost(w http.ResponseWriter, r *http.Request) error {
+	body, refusal := h.readRelayBody(w, r)
+	if refusal != "" {
+		return h.loginFailed(w, r, failure{code: refusal})
+	}
+	tr, ae, err := relay.ParseFragment(body)
+	switch {
+	case ae != nil:
+		f := failure{code: code(ae.Code), description: ae.Description}
+		if p, err := h.states.Take(w, r, ae.State); err == nil {
+			f.verified, f.retry = true, p.ReturnTo
+		}
+		h.logger.Info("authorization server returned an error", zap.String("error", ae.Code))
+		return h.loginFailed(w, r, f)
+	case err != nil:
+		h.logger.Warn("refused an authorization response", zap.Error(err))
+		if vals, perr := url.ParseQuery(body); perr == nil && len(vals["state"]) == 1 {
+			h.states.Take(w, r, vals.Get("state")) // the attempt is over either way
+		}
+		return h.loginFailed(w, r, failure{code: codeInvalidResponse})
+	}
+	return h.finishLogin(w, r, tr)
+}
+
+// readRelayBody applies the relay POST's checks on where it comes from and
+// what it carries, and reads its bounded body.
+func (h *Handler) readRelayBody(w http.ResponseWriter, r *http.Request) (string, code) {
 	if !h.sameOrigin(r) {
 		h.logger.Warn("refused a relay post from another origin", zap.String("origin", r.Header.Get("Origin")))
-		countLogin(loginRefused)
-		return writeJSON(w, http.StatusForbidden, relayAnswer{Error: "cross_origin", Location: "/"})
+		return "", codeCrossOrigin
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
-		countLogin(loginRefused)
-		return writeJSON(w, http.StatusUnsupportedMediaType, relayAnswer{Error: "unsupported_media_type", Location: "/"})
+		return "", codeUnsupportedMedia
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, relay.MaxFragmentBytes))
 	if err != nil {
-		countLogin(loginRefused)
 		if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
-			return writeJSON(w, http.StatusRequestEntityTooLarge, relayAnswer{Error: "too_large", Location: "/"})
+			return "", codeTooLarge
 		}
-		return writeJSON(w, http.StatusBadRequest, relayAnswer{Error: "invalid_request", Location: "/"})
+		return "", codeUnreadable
 	}
+	return string(body), ""
+}
 
-	tr, ae, err := relay.ParseFragment(string(body))
-	switch {
-	case ae != nil:
-		retry := "/"
-		if p, err := h.states.Take(w, r, ae.State); err == nil {
-			retry = p.ReturnTo
-		}
-		h.logger.Info("authorization server returned an error", zap.String("error", ae.Code))
-		countLogin(authErrorOutcome(ae.Code))
-		return h.relayError(w, authErrorStatus(ae.Code), ae.Code, ae.Description, retry)
-	case err != nil:
-		h.logger.Warn("refused an authorization response", zap.Error(err))
-		countLogin(loginInvalidResponse)
-		if vals, perr := url.ParseQuery(string(body)); perr == nil && len(vals["state"]) == 1 {
-			h.states.Take(w, r, vals.Get("state")) // the attempt is over either way
-		}
-		return h.relayError(w, http.StatusBadRequest, "invalid_response", "", "/")
-	}
-
+// finishLogin turns a well-formed token response into a session, once its
+// state proves the login was started by this browser, here, and not used.
+func (h *Handler) finishLogin(w http.ResponseWriter, r *http.Request, tr *relay.TokenResponse) error {
 	pending, err := h.states.Take(w, r, tr.State)
 	if err != nil {
 		h.logger.Warn("refused a login", zap.String("reason", err.Error()))
-		countLogin(loginInvalidState)
-		return h.relayError(w, http.StatusBadRequest, "invalid_state", "", "/")
+		return h.loginFailed(w, r, failure{code: codeInvalidState})
 	}
 	first, err := h.store.ClaimState(r.Context(), tr.State, pending.Expires)
 	if err != nil {
 		h.logger.Error("session store failed while finishing a login", zap.Error(err))
-		countLogin(loginStoreError)
-		return h.relayError(w, http.StatusServiceUnavailable, "store_unavailable", "", pending.ReturnTo)
+		return h.loginFailed(w, r, failure{code: codeStoreUnavailable, retry: pending.ReturnTo})
 	}
 	if !first {
 		h.logger.Warn("refused a login", zap.String("reason", "state already used"))
-		countLogin(loginInvalidState)
-		return h.relayError(w, http.StatusBadRequest, "invalid_state", "", pending.ReturnTo)
+		return h.loginFailed(w, r, failure{code: codeInvalidState, retry: pending.ReturnTo})
 	}
 
-	lifetime := time.Duration(h.DefaultExpiresIn)
-	if tr.ExpiresIn > 0 {
-		lifetime = time.Duration(tr.ExpiresIn) * time.Second
-	}
-	ttl := max(lifetime-time.Duration(h.ExpiryLeeway), lifetime/2)
+	ttl := h.sessionLifetime(tr.ExpiresIn)
 	value, err := h.store.Put(r.Context(), tokencache.Session{
 		Authorization: "Bearer " + tr.AccessToken,
 		Expires:       time.Now().Add(ttl),
 	})
 	if err != nil {
 		h.logger.Error("session store failed while finishing a login", zap.Error(err))
-		countLogin(loginStoreError)
-		return h.relayError(w, http.StatusServiceUnavailable, "store_unavailable", "", pending.ReturnTo)
+		return h.loginFailed(w, r, failure{code: codeStoreUnavailable, retry: pending.ReturnTo})
 	}
 	if old := h.sessionValue(r); old != "" {
 		_ = h.store.Delete(r.Context(), old) // the browser's previous session ends with the new one
@@ -124,28 +130,21 @@ func (h *Handler) serveRelayPost(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, relayAnswer{Location: pending.ReturnTo})
 }
 
+// sessionLifetime is how long a session for a token lasting expiresIn
+// seconds (0: the server did not say) may live: it ends expiry_leeway
+// before the token, but never later than half-way through its life.
+func (h *Handler) sessionLifetime(expiresIn int64) time.Duration {
+	lifetime := time.Duration(h.DefaultExpiresIn)
+	if expiresIn > 0 {
+		lifetime = time.Duration(expiresIn) * time.Second
+	}
+	return max(lifetime-time.Duration(h.ExpiryLeeway), lifetime/2)
+}
+
 // relayAnswer is what the relay script gets back: where to go next.
 type relayAnswer struct {
 	Location string `json:"location"`
 	Error    string `json:"error,omitempty"`
-}
-
-// relayError answers the relay script with the error page to show.
-func (h *Handler) relayError(w http.ResponseWriter, status int, code, description, retry string) error {
-	return writeJSON(w, status, relayAnswer{Error: code, Location: h.errorPage(code, description, retry)})
-}
-
-// errorPage is the callback URL that shows the page for an error code. It
-// carries no state: the attempt is already over.
-func (h *Handler) errorPage(code, description, retry string) string {
-	q := url.Values{"error": {code}}
-	if description != "" {
-		q.Set("error_description", description)
-	}
-	if retry != "/" {
-		q.Set("return_to", retry)
-	}
-	return h.callbackPath + "?" + q.Encode()
 }
 
 // sameOrigin accepts only requests a browser marks as coming from the

@@ -22,7 +22,7 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnTo st
 		c.Write(zap.String("path", r.URL.Path))
 	}
 	location := h.authorizePrefix + state
-	if h.keepsFragment(r) {
+	if h.getsStartPage(r) {
 		return relay.ServeStart(w, location)
 	}
 	hdr := w.Header()
@@ -39,11 +39,11 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnTo st
 	return nil
 }
 
-// keepsFragment tells whether this navigation gets the start page that
-// keeps the URL's fragment: only real browsers' top-level page loads, which
+// getsStartPage tells whether this navigation gets the start page, which
+// keeps the URL's fragment (a 302 would lose it): only real browsers' top-level page loads, which
 // Chrome, Firefox and Safari mark with both Sec-Fetch-Dest: document and
 // Upgrade-Insecure-Requests: 1. Every other client keeps its plain 302.
-func (h *Handler) keepsFragment(r *http.Request) bool {
+func (h *Handler) getsStartPage(r *http.Request) bool {
 	return (h.PreserveFragment == nil || *h.PreserveFragment) &&
 		r.Method == http.MethodGet &&
 		r.Header.Get("Sec-Fetch-Dest") == "document" &&

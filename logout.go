@@ -16,7 +16,7 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
 	if value := h.sessionValue(r); value != "" {
 		if err := h.store.Delete(r.Context(), value); err != nil {
 			h.logger.Error("session store failed during logout", zap.Error(err))
-			return h.respondError(w, r, http.StatusServiceUnavailable, "store_unavailable", "", "/")
+			return h.fail(w, r, failure{code: codeStoreUnavailable})
 		}
 		h.logger.Info("logged out")
 	}

@@ -148,6 +148,7 @@ type Handler struct {
 	origin          string // scheme://host of redirect_uri: what Origin must say on the relay POST
 	secret          []byte
 	states          relay.StateCookies
+	errorNotes      relay.ErrorNote
 	store           tokencache.Store
 	storePoolKey    string
 	chunked         bool // the session cookie holds the sealed session and may need several cookies

@@ -1,10 +1,10 @@
 // The hot path: every request that is not for one of the handler's own
-// paths, and what a request without a session gets.
+// paths; what a request without a session gets; and how a person's page
+// load is told from a script's call.
 
 package implicitgrant
 
 import (
-	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -24,13 +24,7 @@ func (h *Handler) serveProtected(w http.ResponseWriter, r *http.Request, next ca
 			// Fail closed: without the store nobody can be trusted.
 			metrics.storeError.Inc()
 			h.logger.Error("session store failed; refusing the request", zap.Error(err))
-			if !h.isNavigation(r) && !hasErrorRoutes(r) {
-				return writeJSON(w, http.StatusServiceUnavailable, map[string]string{
-					"error":             "store_unavailable",
-					"error_description": "the session store cannot be reached; try again shortly",
-				})
-			}
-			return h.respondError(w, r, http.StatusServiceUnavailable, "store_unavailable", "", r.URL.RequestURI())
+			return h.fail(w, r, failure{code: codeStoreUnavailable, retry: relay.SafeReturnPath(r.URL.RequestURI())})
 		}
 		if ok {
 			metrics.authenticated.Inc()
@@ -43,24 +37,31 @@ func (h *Handler) serveProtected(w http.ResponseWriter, r *http.Request, next ca
 			return next.ServeHTTP(w, r)
 		}
 	}
-	if !h.isNavigation(r) {
+	if !h.redirectsToLogin(r) {
 		metrics.unauthenticated.Inc()
-		return h.respondUnauthenticated(w, r)
+		return h.fail(w, r, failure{code: codeUnauthenticated, retry: h.returnPathFor(r)})
 	}
 	metrics.loginRedirect.Inc()
 	return h.startLogin(w, r, r.URL.RequestURI())
 }
 
-// isNavigation tells a person's page load, which can be sent to log in,
-// from a script's or client's call, which cannot follow that redirect.
-func (h *Handler) isNavigation(r *http.Request) bool {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+// redirectsToLogin applies the unauthenticated policy to a request
+// without a session.
+func (h *Handler) redirectsToLogin(r *http.Request) bool {
+	switch h.Unauthenticated {
+	case UnauthenticatedRedirect:
+		return r.Method == http.MethodGet || r.Method == http.MethodHead
+	case UnauthenticatedReject:
 		return false
 	}
-	switch h.Unauthenticated {
-	case "redirect":
-		return true
-	case "reject":
+	return isPageLoad(r)
+}
+
+// isPageLoad tells a person's page load, which can be sent to log in or
+// shown a page, from a script's or client's call, which cannot follow a
+// login redirect and wants JSON.
+func isPageLoad(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return false
 	}
 	if mode := r.Header.Get("Sec-Fetch-Mode"); mode != "" && mode != "navigate" {
@@ -72,20 +73,15 @@ func (h *Handler) isNavigation(r *http.Request) bool {
 	return strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
-// respondUnauthenticated answers a call that cannot follow a login
-// redirect: 401 with a JSON body saying where a person can log in.
-func (h *Handler) respondUnauthenticated(w http.ResponseWriter, r *http.Request) error {
-	w.Header().Set("WWW-Authenticate", `Bearer realm="implicit_grant"`)
-	if hasErrorRoutes(r) {
-		return caddyhttp.Error(http.StatusUnauthorized, errors.New("implicit_grant: no valid session"))
+// returnPathFor is where a login started on behalf of r should come back
+// to: the page itself for a page load; for a script's call, the page that
+// made it (its same-origin Referer), or "/".
+func (h *Handler) returnPathFor(r *http.Request) string {
+	if isPageLoad(r) {
+		return relay.SafeReturnPath(r.URL.RequestURI())
 	}
-	returnTo := "/"
 	if ref, err := url.Parse(r.Header.Get("Referer")); err == nil && ref.Host != "" && originOf(ref) == h.origin {
-		returnTo = relay.SafeReturnPath(ref.RequestURI())
+		return relay.SafeReturnPath(ref.RequestURI())
 	}
-	return writeJSON(w, http.StatusUnauthorized, map[string]string{
-		"error":             "unauthenticated",
-		"error_description": "no valid session: log in at login_url",
-		"login_url":         h.LoginPath + "?return_to=" + url.QueryEscape(returnTo),
-	})
+	return "/"
 }

@@ -248,6 +248,7 @@ func (h *Handler) derive() {
 		TTL:        time.Duration(h.StateTTL),
 		MaxPending: DefaultMaxPendingLogins,
 	}
+	h.errorNotes = relay.ErrorNote{Key: deriveKey(h.secret, "error note"), Name: h.CookieName + "_error"}
 }
 
 // callbackPathOf is the path the relay is served at: redirect_uri's.

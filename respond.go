@@ -1,5 +1,8 @@
-// Answers for what went wrong: a page for people, JSON for scripts, or
-// the site's handle_errors routes.
+// Answers for what went wrong. One table says, for each outcome, its status,
+// its metric, whether the authorization server's own words may be shown,
+// and what a person reads; one function, fail, decides whether that becomes
+// the relay script's JSON, a script's JSON, the site's handle_errors routes
+// or the module's own page.
 
 package implicitgrant
 
@@ -7,44 +10,172 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/implicitgrant/caddy-implicit-grant/relay"
 )
 
-// respondError shows a person what went wrong, or hands the error to the
-// site's handle_errors routes when it has any.
-func (h *Handler) respondError(w http.ResponseWriter, r *http.Request, status int, code, description, retry string) error {
-	if hasErrorRoutes(r) {
-		return caddyhttp.Error(status, fmt.Errorf("implicit_grant: %s", code))
-	}
-	if rt := r.URL.Query().Get("return_to"); rt != "" && retry == "/" {
-		retry = relay.SafeReturnPath(rt)
-	}
-	return relay.ServeMessage(w, status, relay.ErrorMessage(code, description, retry))
+// code names an outcome: the authorization server's error codes (RFC 6749
+// §4.2.2.1) and the module's own.
+type code string
+
+const (
+	codeUnauthenticated  code = "unauthenticated"
+	codeAccessDenied     code = "access_denied"
+	codeInvalidState     code = "invalid_state"
+	codeInvalidResponse  code = "invalid_response"
+	codeStoreUnavailable code = "store_unavailable"
+	codeCrossOrigin      code = "cross_origin"
+	codeUnsupportedMedia code = "unsupported_media_type"
+	codeTooLarge         code = "too_large"
+	codeUnreadable       code = "unreadable_request"
+	// codeUnknownServerError stands for a server's code we do not know
+	// when we cannot tell that it was really the server's.
+	codeUnknownServerError code = "error"
+)
+
+// Texts several outcomes share.
+const (
+	serverSaysSetupIsWrong = "The authorization server refused the sign-in request because of how this site is set up. Trying again will probably not help; tell the site's administrator."
+	serverHadAProblem      = "The authorization server had a problem and could not complete the sign-in. Wait a moment and try again."
+	serverReportedAnError  = "The authorization server reported an error and the sign-in did not complete. Nothing was stored."
+	relayRefused           = "This sign-in request did not come from this site's own sign-in page, so it was refused. Nothing was stored."
+)
+
+// outcome is what one code means for the answer.
+type outcome struct {
+	status int
+	// metric is the logins_total outcome when a login ends this way.
+	metric string
+	// serverWords: the server's error_description may be shown, and then
+	// only when the state proved the login was this browser's.
+	serverWords bool
+	title, text string
 }
 
-func authErrorOutcome(code string) string {
-	if code == "access_denied" {
-		return loginDenied
-	}
-	return loginServerError
+var outcomes = map[code]outcome{
+	codeUnauthenticated: {http.StatusUnauthorized, "", false, "Sign-in required",
+		"This site needs you to sign in before it shows this page."},
+	codeAccessDenied: {http.StatusForbidden, loginDenied, true, "Sign-in was declined",
+		"The authorization server did not grant access: the request was declined at its sign-in or consent screen. Nothing was stored. If that was a mistake, try again."},
+	codeInvalidState: {http.StatusBadRequest, loginInvalidState, false, "Sign-in failed",
+		"This sign-in could not be matched to one started in this browser. It may have taken too long, been used already, or been started in another browser or tab that was closed. Nothing was stored; starting again fixes it."},
+	codeInvalidResponse: {http.StatusBadRequest, loginInvalidResponse, false, "Sign-in failed",
+		"The authorization server's answer was incomplete or malformed, so it was not accepted. Nothing was stored. If this keeps happening, tell the site's administrator."},
+	codeStoreUnavailable: {http.StatusServiceUnavailable, loginStoreError, false, "Sign-in is unavailable",
+		"The session store cannot be reached right now, so nobody can be signed in. Nothing was changed. Try again in a moment."},
+	codeCrossOrigin:      {http.StatusForbidden, loginRefused, false, "Sign-in refused", relayRefused},
+	codeUnsupportedMedia: {http.StatusUnsupportedMediaType, loginRefused, false, "Sign-in refused", relayRefused},
+	codeTooLarge:         {http.StatusRequestEntityTooLarge, loginRefused, false, "Sign-in refused", relayRefused},
+	codeUnreadable:       {http.StatusBadRequest, loginRefused, false, "Sign-in refused", relayRefused},
+
+	"server_error":              {http.StatusBadGateway, loginServerError, true, "Sign-in failed", serverHadAProblem},
+	"temporarily_unavailable":   {http.StatusBadGateway, loginServerError, true, "Sign-in failed", serverHadAProblem},
+	"invalid_request":           {http.StatusBadRequest, loginServerError, true, "Sign-in failed", serverSaysSetupIsWrong},
+	"unauthorized_client":       {http.StatusBadRequest, loginServerError, true, "Sign-in failed", serverSaysSetupIsWrong},
+	"unsupported_response_type": {http.StatusBadRequest, loginServerError, true, "Sign-in failed", serverSaysSetupIsWrong},
+	"invalid_scope":             {http.StatusBadRequest, loginServerError, true, "Sign-in failed", serverSaysSetupIsWrong},
+	codeUnknownServerError:      {http.StatusBadRequest, loginServerError, true, "Sign-in failed", serverReportedAnError},
 }
 
-func authErrorStatus(code string) int {
-	switch code {
-	case "access_denied":
-		return http.StatusForbidden
-	case "server_error", "temporarily_unavailable":
-		return http.StatusBadGateway
-	}
-	return http.StatusBadRequest
+// failure is one request that did not get what it asked for.
+type failure struct {
+	code code
+	// description is the authorization server's error_description.
+	description string
+	// verified: the answer carried the state of a login this browser
+	// started, so the server's code and words are really the server's.
+	verified bool
+	// retry is the same-origin path "Try again" leads to.
+	retry string
 }
 
-func hasErrorRoutes(r *http.Request) bool {
-	srv, ok := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
-	return ok && srv.Errors != nil && len(srv.Errors.Routes) > 0
+// fail answers f: to the relay script, JSON naming the page to show; with
+// error_pages handle_errors, the site's routes (placeholders set); to a
+// script, JSON; to a person, the module's page.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, f failure) error {
+	o, known := outcomes[f.code]
+	if !known {
+		o = outcomes[codeUnknownServerError]
+		if !f.verified { // a stranger's link could say anything here
+			f.code = codeUnknownServerError
+		}
+	}
+	description := ""
+	if o.serverWords && f.verified {
+		description = f.description
+	}
+	if f.retry == "" {
+		f.retry = "/"
+	}
+	loginURL := h.LoginPath + "?return_to=" + url.QueryEscape(f.retry)
+	if f.code == codeUnauthenticated {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="implicit_grant"`)
+	}
+
+	switch {
+	case r.Method == http.MethodPost && r.URL.Path == h.callbackPath:
+		next := "/"
+		if o.metric != loginRefused {
+			if description != "" {
+				h.errorNotes.Set(w, string(f.code), description)
+			}
+			next = h.errorPage(f.code, f.retry)
+		}
+		return writeJSON(w, o.status, relayAnswer{Error: string(f.code), Location: next})
+
+	case h.ErrorPages == ErrorPagesHandleErrors:
+		if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+			repl.Set("http.implicit_grant.error", string(f.code))
+			repl.Set("http.implicit_grant.error_description", description)
+			repl.Set("http.implicit_grant.message", o.text)
+			repl.Set("http.implicit_grant.retry_url", f.retry)
+			repl.Set("http.implicit_grant.login_url", loginURL)
+		}
+		return caddyhttp.Error(o.status, fmt.Errorf("implicit_grant: %s", f.code))
+
+	case !isPageLoad(r):
+		if description == "" {
+			description = o.text
+		}
+		return writeJSON(w, o.status, map[string]string{
+			"error":             string(f.code),
+			"error_description": description,
+			"login_url":         loginURL,
+		})
+	}
+	m := relay.Message{Title: o.title, Text: o.text, Code: string(f.code), Description: description, LinkHref: f.retry, LinkText: "Try again"}
+	switch f.code {
+	case codeUnauthenticated:
+		m.Code, m.LinkHref, m.LinkText = "", loginURL, "Sign in"
+	case codeStoreUnavailable:
+		m.Code = ""
+	}
+	return relay.ServeMessage(w, o.status, m)
+}
+
+// loginFailed counts a login that ended in f, then answers it.
+func (h *Handler) loginFailed(w http.ResponseWriter, r *http.Request, f failure) error {
+	o, known := outcomes[f.code]
+	if !known {
+		o = outcomes[codeUnknownServerError]
+	}
+	countLogin(o.metric)
+	return h.fail(w, r, f)
+}
+
+// errorPage is the callback URL that shows the page for a failed login.
+// It carries no state and no server text: the attempt is over, and the
+// server's words travel in the error note.
+func (h *Handler) errorPage(c code, retry string) string {
+	q := url.Values{"error": {string(c)}}
+	if retry != "/" {
+		q.Set("return_to", retry)
+	}
+	return h.callbackPath + "?" + q.Encode()
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {

@@ -462,18 +462,84 @@ func TestScopeEncodings(t *testing.T) {
 	}
 }
 
-func TestErrorPageWorksWithHandleErrors(t *testing.T) {
-	s := newSite(t, siteOptions{siteExtra: "handle_errors {\n\t\trespond \"custom {err.status_code} page\"\n\t}"})
+// TestErrorPagesHandleErrors: with error_pages handle_errors the site's
+// routes render every error, with the details in placeholders.
+func TestErrorPagesHandleErrors(t *testing.T) {
+	s := newSite(t, siteOptions{
+		extra:     "error_pages handle_errors",
+		siteExtra: "handle_errors {\n\t\trespond \"custom {err.status_code} {http.implicit_grant.error} login={http.implicit_grant.login_url} retry={http.implicit_grant.retry_url}\"\n\t}",
+	})
+	b := newBrowser(t)
+	req, _ := http.NewRequest(http.MethodGet, s.origin+"/api/x", nil)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Referer", s.origin+"/dash?x=1")
+	resp := b.do(req)
+	if want := "custom 401 unauthenticated login=/oauth/login?return_to=%2Fdash%3Fx%3D1 retry=/dash?x=1"; resp.StatusCode != http.StatusUnauthorized || bodyOf(resp) != want {
+		t.Errorf("401 through handle_errors: %d %q, want %q", resp.StatusCode, bodyOf(resp), want)
+	}
+	resp = b.navigate(s.origin + "/oauth/callback?error=access_denied&return_to=%2Freports")
+	if want := "custom 403 access_denied login=/oauth/login?return_to=%2Freports retry=/reports"; resp.StatusCode != http.StatusForbidden || bodyOf(resp) != want {
+		t.Errorf("denial through handle_errors: %d %q, want %q", resp.StatusCode, bodyOf(resp), want)
+	}
+}
+
+// TestOtherSitesHandleErrors: another site on the same listener with
+// handle_errors (the Caddyfile adapter puts every site's error routes in
+// one server-wide list) changes nothing about this site's own answers.
+func TestOtherSitesHandleErrors(t *testing.T) {
+	s := newSite(t, siteOptions{otherSite: "handle_errors {\n\t\trespond \"b error page\"\n\t}\n\trespond \"site b\""})
 	b := newBrowser(t)
 	req, _ := http.NewRequest(http.MethodGet, s.origin+"/api/x", nil)
 	req.Header.Set("Accept", "application/json")
 	resp := b.do(req)
-	if resp.StatusCode != http.StatusUnauthorized || bodyOf(resp) != "custom 401 page" {
-		t.Errorf("401 through handle_errors: %d %q", resp.StatusCode, bodyOf(resp))
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(bodyOf(resp), `"login_url":"/oauth/login?return_to=%2F"`) {
+		t.Errorf("API call without a session: %d %q, want the module's JSON 401", resp.StatusCode, bodyOf(resp))
 	}
 	resp = b.navigate(s.origin + "/oauth/callback?error=access_denied")
-	if resp.StatusCode != http.StatusForbidden || bodyOf(resp) != "custom 403 page" {
-		t.Errorf("denial through handle_errors: %d %q", resp.StatusCode, bodyOf(resp))
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(bodyOf(resp), "Sign-in was declined") {
+		t.Errorf("denial: %d %q, want the module's page", resp.StatusCode, bodyOf(resp))
+	}
+	// Site B is really there, with its own error routes.
+	other, _ := http.NewRequest(http.MethodGet, s.origin+"/", nil)
+	other.Host = "b.example"
+	if resp := b.do(other); bodyOf(resp) != "site b" {
+		t.Errorf("site b answered %q", bodyOf(resp))
+	}
+}
+
+// TestCraftedErrorLinkShowsNoStrangersText: the callback shows the
+// server's error_description only for a login this browser started; a
+// link anyone can craft gets the module's own words.
+func TestCraftedErrorLinkShowsNoStrangersText(t *testing.T) {
+	s := newSite(t, siteOptions{})
+	b := newBrowser(t)
+	for _, link := range []string{
+		"/oauth/callback?error=access_denied&error_description=Call+1-800-555-0100+to+restore+access",
+		"/oauth/callback?error=access_denied&state=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA&error_description=Call+1-800-555-0100+to+restore+access",
+		"/oauth/callback?error=Call_1-800-555-0100_now&error_description=Call+1-800-555-0100+to+restore+access",
+	} {
+		resp := b.navigate(s.origin + link)
+		if body := bodyOf(resp); strings.Contains(body, "1-800") || resp.StatusCode < 400 {
+			t.Errorf("%s: %d, the page shows the link's text:\n%s", link, resp.StatusCode, body)
+		}
+	}
+	// The server's own words still reach the person whose login it was
+	// (fragment placement: they travel from the relay POST in a signed note).
+	first := b.navigate(s.origin + "/dash")
+	callback := b.authorizeAt(first.Header.Get("Location"), false)
+	_, loc := b.finishAtCallbackAnswer(b.relayPost(s.origin+"/oauth/callback", callback.EscapedFragment(), s.origin))
+	if strings.Contains(loc, "denied the request") {
+		t.Errorf("the error page URL carries the server's text: %s", loc)
+	}
+	if page := bodyOf(b.navigate(s.origin + loc)); !strings.Contains(page, "The user denied the request") {
+		t.Errorf("the browser that logged in does not see the server's words:\n%s", page)
+	}
+	// The same URL in another browser, or again: the module's words only.
+	if page := bodyOf(newBrowser(t).navigate(s.origin + loc)); strings.Contains(page, "The user denied the request") || !strings.Contains(page, "Sign-in was declined") {
+		t.Errorf("another browser sees the server's words:\n%s", page)
+	}
+	if page := bodyOf(b.navigate(s.origin + loc)); strings.Contains(page, "The user denied the request") {
+		t.Errorf("the note was used twice:\n%s", page)
 	}
 }
 
@@ -543,10 +609,16 @@ func TestOptions(t *testing.T) {
 		expiry_leeway 1m`})
 	b := newBrowser(t)
 
-	// reject: even a navigation gets 401, pointing at the custom login path.
+	// reject: even a navigation gets 401: a page for a person, with a link
+	// to the custom login path; JSON for a script.
 	nav := b.navigate(s.origin + "/page")
-	if nav.StatusCode != http.StatusUnauthorized || !strings.Contains(bodyOf(nav), `"login_url":"/auth/in?return_to=`) {
+	if nav.StatusCode != http.StatusUnauthorized || !strings.Contains(bodyOf(nav), `href="/auth/in?return_to=%2Fpage"`) {
 		t.Fatalf("unauthenticated reject: %d %s", nav.StatusCode, bodyOf(nav))
+	}
+	api, _ := http.NewRequest(http.MethodGet, s.origin+"/page", nil)
+	api.Header.Set("Accept", "application/json")
+	if resp := b.do(api); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(bodyOf(resp), `"login_url":"/auth/in?return_to=`) {
+		t.Fatalf("unauthenticated reject, API call: %d %s", resp.StatusCode, bodyOf(resp))
 	}
 	start := b.navigate(s.origin + "/auth/in?return_to=%2Fpage")
 	if start.StatusCode != http.StatusFound {

@@ -82,6 +82,7 @@ type siteOptions struct {
 	providerExtra string // more implicit_grant_dev_provider subdirectives
 	siteExtra     string // more directives in the protected site (e.g. handle_errors)
 	globals       string // more global options (e.g. debug)
+	otherSite     string // if set, the body of a second site, http://b.example, on the protected site's port
 }
 
 const testSecret = "an-integration-test-secret-of-more-than-32-bytes"
@@ -120,7 +121,15 @@ http://127.0.0.1:%[5]d {
 		%[7]s
 	}
 }
-`, sitePort, s.provider, s.upstream.port, opt.extra, providerPort, opt.siteExtra, opt.providerExtra)
+%[8]s
+`, sitePort, s.provider, s.upstream.port, opt.extra, providerPort, opt.siteExtra, opt.providerExtra, otherSite(sitePort, opt.otherSite))
+}
+
+func otherSite(port int, body string) string {
+	if body == "" {
+		return ""
+	}
+	return fmt.Sprintf("http://b.example:%d {\n\t%s\n}\n", port, body)
 }
 
 // browser plays a browser's part: cookies, navigation headers, and the

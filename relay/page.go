@@ -115,36 +115,3 @@ func ServeMessage(w http.ResponseWriter, status int, m Message) error {
 	w.WriteHeader(status)
 	return execute(w, messagePage, pageData{Message: m})
 }
-
-// ErrorMessage explains an error code to the person who met it: the
-// authorization server's codes (RFC 6749 §4.2.2.1) with its own description,
-// and this module's codes (invalid_state, invalid_response,
-// store_unavailable) with only our words, never text taken from the URL.
-// retry is where "Try again" leads: a same-origin path.
-func ErrorMessage(code, description, retry string) Message {
-	m := Message{Title: "Sign-in failed", Code: code, Description: description, LinkHref: retry, LinkText: "Try again"}
-	switch code {
-	case "invalid_state", "invalid_response", "store_unavailable":
-		m.Description = ""
-	}
-	switch code {
-	case "access_denied":
-		m.Title = "Sign-in was declined"
-		m.Text = "The authorization server did not grant access: the request was declined at its sign-in or consent screen. Nothing was stored. If that was a mistake, try again."
-	case "invalid_state":
-		m.Text = "This sign-in could not be matched to one started in this browser. It may have taken too long, been used already, or been started in another browser or tab that was closed. Nothing was stored; starting again fixes it."
-	case "invalid_response":
-		m.Text = "The authorization server's answer was incomplete or malformed, so it was not accepted. Nothing was stored. If this keeps happening, tell the site's administrator."
-	case "store_unavailable":
-		m.Title = "Sign-in is unavailable"
-		m.Text = "The session store cannot be reached right now, so nobody can be signed in. Nothing was changed. Try again in a moment."
-		m.Code = ""
-	case "server_error", "temporarily_unavailable":
-		m.Text = "The authorization server had a problem and could not complete the sign-in. Wait a moment and try again."
-	case "invalid_request", "unauthorized_client", "unsupported_response_type", "invalid_scope":
-		m.Text = "The authorization server refused the sign-in request because of how this site is set up. Trying again will probably not help; tell the site's administrator."
-	default:
-		m.Text = "The authorization server reported an error and the sign-in did not complete. Nothing was stored."
-	}
-	return m
-}

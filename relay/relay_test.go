@@ -183,9 +183,9 @@ func TestPagesHeaders(t *testing.T) {
 	}
 
 	w = httptest.NewRecorder()
-	_ = ServeMessage(w, http.StatusForbidden, ErrorMessage("access_denied", `<img src=x onerror=alert(1)>`, "/back"))
+	_ = ServeMessage(w, http.StatusForbidden, Message{Title: "Sign-in was declined", Text: "Declined at the consent screen.", Code: "access_denied", Description: `<img src=x onerror=alert(1)>`, LinkHref: "/back", LinkText: "Try again"})
 	body := w.Body.String()
-	if !strings.Contains(body, "<p>The authorization server did not grant access") {
+	if !strings.Contains(body, "<p>Declined at the consent screen.") {
 		t.Errorf("error page lacks its explanation:\n%s", body)
 	}
 	if w.Code != http.StatusForbidden || strings.Contains(body, "<img") || !strings.Contains(body, "&lt;img") || !strings.Contains(body, `href="/back"`) {
