@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddytest"
 
@@ -160,21 +161,42 @@ func TestProvisionRefusesBadValues(t *testing.T) {
 // TestCaddyfileAdapt pins the JSON each Caddyfile in testdata/adapt
 // produces: Caddyfile, a line of dashes, JSON.
 func TestCaddyfileAdapt(t *testing.T) {
-	files, _ := filepath.Glob("testdata/adapt/*.caddyfiletest")
+	forEachCase(t, "testdata/adapt/*.caddyfiletest", func(t *testing.T, in, out string) {
+		if !caddytest.CompareAdapt(t, t.Name(), in, "caddyfile", out) {
+			t.Error("adapted JSON differs")
+		}
+	})
+}
+
+// TestCaddyfileAdaptErrors: each Caddyfile in testdata/adapt/errors fails
+// to adapt with the error after its line of dashes.
+func TestCaddyfileAdaptErrors(t *testing.T) {
+	forEachCase(t, "testdata/adapt/errors/*.caddyfiletest", func(t *testing.T, in, wantErr string) {
+		_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(in), nil)
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Errorf("got %v, want an error containing %q", err, wantErr)
+		}
+	})
+}
+
+// forEachCase runs one subtest per file matching pattern, with the parts
+// before and after its line of dashes.
+func forEachCase(t *testing.T, pattern string, run func(t *testing.T, in, out string)) {
+	files, _ := filepath.Glob(pattern)
 	if len(files) == 0 {
-		t.Fatal("no adapt tests found")
+		t.Fatalf("no files match %s", pattern)
 	}
 	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		in, out, ok := strings.Cut(string(data), "----------")
-		if !ok {
-			t.Fatalf("%s: no ---------- separator", f)
-		}
-		if !caddytest.CompareAdapt(t, f, strings.TrimSpace(in), "caddyfile", strings.TrimSpace(out)) {
-			t.Errorf("%s: adapted JSON differs", f)
-		}
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".caddyfiletest"), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in, out, ok := strings.Cut(string(data), "----------")
+			if !ok {
+				t.Fatalf("%s: no ---------- separator", f)
+			}
+			run(t, strings.TrimSpace(in), strings.TrimSpace(out))
+		})
 	}
 }

@@ -4,20 +4,13 @@
 package integration
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
-	"net/url"
-	"regexp"
-	"strings"
 	"sync"
 	"testing"
-	"time"
 
+	"github.com/implicitgrant/caddy-implicit-grant/internal/testbrowser"
 	"github.com/implicitgrant/caddy-implicit-grant/internal/testcaddy"
 )
 
@@ -132,173 +125,16 @@ func otherSite(port int, body string) string {
 	return fmt.Sprintf("http://b.example:%d {\n\t%s\n}\n", port, body)
 }
 
-// browser plays a browser's part: cookies, navigation headers, and the
-// relay script's POST. It follows no redirect by itself, so every step
-// can be checked.
-type browser struct {
-	t      testing.TB
-	client *http.Client
-}
+// The names these suites use for the shared test helpers.
+var (
+	newBrowser       = testbrowser.New
+	bodyOf           = testbrowser.BodyOf
+	tokenFrom        = testbrowser.TokenFrom
+	relayAnswer      = testbrowser.RelayAnswer
+	sessionSetCookie = testbrowser.SessionSetCookie
+	assertNoSession  = testbrowser.AssertNoSession
+)
 
-func newBrowser(t testing.TB) *browser {
-	jar, _ := cookiejar.New(nil)
-	return &browser{t: t, client: &http.Client{
-		Jar:           jar,
-		Timeout:       10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}}
-}
+type browser = testbrowser.Browser
 
-// navigate is a top-level page load.
-func (b *browser) navigate(rawURL string) *http.Response {
-	b.t.Helper()
-	req, err := http.NewRequest(http.MethodGet, rawURL, nil)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	req.Header.Set("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
-	req.Header.Set("Sec-Fetch-Mode", "navigate")
-	req.Header.Set("Sec-Fetch-Site", "none")
-	return b.do(req)
-}
-
-func (b *browser) do(req *http.Request) *http.Response {
-	b.t.Helper()
-	resp, err := b.client.Do(req)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	return resp
-}
-
-func bodyOf(resp *http.Response) string {
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body = io.NopCloser(bytes.NewReader(b))
-	return string(b)
-}
-
-// relayPost is what the relay script sends: the fragment, same-origin.
-func (b *browser) relayPost(callback, fragment, origin string) *http.Response {
-	b.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, callback, strings.NewReader(fragment))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if origin != "" {
-		req.Header.Set("Origin", origin)
-	}
-	req.Header.Set("Sec-Fetch-Site", "same-origin")
-	req.Header.Set("Sec-Fetch-Mode", "cors")
-	return b.do(req)
-}
-
-// replayPost sends a relay POST from a fresh client that holds copies of
-// cookies (a hostile client keeping what a browser would have dropped).
-func replayPost(t testing.TB, callback, fragment, origin string, cookies []*http.Cookie) *http.Response {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, callback, strings.NewReader(fragment))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", origin)
-	for _, c := range cookies {
-		if c.Name != "__Host-implicit_grant" {
-			req.AddCookie(c)
-		}
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp
-}
-
-var requestIDField = regexp.MustCompile(`name="request" value="([^"]+)"`)
-
-// authorizeAt goes to the provider's consent page (following the
-// protected site's redirect) and decides. It returns the callback URL the
-// provider sent the browser to, fragment included.
-func (b *browser) authorizeAt(authorizeURL string, approve bool) *url.URL {
-	b.t.Helper()
-	consent := b.navigate(authorizeURL)
-	if consent.StatusCode != http.StatusOK {
-		if consent.StatusCode == http.StatusSeeOther { // remembered consent: no dialog
-			loc, _ := url.Parse(consent.Header.Get("Location"))
-			return loc
-		}
-		b.t.Fatalf("consent page: %d %s", consent.StatusCode, bodyOf(consent))
-	}
-	m := requestIDField.FindStringSubmatch(bodyOf(consent))
-	if m == nil {
-		b.t.Fatalf("no consent form on the provider's page %s: %d %v\n%s", authorizeURL, consent.StatusCode, consent.Header, bodyOf(consent))
-	}
-	decision := "deny"
-	if approve {
-		decision = "approve"
-	}
-	au, _ := url.Parse(authorizeURL)
-	form := url.Values{"request": {m[1]}, "decision": {decision}, "user": {"alice"}}
-	req, _ := http.NewRequest(http.MethodPost, au.Scheme+"://"+au.Host+"/authorize/decision", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp := b.do(req)
-	if resp.StatusCode != http.StatusSeeOther {
-		b.t.Fatalf("decision: %d %s", resp.StatusCode, bodyOf(resp))
-	}
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	return loc
-}
-
-// finishAtCallback does what the browser and relay script do on the
-// callback: load the page (the fragment stays in the browser), then POST
-// the fragment. It returns the relay answer's status and location.
-func (b *browser) finishAtCallback(callback *url.URL) (int, string) {
-	b.t.Helper()
-	fragment := callback.EscapedFragment()
-	page := callback.Scheme + "://" + callback.Host + callback.Path
-	if callback.RawQuery != "" {
-		page += "?" + callback.RawQuery
-	}
-	relayPage := b.navigate(page)
-	if callback.RawQuery != "" { // an error in the query: the server answers with its page
-		return relayPage.StatusCode, ""
-	}
-	if relayPage.StatusCode != http.StatusOK || !strings.Contains(bodyOf(relayPage), "<noscript>") {
-		b.t.Fatalf("relay page: %d %s", relayPage.StatusCode, bodyOf(relayPage))
-	}
-	resp := b.relayPost(callback.Scheme+"://"+callback.Host+callback.Path, fragment, callback.Scheme+"://"+callback.Host)
-	var answer struct {
-		Location string `json:"location"`
-	}
-	if err := json.Unmarshal([]byte(bodyOf(resp)), &answer); err != nil {
-		b.t.Fatalf("relay answer is not JSON: %d %q", resp.StatusCode, bodyOf(resp))
-	}
-	return resp.StatusCode, answer.Location
-}
-
-// login runs a whole login from a navigation to target, and returns the
-// response of the final navigation back to where the relay said to go.
-func (b *browser) login(origin, target string) (*http.Response, string) {
-	b.t.Helper()
-	first := b.navigate(origin + target)
-	if first.StatusCode != http.StatusFound {
-		b.t.Fatalf("first visit to %s: want 302 to authorize, got %d", target, first.StatusCode)
-	}
-	callback := b.authorizeAt(first.Header.Get("Location"), true)
-	status, next := b.finishAtCallback(callback)
-	if status != http.StatusOK {
-		b.t.Fatalf("relay post: want 200, got %d", status)
-	}
-	return b.navigate(origin + next), next
-}
-
-// tokenFrom returns the access token in a callback URL's fragment.
-func tokenFrom(t testing.TB, callback *url.URL) string {
-	t.Helper()
-	v, err := url.ParseQuery(callback.Fragment)
-	if err != nil || v.Get("access_token") == "" {
-		t.Fatalf("no access token in %q", callback.Fragment)
-	}
-	return v.Get("access_token")
-}
+const sessionCookie = testbrowser.SessionCookie

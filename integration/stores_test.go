@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/implicitgrant/caddy-implicit-grant/internal/testbrowser"
 	"github.com/implicitgrant/caddy-implicit-grant/internal/testcaddy"
 	"github.com/implicitgrant/caddy-implicit-grant/internal/testredis"
 )
@@ -26,7 +27,7 @@ func TestReloadKeepsSessions(t *testing.T) {
 	var cookies []string
 	for i := 0; i < clients; i++ {
 		b := newBrowser(t)
-		if page, _ := b.login(s.origin, "/"); page.StatusCode != http.StatusOK {
+		if page, _ := b.Login(s.origin, "/"); page.StatusCode != http.StatusOK {
 			t.Fatalf("login %d: %d", i, page.StatusCode)
 		}
 		cookies = append(cookies, jarCookie(t, b, s.origin, sessionCookie))
@@ -69,7 +70,7 @@ func TestReloadKeepsSessions(t *testing.T) {
 		t.Fatalf("only %d requests went through during the reloads", ok.Load())
 	}
 	// The reloads took effect: the authorize URL carries the last generation.
-	first := newBrowser(t).navigate(s.origin + "/")
+	first := newBrowser(t).Navigate(s.origin + "/")
 	if !strings.Contains(first.Header.Get("Location"), "reload_generation=19") {
 		t.Errorf("the last config is not in use: %s", first.Header.Get("Location"))
 	}
@@ -98,14 +99,11 @@ func portOf(origin string) int {
 
 func jarCookie(t testing.TB, b *browser, origin, name string) string {
 	t.Helper()
-	u, _ := url.Parse(origin)
-	for _, c := range b.client.Jar.Cookies(u) {
-		if c.Name == name {
-			return c.Value
-		}
+	v := b.Cookie(origin, name)
+	if v == "" {
+		t.Fatalf("no %s cookie in the browser", name)
 	}
-	t.Fatalf("no %s cookie in the browser", name)
-	return ""
+	return v
 }
 
 // twoInstances runs two Caddy processes serving the same public site (as
@@ -150,18 +148,18 @@ http://localhost:%d {
 func (ti *twoInstances) loginAcross(t *testing.T) *browser {
 	t.Helper()
 	br := newBrowser(t)
-	first := br.navigate(ti.originA + "/reports?id=9")
+	first := br.Navigate(ti.originA + "/reports?id=9")
 	if first.StatusCode != http.StatusFound {
 		t.Fatalf("first visit on A: %d", first.StatusCode)
 	}
-	callback := br.authorizeAt(first.Header.Get("Location"), true)
+	callback := br.AuthorizeAt(first.Header.Get("Location"), true)
 	token := tokenFrom(t, callback)
 	// Cookies are per host, not port: the browser sends A's cookies to B.
-	resp := br.relayPost(ti.originB+"/oauth/callback", callback.EscapedFragment(), ti.originA)
+	resp := br.RelayPost(ti.originB+"/oauth/callback", callback.EscapedFragment(), ti.originA)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("relay POST on B: %d %s", resp.StatusCode, bodyOf(resp))
 	}
-	page := br.navigate(ti.originA + "/reports?id=9")
+	page := br.Navigate(ti.originA + "/reports?id=9")
 	if page.StatusCode != http.StatusOK {
 		t.Fatalf("next request on A: %d", page.StatusCode)
 	}
@@ -206,14 +204,14 @@ func TestTwoInstancesReplayAcrossInstancesRefused(t *testing.T) {
 	redis := testredis.Start(t)
 	ti := newTwoInstances(t, "store redis "+redis.URL)
 	br := newBrowser(t)
-	first := br.navigate(ti.originA + "/")
-	callback := br.authorizeAt(first.Header.Get("Location"), true)
+	first := br.Navigate(ti.originA + "/")
+	callback := br.AuthorizeAt(first.Header.Get("Location"), true)
 	u, _ := url.Parse(ti.originA)
-	saved := br.client.Jar.Cookies(u) // the state cookie, copied
-	if resp := br.relayPost(ti.originB+"/oauth/callback", callback.EscapedFragment(), ti.originA); resp.StatusCode != http.StatusOK {
+	saved := br.Client.Jar.Cookies(u) // the state cookie, copied
+	if resp := br.RelayPost(ti.originB+"/oauth/callback", callback.EscapedFragment(), ti.originA); resp.StatusCode != http.StatusOK {
 		t.Fatalf("first use on B: %d", resp.StatusCode)
 	}
-	resp := replayPost(t, ti.originA+"/oauth/callback", callback.EscapedFragment(), ti.originA, saved)
+	resp := testbrowser.ReplayPost(t, ti.originA+"/oauth/callback", callback.EscapedFragment(), ti.originA, saved)
 	assertNoSession(t, resp)
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("replay on A of a state used on B: %d, want 400", resp.StatusCode)
@@ -232,7 +230,7 @@ func TestRedisOutageFailsClosed(t *testing.T) {
 	redis := testredis.StartPersistent(t)
 	s := newSite(t, siteOptions{extra: "store redis " + redis.URL + " {\n\t\t\ttimeout 300ms\n\t\t}"})
 	b := newBrowser(t)
-	if page, _ := b.login(s.origin, "/"); page.StatusCode != http.StatusOK {
+	if page, _ := b.Login(s.origin, "/"); page.StatusCode != http.StatusOK {
 		t.Fatalf("login: %d", page.StatusCode)
 	}
 	cookie := jarCookie(t, b, s.origin, sessionCookie)
@@ -254,11 +252,11 @@ func TestRedisOutageFailsClosed(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodGet, s.origin+"/api/x", nil)
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("Cookie", sessionCookie+"="+cookie)
-	resp := b.do(req)
+	resp := b.Do(req)
 	if !strings.Contains(bodyOf(resp), `"error":"store_unavailable"`) {
 		t.Errorf("503 body for an API call: %s", bodyOf(resp))
 	}
-	nav := b.navigate(s.origin + "/")
+	nav := b.Navigate(s.origin + "/")
 	if nav.StatusCode != http.StatusServiceUnavailable || !strings.Contains(bodyOf(nav), "Sign-in is unavailable") {
 		t.Errorf("navigation with Redis down: %d %s", nav.StatusCode, bodyOf(nav))
 	}
@@ -303,13 +301,13 @@ func TestRedisOutageFailsClosed(t *testing.T) {
 func TestCookieStoreLargeToken(t *testing.T) {
 	s := newSite(t, siteOptions{extra: "store cookie", providerExtra: "token_size 6144"})
 	b := newBrowser(t)
-	first := b.navigate(s.origin + "/big")
-	callback := b.authorizeAt(first.Header.Get("Location"), true)
+	first := b.Navigate(s.origin + "/big")
+	callback := b.AuthorizeAt(first.Header.Get("Location"), true)
 	token := tokenFrom(t, callback)
 	if len(token) < 6000 || strings.Count(token, ".") != 2 {
 		t.Fatalf("provider issued a %d-byte token", len(token))
 	}
-	resp := b.relayPost(s.origin+"/oauth/callback", callback.EscapedFragment(), s.origin)
+	resp := b.RelayPost(s.origin+"/oauth/callback", callback.EscapedFragment(), s.origin)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("relay: %d %s", resp.StatusCode, bodyOf(resp))
 	}
@@ -325,7 +323,7 @@ func TestCookieStoreLargeToken(t *testing.T) {
 	if chunks < 2 {
 		t.Fatalf("the session was not split: %d cookie(s)", chunks)
 	}
-	if page := b.navigate(s.origin + "/big"); page.StatusCode != http.StatusOK {
+	if page := b.Navigate(s.origin + "/big"); page.StatusCode != http.StatusOK {
 		t.Fatalf("with the chunked session: %d", page.StatusCode)
 	}
 	if got := s.upstream.last(t).Header.Get("Authorization"); got != "Bearer "+token {
@@ -335,7 +333,7 @@ func TestCookieStoreLargeToken(t *testing.T) {
 		t.Error("chunk cookies reached the upstream")
 	}
 
-	out := b.navigate(s.origin + "/oauth/logout")
+	out := b.Navigate(s.origin + "/oauth/logout")
 	deleted := 0
 	for _, c := range out.Cookies() {
 		if strings.HasPrefix(c.Name, sessionCookie) && c.MaxAge < 0 {
@@ -345,7 +343,7 @@ func TestCookieStoreLargeToken(t *testing.T) {
 	if deleted != chunks {
 		t.Errorf("logout deleted %d of %d chunk cookies", deleted, chunks)
 	}
-	if next := b.navigate(s.origin + "/big"); next.StatusCode != http.StatusFound {
+	if next := b.Navigate(s.origin + "/big"); next.StatusCode != http.StatusFound {
 		t.Errorf("after logout: %d", next.StatusCode)
 	}
 }

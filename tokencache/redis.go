@@ -103,7 +103,7 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	r.client, err = rueidis.NewClient(opt)
 	if err != nil {
 		r.near.Close()
-		return nil, fmt.Errorf("%w: connecting to redis: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: connecting to redis: %w", ErrUnavailable, err)
 	}
 	return r, nil
 }
@@ -124,7 +124,7 @@ func (r *Redis) Put(ctx context.Context, s Session) (string, error) {
 	defer cancel()
 	cmd := r.client.B().Set().Key(key).Value(rueidis.BinaryString(r.seal(s, []byte(r.binding+"|"+key)))).Px(ttl).Build()
 	if err := r.client.Do(ctx, cmd).Error(); err != nil {
-		return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return "", fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return id, nil
 }
@@ -154,7 +154,7 @@ func (r *Redis) Get(ctx context.Context, cookieValue string) (Session, bool, err
 		return Session{}, false, nil
 	}
 	if err != nil {
-		return Session{}, false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return Session{}, false, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	s, ok := r.open(raw, []byte(r.binding+"|"+key))
 	if !ok || !time.Now().Before(s.Expires) {
@@ -179,7 +179,7 @@ func (r *Redis) Delete(ctx context.Context, cookieValue string) error {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	if err := r.client.Do(ctx, r.client.B().Del().Key(r.sessionKey(digest)).Build()).Error(); err != nil {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	r.forget(digest)
 	return nil
@@ -198,7 +198,7 @@ func (r *Redis) ClaimState(ctx context.Context, state string, until time.Time) (
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return false, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return true, nil
 }

@@ -1,13 +1,13 @@
 package implicitgrant
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
@@ -17,18 +17,7 @@ import (
 // for a session whose token is "tok".
 func provisioned(t testing.TB) (*Handler, string) {
 	t.Helper()
-	h := &Handler{
-		AuthorizeURL: "https://as.example/authorize",
-		ClientID:     "bench-" + t.Name(),
-		RedirectURI:  "https://app.example/oauth/callback",
-		Secret:       strings.Repeat("k", 32),
-	}
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})
-	t.Cleanup(cancel)
-	if err := h.Provision(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = h.Cleanup() })
+	h := newTestHandler(t, nil)
 	value, err := h.store.Put(t.Context(), tokencache.Session{Authorization: "Bearer tok", Expires: time.Now().Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
@@ -126,72 +115,39 @@ func BenchmarkProtectedRequestParallel(b *testing.B) {
 	})
 }
 
-func TestRelayOriginCheck(t *testing.T) {
-	h := &Handler{
-		AuthorizeURL: "https://as.example/authorize",
-		ClientID:     "origin-test",
-		RedirectURI:  "https://App.Example:443/oauth/callback",
-		Secret:       strings.Repeat("k", 32),
-	}
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})
-	defer cancel()
-	if err := h.Provision(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer h.Cleanup()
-	for origin, want := range map[string]bool{
-		"https://app.example":       true, // browsers omit the default port and lower-case the host
-		"https://app.example:443":   true,
-		"https://APP.example":       true,
-		"http://app.example":        false,
-		"https://app.example:8443":  false,
-		"https://app.example.evil":  false,
-		"https://evil.example":      false,
-		"null":                      false,
-		"https://app.example@evil/": false,
-	} {
-		r := httptest.NewRequest(http.MethodPost, "https://app.example/oauth/callback", nil)
-		r.Header.Set("Origin", origin)
-		if got := h.sameOrigin(r); got != want {
-			t.Errorf("Origin %q: same origin = %v, want %v", origin, got, want)
-		}
-	}
-	r := httptest.NewRequest(http.MethodPost, "https://app.example/oauth/callback", nil)
-	r.Header.Set("Sec-Fetch-Site", "cross-site")
-	if h.sameOrigin(r) {
-		t.Error("a cross-site request without Origin was accepted")
-	}
+// downStore is a session store whose backend cannot be reached.
+type downStore struct{ tokencache.Store }
+
+func (downStore) Get(context.Context, string) (tokencache.Session, bool, error) {
+	return tokencache.Session{}, false, tokencache.ErrUnavailable
 }
 
-// TestStoreSharedAcrossConfigs: a second config generation (a reload) gets
-// the same session store, and the store is released only when the last
-// generation is cleaned up.
-func TestStoreSharedAcrossConfigs(t *testing.T) {
-	newGen := func() *Handler {
-		h := &Handler{AuthorizeURL: "https://as.example/authorize", ClientID: "reload-test", RedirectURI: "https://app.example/cb", Secret: strings.Repeat("r", 32)}
-		ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})
-		t.Cleanup(cancel)
-		if err := h.Provision(ctx); err != nil {
-			t.Fatal(err)
-		}
-		return h
-	}
-	old := newGen()
-	value, _ := old.store.Put(t.Context(), tokencache.Session{Authorization: "Bearer kept", Expires: time.Now().Add(time.Hour)})
-	fresh := newGen()
-	if refs, _ := stores.References(old.storePoolKey); refs != 2 {
-		t.Fatalf("%d users of the store, want 2", refs)
-	}
-	if err := old.Cleanup(); err != nil { // the old config goes away after the reload
-		t.Fatal(err)
-	}
-	if s, ok, _ := fresh.store.Get(t.Context(), value); !ok || s.Authorization != "Bearer kept" {
-		t.Fatal("the session did not survive the reload")
-	}
-	if err := fresh.Cleanup(); err != nil {
-		t.Fatal(err)
-	}
-	if _, loaded := stores.References(fresh.storePoolKey); loaded {
-		t.Error("the store is still pooled after its last user was cleaned up")
+// TestStoreDownAnswersPeopleAndScripts: when the store is down, a person's
+// page load gets a page and a script's call gets JSON, whatever the
+// unauthenticated policy (which decides only who is sent to log in).
+func TestStoreDownAnswersPeopleAndScripts(t *testing.T) {
+	for _, policy := range []UnauthenticatedPolicy{UnauthenticatedAuto, UnauthenticatedRedirect, UnauthenticatedReject} {
+		t.Run(string(policy), func(t *testing.T) {
+			h, session := provisioned(t)
+			h.Unauthenticated = policy
+			h.store = downStore{h.store}
+
+			page := newProtectedRequest(session).req
+			page.Header.Set("Accept", "text/html")
+			page.Header.Set("Sec-Fetch-Mode", "navigate")
+			w := httptest.NewRecorder()
+			_ = h.ServeHTTP(w, page, noopNext)
+			if w.Code != http.StatusServiceUnavailable || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/html") || !strings.Contains(w.Body.String(), "Sign-in is unavailable") {
+				t.Errorf("page load: %d %s\n%s", w.Code, w.Header().Get("Content-Type"), w.Body)
+			}
+
+			api := newProtectedRequest(session).req
+			api.Header.Set("Accept", "application/json")
+			w = httptest.NewRecorder()
+			_ = h.ServeHTTP(w, api, noopNext)
+			if w.Code != http.StatusServiceUnavailable || w.Header().Get("Content-Type") != "application/json" || !strings.Contains(w.Body.String(), `"error":"store_unavailable"`) {
+				t.Errorf("API call: %d %s %s", w.Code, w.Header().Get("Content-Type"), w.Body)
+			}
+		})
 	}
 }

@@ -1,0 +1,174 @@
+package implicitgrant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/implicitgrant/caddy-implicit-grant/devprovider"
+	"github.com/implicitgrant/caddy-implicit-grant/internal/testbrowser"
+)
+
+// The names the in-process tests use for the shared test helpers.
+var (
+	newBrowser = testbrowser.New
+	bodyOf     = testbrowser.BodyOf
+	tokenFrom  = testbrowser.TokenFrom
+)
+
+const testSecret = "an-in-process-test-secret-of-more-than-32-bytes"
+
+// newTestHandler provisions a handler: a valid minimal config, changed by
+// configure. It is cleaned up with t.
+func newTestHandler(t testing.TB, configure func(*Handler)) *Handler {
+	t.Helper()
+	h := &Handler{
+		AuthorizeURL: "https://as.example/authorize",
+		ClientID:     "test-" + t.Name(),
+		RedirectURI:  "https://app.example/oauth/callback",
+		Secret:       testSecret,
+	}
+	if configure != nil {
+		configure(h)
+	}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	if err := h.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Cleanup() })
+	return h
+}
+
+// testSite is a handler serving a protected site in front of a recording
+// upstream, with the development provider as its authorization server,
+// each on its own loopback listener (the site on "localhost", the provider
+// on "127.0.0.1": other hosts, so their cookies stay apart).
+type testSite struct {
+	h        *Handler
+	origin   string
+	provider string
+	upstream *upstream
+}
+
+// siteOptions change a test site's handler and provider.
+type siteOptions struct {
+	handler  func(*Handler)
+	provider func(*devprovider.Provider)
+}
+
+func newTestSite(t testing.TB, opt siteOptions) *testSite {
+	t.Helper()
+	siteL, providerL := listen(t), listen(t)
+	s := &testSite{
+		origin:   fmt.Sprintf("http://localhost:%d", siteL.Addr().(*net.TCPAddr).Port),
+		provider: "http://" + providerL.Addr().String(),
+		upstream: &upstream{},
+	}
+	p := &devprovider.Provider{Clients: map[string]string{"test-client": s.origin + "/oauth/callback"}}
+	if opt.provider != nil {
+		opt.provider(p)
+	}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	if err := p.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	serve(t, providerL, p, caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
+		w.WriteHeader(http.StatusNotFound)
+		return nil
+	}))
+	s.h = newTestHandler(t, func(h *Handler) {
+		h.AuthorizeURL = s.provider + "/authorize"
+		h.ClientID = "test-client"
+		h.RedirectURI = s.origin + "/oauth/callback"
+		h.Scopes = []string{"profile", "reports:read"}
+		if opt.handler != nil {
+			opt.handler(h)
+		}
+	})
+	serve(t, siteL, s.h, s.upstream)
+	return s
+}
+
+func listen(t testing.TB) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// serve runs a Caddy middleware handler on l as Caddy's server would: a
+// replacer in the request's context, and a handler error's status written.
+func serve(t testing.TB, l net.Listener, h caddyhttp.MiddlewareHandler, next caddyhttp.Handler) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
+		if err := h.ServeHTTP(w, r, next); err != nil {
+			status := http.StatusInternalServerError
+			if he, ok := errors.AsType[caddyhttp.HandlerError](err); ok {
+				status = he.StatusCode
+			}
+			w.WriteHeader(status)
+		}
+	}))
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.Start()
+	t.Cleanup(srv.Close)
+}
+
+// upstream records what each request that reached it carried.
+type upstream struct {
+	mu   sync.Mutex
+	seen []*http.Request
+}
+
+func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
+	u.mu.Lock()
+	u.seen = append(u.seen, r.Clone(context.Background()))
+	u.mu.Unlock()
+	w.Header().Set("Content-Type", "text/plain")
+	_, err := fmt.Fprintf(w, "upstream saw %s", r.URL.RequestURI())
+	return err
+}
+
+func (u *upstream) last(t testing.TB) *http.Request {
+	t.Helper()
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.seen) == 0 {
+		t.Fatal("the upstream received no request")
+	}
+	return u.seen[len(u.seen)-1]
+}
+
+func (u *upstream) count() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.seen)
+}
+
+// apiRequest is a script's call: JSON wanted, no navigation.
+func apiRequest(method, target string) *http.Request {
+	req, _ := http.NewRequest(method, target, nil)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Sec-Fetch-Mode", "cors")
+	return req
+}
+
+// sleepPast waits until d has passed since start.
+func sleepPast(start time.Time, d time.Duration) { time.Sleep(time.Until(start.Add(d))) }
+
+var _ = strings.Contains

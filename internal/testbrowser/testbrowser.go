@@ -1,0 +1,227 @@
+// Package testbrowser plays a browser's part over HTTP for the in-process
+// and process-level suites: a cookie jar, navigation headers, the
+// development provider's consent form, and the relay script's POST. It
+// follows no redirect by itself, so every step can be checked.
+package testbrowser
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// SessionCookie is the default session cookie's name.
+const SessionCookie = "__Host-implicit_grant"
+
+// Browser is one browser: its own cookies.
+type Browser struct {
+	T      testing.TB
+	Client *http.Client
+}
+
+// New returns a browser with an empty cookie jar.
+func New(t testing.TB) *Browser {
+	jar, _ := cookiejar.New(nil)
+	return &Browser{T: t, Client: &http.Client{
+		Jar:           jar,
+		Timeout:       10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+}
+
+// Navigate is a top-level page load.
+func (b *Browser) Navigate(rawURL string) *http.Response {
+	b.T.Helper()
+	req, err := http.NewRequest(http.MethodGet, rawURL, nil)
+	if err != nil {
+		b.T.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+	req.Header.Set("Sec-Fetch-Mode", "navigate")
+	req.Header.Set("Sec-Fetch-Site", "none")
+	return b.Do(req)
+}
+
+// Do sends req with the browser's cookies; the body can be read again.
+func (b *Browser) Do(req *http.Request) *http.Response {
+	b.T.Helper()
+	resp, err := b.Client.Do(req)
+	if err != nil {
+		b.T.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	return resp
+}
+
+// BodyOf reads a response's body, leaving it readable again.
+func BodyOf(resp *http.Response) string {
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	return string(b)
+}
+
+// RelayPost is what the relay script sends: the fragment, same-origin.
+func (b *Browser) RelayPost(callback, fragment, origin string) *http.Response {
+	b.T.Helper()
+	req, _ := http.NewRequest(http.MethodPost, callback, strings.NewReader(fragment))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if origin != "" {
+		req.Header.Set("Origin", origin)
+	}
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	req.Header.Set("Sec-Fetch-Mode", "cors")
+	return b.Do(req)
+}
+
+// ReplayPost sends a relay POST from a fresh client that holds copies of
+// cookies (a hostile client keeping what a browser would have dropped).
+func ReplayPost(t testing.TB, callback, fragment, origin string, cookies []*http.Cookie) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, callback, strings.NewReader(fragment))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", origin)
+	for _, c := range cookies {
+		if c.Name != SessionCookie {
+			req.AddCookie(c)
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+var requestIDField = regexp.MustCompile(`name="request" value="([^"]+)"`)
+
+// AuthorizeAt goes to the development provider's consent page and
+// decides. It returns the callback URL the provider sent the browser to,
+// fragment included.
+func (b *Browser) AuthorizeAt(authorizeURL string, approve bool) *url.URL {
+	b.T.Helper()
+	consent := b.Navigate(authorizeURL)
+	if consent.StatusCode != http.StatusOK {
+		if consent.StatusCode == http.StatusSeeOther { // remembered consent: no dialog
+			loc, _ := url.Parse(consent.Header.Get("Location"))
+			return loc
+		}
+		b.T.Fatalf("consent page: %d %s", consent.StatusCode, BodyOf(consent))
+	}
+	m := requestIDField.FindStringSubmatch(BodyOf(consent))
+	if m == nil {
+		b.T.Fatalf("no consent form on the provider's page %s: %d %v\n%s", authorizeURL, consent.StatusCode, consent.Header, BodyOf(consent))
+	}
+	decision := "deny"
+	if approve {
+		decision = "approve"
+	}
+	au, _ := url.Parse(authorizeURL)
+	form := url.Values{"request": {m[1]}, "decision": {decision}, "user": {"alice"}}
+	req, _ := http.NewRequest(http.MethodPost, au.Scheme+"://"+au.Host+"/authorize/decision", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp := b.Do(req)
+	if resp.StatusCode != http.StatusSeeOther {
+		b.T.Fatalf("decision: %d %s", resp.StatusCode, BodyOf(resp))
+	}
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		b.T.Fatal(err)
+	}
+	return loc
+}
+
+// FinishAtCallback does what the browser and relay script do on the
+// callback: load the page (the fragment stays in the browser), then POST
+// the fragment. It returns the relay answer's status and location.
+func (b *Browser) FinishAtCallback(callback *url.URL) (int, string) {
+	b.T.Helper()
+	page := callback.Scheme + "://" + callback.Host + callback.Path
+	if callback.RawQuery != "" {
+		page += "?" + callback.RawQuery
+	}
+	relayPage := b.Navigate(page)
+	if callback.RawQuery != "" { // an error in the query: the server answers with its page
+		return relayPage.StatusCode, ""
+	}
+	if relayPage.StatusCode != http.StatusOK || !strings.Contains(BodyOf(relayPage), "<noscript>") {
+		b.T.Fatalf("relay page: %d %s", relayPage.StatusCode, BodyOf(relayPage))
+	}
+	return RelayAnswer(b.T, b.RelayPost(callback.Scheme+"://"+callback.Host+callback.Path, callback.EscapedFragment(), callback.Scheme+"://"+callback.Host))
+}
+
+// RelayAnswer reads a relay answer's status and location.
+func RelayAnswer(t testing.TB, resp *http.Response) (int, string) {
+	t.Helper()
+	var answer struct {
+		Location string `json:"location"`
+	}
+	if err := json.Unmarshal([]byte(BodyOf(resp)), &answer); err != nil {
+		t.Fatalf("relay answer is not JSON: %d %q", resp.StatusCode, BodyOf(resp))
+	}
+	return resp.StatusCode, answer.Location
+}
+
+// Login runs a whole login from a navigation to target, and returns the
+// response of the final navigation back to where the relay said to go.
+func (b *Browser) Login(origin, target string) (*http.Response, string) {
+	b.T.Helper()
+	first := b.Navigate(origin + target)
+	if first.StatusCode != http.StatusFound {
+		b.T.Fatalf("first visit to %s: want 302 to authorize, got %d", target, first.StatusCode)
+	}
+	callback := b.AuthorizeAt(first.Header.Get("Location"), true)
+	status, next := b.FinishAtCallback(callback)
+	if status != http.StatusOK {
+		b.T.Fatalf("relay post: want 200, got %d", status)
+	}
+	return b.Navigate(origin + next), next
+}
+
+// Cookie returns the value of the browser's cookie called name for origin,
+// or "".
+func (b *Browser) Cookie(origin, name string) string {
+	u, _ := url.Parse(origin)
+	for _, c := range b.Client.Jar.Cookies(u) {
+		if c.Name == name {
+			return c.Value
+		}
+	}
+	return ""
+}
+
+// TokenFrom returns the access token in a callback URL's fragment.
+func TokenFrom(t testing.TB, callback *url.URL) string {
+	t.Helper()
+	v, err := url.ParseQuery(callback.Fragment)
+	if err != nil || v.Get("access_token") == "" {
+		t.Fatalf("no access token in %q", callback.Fragment)
+	}
+	return v.Get("access_token")
+}
+
+// SessionSetCookie returns the session cookie a response sets, if any.
+func SessionSetCookie(resp *http.Response) *http.Cookie {
+	for _, c := range resp.Cookies() {
+		if c.Name == SessionCookie {
+			return c
+		}
+	}
+	return nil
+}
+
+// AssertNoSession fails unless resp leaves the browser without a session.
+func AssertNoSession(t testing.TB, resp *http.Response) {
+	t.Helper()
+	if c := SessionSetCookie(resp); c != nil && c.Value != "" {
+		t.Fatalf("a session cookie was set on a refused response (status %d)", resp.StatusCode)
+	}
+}

@@ -1,0 +1,222 @@
+package implicitgrant
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/implicitgrant/caddy-implicit-grant/devprovider"
+)
+
+// TestStartPageForScriptingBrowsers: a browser's top-level page load
+// (Sec-Fetch-Dest: document, Upgrade-Insecure-Requests: 1) gets the page
+// that keeps the fragment and goes on to authorize; the state is in the
+// body only, never in a header. Without those marks: the plain 302.
+func TestStartPageForScriptingBrowsers(t *testing.T) {
+	s := newTestSite(t, siteOptions{})
+	b := newBrowser(t)
+	req, _ := http.NewRequest(http.MethodGet, s.origin+"/app?view=2", nil)
+	req.Header.Set("Accept", "text/html")
+	req.Header.Set("Sec-Fetch-Mode", "navigate")
+	req.Header.Set("Sec-Fetch-Dest", "document")
+	req.Header.Set("Upgrade-Insecure-Requests", "1")
+	resp := b.Do(req)
+	body := bodyOf(resp)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Location") != "" {
+		t.Fatalf("start page: %d Location=%q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	i := strings.Index(body, `id="next" href="`)
+	if i < 0 || !strings.Contains(body, `http-equiv="refresh"`) || !strings.Contains(body, "sessionStorage") {
+		t.Fatalf("start page body:\n%s", body)
+	}
+	next := body[i+len(`id="next" href="`):]
+	next = strings.ReplaceAll(next[:strings.IndexByte(next, '"')], "&amp;", "&")
+	au, err := url.Parse(next)
+	if err != nil || au.Query().Get("response_type") != "token" || !strings.HasPrefix(next, s.provider+"/authorize?") {
+		t.Fatalf("start page leads to %q", next)
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'sha256-") || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("start page headers: %v", resp.Header)
+	}
+	status, loc := b.FinishAtCallback(b.AuthorizeAt(next, true))
+	if status != http.StatusOK || loc != "/app?view=2" {
+		t.Fatalf("login from the start page: %d %q", status, loc)
+	}
+
+	req.Header.Del("Upgrade-Insecure-Requests") // a client imitating some of a browser's headers
+	if resp := newBrowser(t).Do(req); resp.StatusCode != http.StatusFound {
+		t.Errorf("without Upgrade-Insecure-Requests: %d, want the plain 302", resp.StatusCode)
+	}
+}
+
+func TestAPICallWithoutSessionGets401(t *testing.T) {
+	s := newTestSite(t, siteOptions{})
+	b := newBrowser(t)
+	cases := []struct {
+		name    string
+		method  string
+		headers map[string]string
+	}{
+		{"fetch", "GET", map[string]string{"Accept": "application/json", "Sec-Fetch-Mode": "cors", "Referer": s.origin + "/dash?x=1"}},
+		{"xhr", "GET", map[string]string{"Accept": "text/html", "X-Requested-With": "XMLHttpRequest"}},
+		{"no html in accept", "GET", map[string]string{"Accept": "*/*"}},
+		{"post", "POST", map[string]string{"Accept": "text/html", "Sec-Fetch-Mode": "navigate"}},
+		{"fetch with html accept", "GET", map[string]string{"Accept": "text/html", "Sec-Fetch-Mode": "same-origin"}},
+	}
+	for _, tc := range cases {
+		req, _ := http.NewRequest(tc.method, s.origin+"/api/items", nil)
+		for k, v := range tc.headers {
+			req.Header.Set(k, v)
+		}
+		resp := b.Do(req)
+		if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Location") != "" {
+			t.Errorf("%s: %d Location=%q, want 401 and no redirect", tc.name, resp.StatusCode, resp.Header.Get("Location"))
+		}
+		if !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+			t.Errorf("%s: WWW-Authenticate = %q", tc.name, resp.Header.Get("WWW-Authenticate"))
+		}
+		if ct := resp.Header.Get("Content-Type"); ct != "application/json" || !strings.Contains(bodyOf(resp), `"login_url":"/oauth/login?return_to=`) {
+			t.Errorf("%s: body %s %q", tc.name, ct, bodyOf(resp))
+		}
+		if tc.name == "fetch" && !strings.Contains(bodyOf(resp), `return_to=%2Fdash%3Fx%3D1`) {
+			t.Errorf("fetch: login_url does not return to the calling page: %s", bodyOf(resp))
+		}
+	}
+	if s.upstream.count() != 0 {
+		t.Error("the upstream was reached without a session")
+	}
+
+	// The login_url works: it starts a login that comes back to return_to.
+	start := b.Navigate(s.origin + "/oauth/login?return_to=%2Fdash%3Fx%3D1")
+	if start.StatusCode != http.StatusFound {
+		t.Fatalf("login_url: %d", start.StatusCode)
+	}
+	status, loc := b.FinishAtCallback(b.AuthorizeAt(start.Header.Get("Location"), true))
+	if status != http.StatusOK || loc != "/dash?x=1" {
+		t.Fatalf("login through login_url: %d %q", status, loc)
+	}
+}
+
+// assertSameOrigin fails unless a browser told to go to loc would stay on origin.
+func assertSameOrigin(t *testing.T, origin, loc string) {
+	t.Helper()
+	if !strings.HasPrefix(loc, "/") || strings.HasPrefix(loc, "//") || strings.ContainsAny(loc, "\\\t\r\n") {
+		t.Errorf("return location %q is not a plain same-origin path", loc)
+		return
+	}
+	base, _ := url.Parse(origin + "/some/page")
+	ref, err := url.Parse(loc)
+	if err != nil {
+		t.Errorf("return location %q does not parse: %v", loc, err)
+		return
+	}
+	if got := base.ResolveReference(ref); got.Host != base.Host || got.Scheme != base.Scheme {
+		t.Errorf("return location %q resolves to %s", loc, got)
+	}
+	if pathPart, _, _ := strings.Cut(loc, "?"); strings.Contains(pathPart, "//") {
+		t.Errorf("return location %q keeps a // that dot segments can bring to the front", loc)
+	}
+	if dec, err := url.PathUnescape(loc); err == nil && (strings.HasPrefix(dec, "//") || strings.HasPrefix(dec, "/\\")) {
+		t.Errorf("return location %q decodes to a network path %q", loc, dec)
+	}
+}
+
+// TestOpenRedirectAttempts: whatever the request or return_to says, a
+// finished login only ever sends the browser to a path on this origin.
+func TestOpenRedirectAttempts(t *testing.T) {
+	s := newTestSite(t, siteOptions{})
+
+	returnTos := []string{
+		"//evil.example/", "///evil.example", "/\\evil.example", "\\\\evil.example", "/%2F%2Fevil.example",
+		"/%2f/evil.example", "/%5Cevil.example", "/%5C%5Cevil.example", "\t//evil.example", "/\t/evil.example",
+		"/\n/evil.example", "/\r\n/evil.example", "https:evil.example", "https://evil.example/", "http:/evil.example",
+		"javascript:alert(1)", "data:text/html,hi", "evil.example", " //evil.example", "/%09/evil.example",
+		"/%0d%0a/evil.example", "//%65vil.example", "/.//evil.example", "%2F%2Fevil.example",
+		"/..//evil.example", "/a/../..//evil.example", "/%2e%2e//evil.example",
+	}
+	for _, rt := range returnTos {
+		b := newBrowser(t)
+		start := b.Navigate(s.origin + "/oauth/login?return_to=" + url.QueryEscape(rt))
+		if start.StatusCode != http.StatusFound {
+			t.Fatalf("return_to %q: %d", rt, start.StatusCode)
+		}
+		status, loc := b.FinishAtCallback(b.AuthorizeAt(start.Header.Get("Location"), true))
+		if status != http.StatusOK {
+			t.Fatalf("return_to %q: relay %d", rt, status)
+		}
+		assertSameOrigin(t, s.origin, loc)
+	}
+
+	// The same tricks in the request line itself, sent raw so no client
+	// library cleans them up first.
+	rawPaths := []string{"//evil.example/", "/\\evil.example/", "/%2F%2Fevil.example", "/%5C%5Cevil.example", "///evil.example/x?y=1"}
+	u, _ := url.Parse(s.origin)
+	for _, p := range rawPaths {
+		conn, err := net.Dial("tcp", u.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/html\r\nSec-Fetch-Mode: navigate\r\nConnection: close\r\n\r\n", p, u.Host)
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		conn.Close()
+		if err != nil {
+			t.Fatalf("raw %q: %v", p, err)
+		}
+		if resp.StatusCode != http.StatusFound {
+			continue // refused before any login started: nothing to redirect to
+		}
+		b := newBrowser(t)
+		b.Client.Jar.SetCookies(u, resp.Cookies())
+		status, loc := b.FinishAtCallback(b.AuthorizeAt(resp.Header.Get("Location"), true))
+		if status != http.StatusOK {
+			t.Fatalf("raw %q: relay %d", p, status)
+		}
+		assertSameOrigin(t, s.origin, loc)
+	}
+
+	// Error pages' "try again" links follow the same rule.
+	b := newBrowser(t)
+	page := b.Navigate(s.origin + "/oauth/callback?error=access_denied&return_to=" + url.QueryEscape("//evil.example"))
+	if strings.Contains(bodyOf(page), "evil.example") {
+		t.Errorf("error page links to another origin:\n%s", bodyOf(page))
+	}
+}
+
+func TestExpiryRelogsInToSameURL(t *testing.T) {
+	s := newTestSite(t, siteOptions{
+		provider: func(p *devprovider.Provider) { p.ExpiresIn = caddy.Duration(3 * time.Second) },
+		handler:  func(h *Handler) { h.ExpiryLeeway = caddy.Duration(time.Second) },
+	})
+	b := newBrowser(t)
+	target := "/reports/7?view=full"
+	if page, _ := b.Login(s.origin, target); page.StatusCode != http.StatusOK {
+		t.Fatalf("first login: %d", page.StatusCode)
+	}
+	firstToken := s.upstream.last(t).Header.Get("Authorization")
+	time.Sleep(2200 * time.Millisecond) // 3 s token - 1 s leeway = 2 s session
+
+	again := b.Navigate(s.origin + target)
+	if again.StatusCode != http.StatusFound || !strings.HasPrefix(again.Header.Get("Location"), s.provider+"/authorize") {
+		t.Fatalf("after expiry: %d %q, want a redirect to authorize", again.StatusCode, again.Header.Get("Location"))
+	}
+	// The provider remembers the consent: no dialog this time.
+	callback := b.AuthorizeAt(again.Header.Get("Location"), true)
+	status, loc := b.FinishAtCallback(callback)
+	if status != http.StatusOK || loc != target {
+		t.Fatalf("re-login answered %d %q, want %q", status, loc, target)
+	}
+	if page := b.Navigate(s.origin + loc); page.StatusCode != http.StatusOK {
+		t.Fatalf("back at the target: %d", page.StatusCode)
+	}
+	if got := s.upstream.last(t).Header.Get("Authorization"); got == firstToken || got != "Bearer "+tokenFrom(t, callback) {
+		t.Errorf("after re-login the upstream got %q, want the new token", got)
+	}
+}
