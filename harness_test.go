@@ -7,10 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -159,16 +157,3 @@ func (u *upstream) count() int {
 	defer u.mu.Unlock()
 	return len(u.seen)
 }
-
-// apiRequest is a script's call: JSON wanted, no navigation.
-func apiRequest(method, target string) *http.Request {
-	req, _ := http.NewRequest(method, target, nil)
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Sec-Fetch-Mode", "cors")
-	return req
-}
-
-// sleepPast waits until d has passed since start.
-func sleepPast(start time.Time, d time.Duration) { time.Sleep(time.Until(start.Add(d))) }
-
-var _ = strings.Contains

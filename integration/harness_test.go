@@ -53,12 +53,6 @@ func (rec *recorder) last(t testing.TB) *http.Request {
 	return rec.seen[len(rec.seen)-1]
 }
 
-func (rec *recorder) count() int {
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	return len(rec.seen)
-}
-
 // site is a running setup: Caddy serving the protected site (in front of a
 // recorder) and the dev provider.
 type site struct {
@@ -130,7 +124,6 @@ var (
 	newBrowser       = testbrowser.New
 	bodyOf           = testbrowser.BodyOf
 	tokenFrom        = testbrowser.TokenFrom
-	relayAnswer      = testbrowser.RelayAnswer
 	sessionSetCookie = testbrowser.SessionSetCookie
 	assertNoSession  = testbrowser.AssertNoSession
 )

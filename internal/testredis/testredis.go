@@ -118,7 +118,10 @@ func StartCluster(t testing.TB) string {
 	}
 	var addrs []string
 	for i := 0; i < 3; i++ {
-		n := run(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--appendonly", "no")
+		// A node's cluster bus listens on port+10000 unless told otherwise,
+		// which lands in the kernel's ephemeral range: give it a safe port.
+		bus := strconv.Itoa(testport.Free(t))
+		n := run(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", bus, "--appendonly", "no")
 		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", n.Port))
 	}
 	create := exec.Command(cli, append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")...)
