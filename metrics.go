@@ -1,3 +1,5 @@
+// Metrics: counters registered in Caddy's metrics registry.
+
 package implicitgrant
 
 import (

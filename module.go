@@ -174,7 +174,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return h.serveCallback(w, r)
 		}
 		w.Header().Set("Allow", "GET, HEAD, POST")
-		return caddyhttp.Error(http.StatusMethodNotAllowed, errors.New("implicit_grant: the callback takes GET and POST"))
+		return caddyhttp.Error(http.StatusMethodNotAllowed, errors.New("implicit_grant: the callback takes GET, HEAD and POST"))
 	case h.LoginPath:
 		return h.serveLogin(w, r)
 	case h.LogoutPath:

@@ -39,8 +39,9 @@ type PendingLogin struct {
 	Expires  time.Time
 }
 
-// Issue starts a login with a fresh random state: it sets the state's cookie on w and
-// removes the oldest pending logins beyond MaxPending.
+// Issue binds a new login's state (made by the caller, from crypto/rand)
+// to this browser: it sets the state's cookie on w and removes the oldest
+// pending logins beyond MaxPending.
 func (c *StateCookies) Issue(w http.ResponseWriter, r *http.Request, state, returnTo string) {
 	expires := c.now().Add(c.TTL)
 	name := c.cookieName(state)
