@@ -39,6 +39,17 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		state_ttl          <duration>
 //		unauthenticated    auto|redirect|reject
 //		error_pages        builtin|handle_errors
+//		openid             <issuer>
+//		validate           jwt|introspect|userinfo|none [<url>] {
+//			issuer        <url>       # jwt
+//			jwks_url      <url>       # jwt
+//			audience      <aud...>    # jwt
+//			client_id     <id>        # introspect
+//			client_secret <secret>    # introspect
+//		}
+//		allow              <claim> <pattern...>
+//		claims             <name...>
+//		revalidate         <duration>
 //		store              memory|cookie|redis [<url>] {
 //			max_sessions <n>         # memory
 //			key_prefix   <prefix>    # redis
@@ -56,7 +67,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		sub := d.Val()
-		if seen[sub] && sub != "param" {
+		if seen[sub] && sub != "param" && sub != "allow" {
 			return d.Errf("%s: given more than once", sub)
 		}
 		seen[sub] = true
@@ -119,6 +130,23 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.Params[args[0]] = args[1]
 		case "store":
 			err = h.unmarshalStore(d)
+		case "openid":
+			h.OpenID, err = oneArg(d)
+		case "validate":
+			err = h.unmarshalValidate(d)
+		case "allow":
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				return d.Errf("allow: expected a claim and at least one pattern")
+			}
+			h.Allow = append(h.Allow, AllowRule{Claim: args[0], Patterns: args[1:]})
+		case "claims":
+			h.Claims = d.RemainingArgs()
+			if len(h.Claims) == 0 {
+				return d.Errf("claims: expected at least one claim name")
+			}
+		case "revalidate":
+			h.Revalidate, err = durationArg(d)
 		default:
 			return d.Errf("unrecognized subdirective: %s", sub)
 		}
@@ -126,6 +154,48 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// unmarshalValidate reads "validate <mode> [<url>] { … }".
+func (h *Handler) unmarshalValidate(d *caddyfile.Dispenser) error {
+	args := d.RemainingArgs()
+	if len(args) == 0 || len(args) > 2 {
+		return d.Errf("validate: expected jwt, introspect <url>, userinfo <url> or none")
+	}
+	v := &Validation{Mode: args[0]}
+	if len(args) == 2 {
+		v.URL = args[1]
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if seen[opt] {
+			return d.Errf("validate: %s given more than once", opt)
+		}
+		seen[opt] = true
+		var err error
+		switch opt {
+		case "issuer":
+			v.Issuer, err = oneArg(d)
+		case "jwks_url":
+			v.JWKSURL, err = oneArg(d)
+		case "client_id":
+			v.ClientID, err = oneArg(d)
+		case "client_secret":
+			v.ClientSecret, err = oneArg(d)
+		case "audience":
+			if v.Audience = d.RemainingArgs(); len(v.Audience) == 0 {
+				return d.Errf("audience: expected at least one audience")
+			}
+		default:
+			return d.Errf("validate: unrecognized option: %s", opt)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	h.Validation = v
 	return nil
 }
 

@@ -36,6 +36,16 @@ func TestUnmarshalCaddyfileEverySubdirective(t *testing.T) {
 		expiry_leeway      45s
 		state_ttl          5m
 		unauthenticated    reject
+		error_pages        handle_errors
+		openid             https://idp.example.com
+		validate           introspect https://idp.example.com/introspect {
+			client_id     dashboard-introspector
+			client_secret {env.INTROSPECT_SECRET}
+		}
+		allow              email *@corp.example
+		allow              groups dashboards admins
+		claims             sub email groups
+		revalidate         5m
 		store              redis {env.REDIS_URL} {
 			key_prefix dash:
 			timeout    250ms
@@ -62,6 +72,12 @@ func TestUnmarshalCaddyfileEverySubdirective(t *testing.T) {
 		ExpiryLeeway:     caddy.Duration(45 * time.Second),
 		StateTTL:         caddy.Duration(5 * time.Minute),
 		Unauthenticated:  UnauthenticatedReject,
+		ErrorPages:       ErrorPagesHandleErrors,
+		OpenID:           "https://idp.example.com",
+		Validation:       &Validation{Mode: "introspect", URL: "https://idp.example.com/introspect", ClientID: "dashboard-introspector", ClientSecret: "{env.INTROSPECT_SECRET}"},
+		Allow:            []AllowRule{{Claim: "email", Patterns: []string{"*@corp.example"}}, {Claim: "groups", Patterns: []string{"dashboards", "admins"}}},
+		Claims:           []string{"sub", "email", "groups"},
+		Revalidate:       caddy.Duration(5 * time.Minute),
 		StoreRaw:         json.RawMessage(`{"key_prefix":"dash:","timeout":250000000,"type":"redis","url":"{env.REDIS_URL}"}`),
 	}
 	if !reflect.DeepEqual(h, want) {
@@ -89,6 +105,12 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"unknown store option", required + "store memory {\nsize 5\n}", "store: unrecognized option for memory: size"},
 		{"memory with url", required + "store memory redis://x", "store: memory takes no further arguments"},
 		{"repeated store", required + "store memory\nstore cookie", "store: given more than once"},
+		{"validate without mode", required + "validate", "validate: expected jwt, introspect <url>, userinfo <url> or none"},
+		{"validate unknown option", required + "validate jwt {\nkeys x\n}", "validate: unrecognized option: keys"},
+		{"validate repeated option", required + "validate jwt {\nissuer a\nissuer b\n}", "validate: issuer given more than once"},
+		{"allow one arg", required + "allow email", "allow: expected a claim and at least one pattern"},
+		{"empty claims", required + "claims", "claims: expected at least one claim name"},
+		{"bad revalidate", required + "revalidate often", "revalidate: bad duration value 'often'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := caddyfile.NewTestDispenser("implicit_grant {\n" + tc.body + "\n}")
@@ -108,7 +130,8 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 func TestProvisionRefusesBadValues(t *testing.T) {
 	t.Setenv("IG_SHORT_SECRET", "too-short")
 	ok := func() Handler {
-		return Handler{AuthorizeURL: "https://as.example/authorize", ClientID: "c", RedirectURI: "https://app.example/cb", Secret: strings.Repeat("s", 32)}
+		return Handler{AuthorizeURL: "https://as.example/authorize", ClientID: "c", RedirectURI: "https://app.example/cb", Secret: strings.Repeat("s", 32),
+			Validation: &Validation{Mode: validateIntrospect, URL: "https://as.example/introspect"}}
 	}
 	for _, tc := range []struct {
 		name    string
@@ -136,6 +159,25 @@ func TestProvisionRefusesBadValues(t *testing.T) {
 		{"zero state_ttl", func(h *Handler) { h.StateTTL = caddy.Duration(time.Millisecond) }, "state_ttl: 1ms is too short"},
 		{"negative leeway", func(h *Handler) { h.ExpiryLeeway = caddy.Duration(-time.Second) }, "expiry_leeway: -1s must not be negative"},
 		{"bad error_pages", func(h *Handler) { h.ErrorPages = "custom" }, "error_pages"},
+		{"no trust mode", func(h *Handler) { h.Validation = nil }, `trust: no way to prove tokens genuine is configured: add "openid <issuer>"`},
+		{"openid and validate", func(h *Handler) { h.OpenID = "https://as.example" }, "trust: openid and validate"},
+		{"http issuer", func(h *Handler) { h.Validation, h.OpenID = nil, "http://as.example" }, "openid: issuer \"http://as.example\" must be an https URL"},
+		{"no authorize_url without openid", func(h *Handler) { h.AuthorizeURL = "" }, "authorize_url: required (or openid"},
+		{"bad mode", func(h *Handler) { h.Validation.Mode = "trust-me" }, "validate: \"trust-me\" must be jwt, introspect, userinfo or none"},
+		{"jwt without issuer", func(h *Handler) { h.Validation = &Validation{Mode: validateJWT} }, "validate jwt: issuer"},
+		{"introspect plain http", func(h *Handler) { h.Validation.URL = "http://as.example/introspect" }, "validate introspect: url"},
+		{"userinfo with client_id", func(h *Handler) { h.Validation = &Validation{Mode: validateUserinfo, URL: "https://as.example/me", ClientID: "x"} }, "validate userinfo: client_id does not apply"},
+		{"secret without id", func(h *Handler) { h.Validation.ClientSecret = "s" }, "validate introspect: client_secret without client_id"},
+		{"revalidate with jwt", func(h *Handler) {
+			h.Validation = &Validation{Mode: validateJWT, Issuer: "https://as.example"}
+			h.Revalidate = caddy.Duration(time.Minute)
+		}, "revalidate: needs validate introspect or validate userinfo"},
+		{"allow with none", func(h *Handler) {
+			h.Validation = &Validation{Mode: validateNone}
+			h.Allow = []AllowRule{{Claim: "email", Patterns: []string{"*@corp.example"}}}
+		}, "allow: validate none knows nobody's claims"},
+		{"allow without pattern", func(h *Handler) { h.Allow = []AllowRule{{Claim: "email"}} }, "allow: \"email\" needs a claim and at least one pattern"},
+		{"claims named id", func(h *Handler) { h.Claims = []string{"id"} }, "claims: \"id\""},
 		{"bad store type", func(h *Handler) { h.StoreRaw = json.RawMessage(`{"type":"disk"}`) }, "store: "},
 		{"negative max_sessions", func(h *Handler) { h.StoreRaw = json.RawMessage(`{"type":"memory","max_sessions":-1}`) }, "store: max_sessions -1 must be positive"},
 		{"redis without url", func(h *Handler) { h.StoreRaw = json.RawMessage(`{"type":"redis"}`) }, "store: redis needs a url"},

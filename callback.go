@@ -16,6 +16,7 @@ import (
 
 	"github.com/implicitgrant/caddy-implicit-grant/relay"
 	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
+	"github.com/implicitgrant/caddy-implicit-grant/verify"
 )
 
 // serveCallback answers a GET of the callback. A success carries the token
@@ -112,10 +113,24 @@ func (h *Handler) finishLogin(w http.ResponseWriter, r *http.Request, tr *relay.
 		return h.loginFailed(w, r, failure{code: codeInvalidState, retry: pending.ReturnTo})
 	}
 
+	id, f := h.verifyToken(r, tr)
+	if f != nil {
+		f.retry = pending.ReturnTo
+		return h.loginFailed(w, r, *f)
+	}
+
 	ttl := h.sessionLifetime(tr.ExpiresIn)
+	if !id.Expires.IsZero() { // the server's own word on the token's end caps it
+		ttl = min(ttl, time.Until(id.Expires)-time.Duration(h.ExpiryLeeway))
+	}
+	if ttl <= 0 {
+		h.logger.Warn("refused a login", zap.String("reason", "the token expires within expiry_leeway"))
+		return h.loginFailed(w, r, failure{code: codeInvalidToken, retry: pending.ReturnTo})
+	}
 	value, err := h.store.Put(r.Context(), tokencache.Session{
 		Authorization: "Bearer " + tr.AccessToken,
 		Expires:       time.Now().Add(ttl),
+		Identity:      packIdentity(id, h.Claims),
 	})
 	if err != nil {
 		h.logger.Error("session store failed while finishing a login", zap.Error(err))
@@ -125,9 +140,37 @@ func (h *Handler) finishLogin(w http.ResponseWriter, r *http.Request, tr *relay.
 		_ = h.store.Delete(r.Context(), old) // the browser's previous session ends with the new one
 	}
 	h.setSessionCookie(w, r, value, int(ttl/time.Second))
-	h.logger.Info("login finished", zap.Duration("session_lifetime", ttl), zap.String("scope", tr.Scope))
+	h.logger.Info("login finished", zap.String("user", id.Subject), zap.Duration("session_lifetime", ttl), zap.String("scope", tr.Scope))
 	countLogin(loginSuccess)
 	return writeJSON(w, http.StatusOK, relayAnswer{Location: pending.ReturnTo})
+}
+
+// verifyToken proves the token the server's (for this client, where the
+// mode can tell) and checks the allow rules. The failure, if any, says
+// what the person is shown.
+func (h *Handler) verifyToken(r *http.Request, tr *relay.TokenResponse) (verify.Identity, *failure) {
+	resp := verify.Response{AccessToken: tr.AccessToken, IDToken: tr.IDToken}
+	if h.OpenID != "" {
+		resp.Nonce = h.nonce(tr.State)
+	}
+	id, err := h.verifier.Verify(r.Context(), resp)
+	if err != nil {
+		if errors.Is(err, verify.ErrUnavailable) {
+			h.logger.Error("cannot verify a login: the authorization server is unavailable", zap.Error(err))
+			return id, &failure{code: codeServerUnavailable}
+		}
+		h.logger.Warn("refused a login: the token is not trusted", zap.Error(err))
+		return id, &failure{code: codeInvalidToken}
+	}
+	if len(id.Subject) > maxSubjectBytes {
+		h.logger.Warn("refused a login: the token's subject is too long", zap.Int("bytes", len(id.Subject)))
+		return id, &failure{code: codeInvalidToken}
+	}
+	if rule := h.refusedBy(id); rule != nil {
+		h.logger.Info("refused a login: the allow rules do not admit the user", zap.String("user", id.Subject), zap.Stringer("rule", rule))
+		return id, &failure{code: codeForbidden, description: displayName(id), verified: true}
+	}
+	return id, nil
 }
 
 // sessionLifetime is how long a session for a token lasting expiresIn

@@ -35,6 +35,7 @@ func newTestHandler(t testing.TB, configure func(*Handler)) *Handler {
 		ClientID:     "test-" + t.Name(),
 		RedirectURI:  "https://app.example/oauth/callback",
 		Secret:       testSecret,
+		Validation:   &Validation{Mode: validateNone},
 	}
 	if configure != nil {
 		configure(h)
@@ -91,6 +92,7 @@ func newTestSite(t testing.TB, opt siteOptions) *testSite {
 		h.ClientID = "test-client"
 		h.RedirectURI = s.origin + "/oauth/callback"
 		h.Scopes = []string{"profile", "reports:read"}
+		h.Validation = &Validation{Mode: validateIntrospect, URL: s.provider + "/introspect"}
 		if opt.handler != nil {
 			opt.handler(h)
 		}

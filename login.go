@@ -3,6 +3,9 @@
 package implicitgrant
 
 import (
+	"context"
+	"encoding/base64"
+	"fmt"
 	"html"
 	"io"
 	"net/http"
@@ -16,12 +19,20 @@ import (
 // startLogin sends the browser to the authorization server with a fresh
 // state bound to this browser by its own cookie.
 func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnTo string) error {
+	prefix, err := h.authorizeRequest(r.Context())
+	if err != nil {
+		h.logger.Error("cannot start a login: the authorization server's discovery document is unavailable", zap.Error(err))
+		return h.fail(w, r, failure{code: codeServerUnavailable, retry: relay.SafeReturnPath(returnTo)})
+	}
 	state := tokencache.NewID()
 	h.states.Issue(w, r, state, relay.SafeReturnPath(returnTo))
 	if c := h.logger.Check(zap.DebugLevel, "login started"); c != nil {
 		c.Write(zap.String("path", r.URL.Path))
 	}
-	location := h.authorizePrefix + state
+	location := prefix + state
+	if h.OpenID != "" {
+		location += "&nonce=" + h.nonce(state)
+	}
 	if h.getsStartPage(r) {
 		return relay.ServeStart(w, location)
 	}
@@ -37,6 +48,29 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnTo st
 	// map keeps the state out of the logs without changing the response.
 	hdr.Del("Location")
 	return nil
+}
+
+// authorizeRequest is the authorization request up to the state's value:
+// built once from authorize_url, or, with openid and no authorize_url,
+// from the discovered endpoint (discovery is cached; this costs a lookup).
+func (h *Handler) authorizeRequest(ctx context.Context) (string, error) {
+	if h.authorizePrefix != "" {
+		return h.authorizePrefix, nil
+	}
+	endpoint, err := h.openid.AuthorizationEndpoint(ctx)
+	if err != nil {
+		return "", err
+	}
+	if err := checkAuthorizeURL(endpoint); err != nil {
+		return "", fmt.Errorf("discovered authorization_endpoint: %w", err)
+	}
+	return h.authorizePrefixFor(endpoint), nil
+}
+
+// nonce binds an ID token to the login whose state it is: derived from the
+// state, so nothing more is stored, and not guessable without the secret.
+func (h *Handler) nonce(state string) string {
+	return base64.RawURLEncoding.EncodeToString(deriveKey(h.nonceKey, state)[:18])
 }
 
 // getsStartPage tells whether this navigation gets the start page, which

@@ -24,13 +24,16 @@ var metrics struct {
 
 // Login outcomes, the values of the "outcome" label.
 const (
-	loginSuccess         = "success"
-	loginDenied          = "denied"           // the server returned access_denied
-	loginServerError     = "server_error"     // the server returned another error
-	loginInvalidState    = "invalid_state"    // forged, expired, replayed or other-browser state
-	loginInvalidResponse = "invalid_response" // malformed token response
-	loginRefused         = "refused"          // cross-origin, wrong content type or too large
-	loginStoreError      = "store_error"
+	loginSuccess           = "success"
+	loginDenied            = "denied"           // the server returned access_denied
+	loginServerError       = "server_error"     // the server returned another error
+	loginInvalidState      = "invalid_state"    // forged, expired, replayed or other-browser state
+	loginInvalidResponse   = "invalid_response" // malformed token response
+	loginRefused           = "refused"          // cross-origin, wrong content type or too large
+	loginStoreError        = "store_error"
+	loginInvalidToken      = "invalid_token"      // the token could not be proved the server's, for this client, live
+	loginForbidden         = "forbidden"          // a verified user the allow rules do not admit
+	loginServerUnavailable = "server_unavailable" // the server could not be reached to verify
 )
 
 func registerMetrics(reg *prometheus.Registry) error {

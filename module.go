@@ -18,6 +18,7 @@ import (
 
 	"github.com/implicitgrant/caddy-implicit-grant/relay"
 	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
+	"github.com/implicitgrant/caddy-implicit-grant/verify"
 )
 
 func init() {
@@ -65,9 +66,33 @@ const (
 // every other request either carries a valid session, and goes on to the
 // next handler with the bearer token set, or is sent to log in.
 type Handler struct {
-	// The authorization server's authorization endpoint. Required. Must be
-	// https, or http on a loopback host (for development).
+	// The authorization server's authorization endpoint: https, or http on
+	// a loopback host (for development). Required unless openid is set.
 	AuthorizeURL string `json:"authorize_url,omitempty"`
+
+	// The OpenID Connect issuer. Discovery gives the authorization endpoint
+	// and the signing keys; logins ask for response_type "id_token token"
+	// with a nonce, and the ID token proves the access token is the
+	// issuer's, for this client and this login.
+	OpenID string `json:"openid,omitempty"`
+
+	// How access tokens are proved genuine when openid is not set. One of
+	// openid or validate is required.
+	Validation *Validation `json:"validate,omitempty"`
+
+	// Who may enter: every rule must hold. Users who fail one get 403.
+	Allow []AllowRule `json:"allow,omitempty"`
+
+	// Claims kept with the session for {http.auth.user.<claim>}
+	// placeholders ({http.auth.user.id} is the subject). Default: sub
+	// email name preferred_username.
+	Claims []string `json:"claims,omitempty"`
+
+	// With validate introspect or userinfo: a session whose last check is
+	// older than this is checked again before its next request is served,
+	// so a token revoked at the server stops working within this time.
+	// Default: never (checked at login only).
+	Revalidate caddy.Duration `json:"revalidate,omitempty"`
 
 	// The OAuth client id registered with the authorization server. Required.
 	ClientID string `json:"client_id,omitempty"`
@@ -143,7 +168,10 @@ type Handler struct {
 	// "redis", with the store's own options beside the type.
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=http.handlers.implicit_grant.stores inline_key=type"`
 
-	authorizePrefix string // the authorization request up to the state's value
+	authorizePrefix string // the authorization request up to the state's value; "" until discovery gives the endpoint
+	verifier        verify.Verifier
+	openid          *verify.OpenID // with openid: discovery, for the authorization endpoint
+	nonceKey        []byte
 	callbackPath    string
 	origin          string // scheme://host of redirect_uri: what Origin must say on the relay POST
 	secret          []byte

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -33,6 +34,11 @@ func (h *Handler) serveProtected(w http.ResponseWriter, r *http.Request, next ca
 				v[0] = s.Authorization // replace the client's own in place: no allocation
 			} else {
 				r.Header["Authorization"] = []string{s.Authorization}
+			}
+			if s.Identity != "" {
+				if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+					repl.Map(placeholdersFor(s.Identity))
+				}
 			}
 			return next.ServeHTTP(w, r)
 		}

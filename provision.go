@@ -34,6 +34,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.AuthorizeURL = repl.ReplaceKnown(h.AuthorizeURL, "")
 	h.ClientID = repl.ReplaceKnown(h.ClientID, "")
 	h.RedirectURI = repl.ReplaceKnown(h.RedirectURI, "")
+	h.OpenID = repl.ReplaceKnown(h.OpenID, "")
 	for k, v := range h.Params {
 		h.Params[k] = repl.ReplaceKnown(v, "")
 	}
@@ -64,6 +65,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	if err := h.checkConfig(); err != nil {
+		return err
+	}
+	if err := h.provisionTrust(repl); err != nil {
 		return err
 	}
 	if !strings.HasPrefix(h.CookieName, "__Host-") {
@@ -128,19 +132,11 @@ func (h *Handler) checkConfig() error {
 // checkServer: where the authorization server and the callback are.
 func (h *Handler) checkServer() error {
 	if h.AuthorizeURL == "" {
-		return errors.New("authorize_url: required")
-	}
-	au, err := url.Parse(h.AuthorizeURL)
-	if err != nil || au.Host == "" || au.Fragment != "" {
-		return fmt.Errorf("authorize_url: %q is not an absolute URL without a fragment", h.AuthorizeURL)
-	}
-	if au.Scheme != "https" && !(au.Scheme == "http" && isLoopback(au.Hostname())) {
-		return fmt.Errorf("authorize_url: %q must use https (http is allowed only for loopback hosts)", h.AuthorizeURL)
-	}
-	for name := range au.Query() {
-		if slices.Contains(ownParams, name) {
-			return fmt.Errorf("authorize_url: its query sets %q, which implicit_grant sets itself", name)
+		if h.OpenID == "" { // with openid, discovery gives it
+			return errors.New("authorize_url: required (or openid, whose discovery gives it)")
 		}
+	} else if err := checkAuthorizeURL(h.AuthorizeURL); err != nil {
+		return fmt.Errorf("authorize_url: %w", err)
 	}
 	if h.ClientID == "" {
 		return errors.New("client_id: required")
@@ -155,8 +151,25 @@ func (h *Handler) checkServer() error {
 	return nil
 }
 
+// checkAuthorizeURL: an authorization endpoint, configured or discovered.
+func checkAuthorizeURL(authorize string) error {
+	au, err := url.Parse(authorize)
+	if err != nil || au.Host == "" || au.Fragment != "" {
+		return fmt.Errorf("%q is not an absolute URL without a fragment", authorize)
+	}
+	if au.Scheme != "https" && !(au.Scheme == "http" && isLoopback(au.Hostname())) {
+		return fmt.Errorf("%q must use https (http is allowed only for loopback hosts)", authorize)
+	}
+	for name := range au.Query() {
+		if slices.Contains(ownParams, name) {
+			return fmt.Errorf("its query sets %q, which implicit_grant sets itself", name)
+		}
+	}
+	return nil
+}
+
 // ownParams are the authorization request parameters the module sets.
-var ownParams = []string{"response_type", "client_id", "redirect_uri", "state"}
+var ownParams = []string{"response_type", "client_id", "redirect_uri", "state", "nonce"}
 
 // checkRequest: what the authorization request asks for.
 func (h *Handler) checkRequest() error {
@@ -237,11 +250,14 @@ func (h *Handler) checkPolicies() error {
 
 // derive computes what requests use from the checked config.
 func (h *Handler) derive() {
-	au, _ := url.Parse(h.AuthorizeURL)
 	ru, _ := url.Parse(h.RedirectURI)
 	h.callbackPath = callbackPathOf(h.RedirectURI)
 	h.origin = originOf(ru)
-	h.authorizePrefix = authorizePrefix(au, h.ClientID, h.RedirectURI, h.Scopes, h.ShowDialog, h.Params)
+	if h.AuthorizeURL != "" {
+		h.authorizePrefix = h.authorizePrefixFor(h.AuthorizeURL)
+	}
+	h.verifier = h.newVerifier()
+	h.nonceKey = deriveKey(h.secret, "nonce")
 	h.states = relay.StateCookies{
 		Key:        deriveKey(h.secret, "state cookie"),
 		NamePrefix: h.CookieName + "_state_",
@@ -259,27 +275,34 @@ func callbackPathOf(redirectURI string) string {
 	return "/"
 }
 
-// authorizePrefix renders the authorization request once: each login
-// appends only its state's value.
-func authorizePrefix(authorize *url.URL, clientID, redirectURI string, scopes []string, showDialog bool, params map[string]string) string {
+// authorizePrefixFor renders the authorization request to endpoint once:
+// each login appends only its state's value (and, with openid, its nonce).
+func (h *Handler) authorizePrefixFor(endpoint string) string {
+	authorize, _ := url.Parse(endpoint)
 	q := authorize.Query()
 	q.Set("response_type", "token")
-	q.Set("client_id", clientID)
-	q.Set("redirect_uri", redirectURI)
+	scopes := h.Scopes
+	if h.OpenID != "" {
+		q.Set("response_type", "id_token token")
+		if !slices.Contains(scopes, "openid") {
+			scopes = append([]string{"openid"}, scopes...)
+		}
+	}
+	q.Set("client_id", h.ClientID)
+	q.Set("redirect_uri", h.RedirectURI)
 	if len(scopes) > 0 {
 		q.Set("scope", strings.Join(scopes, " "))
 	}
-	if showDialog {
+	if h.ShowDialog {
 		q.Set("show_dialog", "true")
 	}
-	for k, v := range params {
+	for k, v := range h.Params {
 		q.Set(k, v)
 	}
-	u := *authorize
-	u.RawQuery = ""
-	// Encode sorts by key; scope's spaces become %20, which every server
-	// reads, rather than "+", which some do not.
-	return u.String() + "?" + strings.ReplaceAll(q.Encode(), "+", "%20") + "&state="
+	authorize.RawQuery = ""
+	// Encode sorts by key; spaces become %20, which every server reads,
+	// rather than "+", which some do not.
+	return authorize.String() + "?" + strings.ReplaceAll(q.Encode(), "+", "%20") + "&state="
 }
 
 // deriveKey gives each use of the secret its own key, so a key leaked from

@@ -23,15 +23,18 @@ import (
 type code string
 
 const (
-	codeUnauthenticated  code = "unauthenticated"
-	codeAccessDenied     code = "access_denied"
-	codeInvalidState     code = "invalid_state"
-	codeInvalidResponse  code = "invalid_response"
-	codeStoreUnavailable code = "store_unavailable"
-	codeCrossOrigin      code = "cross_origin"
-	codeUnsupportedMedia code = "unsupported_media_type"
-	codeTooLarge         code = "too_large"
-	codeUnreadable       code = "unreadable_request"
+	codeUnauthenticated   code = "unauthenticated"
+	codeAccessDenied      code = "access_denied"
+	codeInvalidState      code = "invalid_state"
+	codeInvalidResponse   code = "invalid_response"
+	codeStoreUnavailable  code = "store_unavailable"
+	codeCrossOrigin       code = "cross_origin"
+	codeUnsupportedMedia  code = "unsupported_media_type"
+	codeTooLarge          code = "too_large"
+	codeUnreadable        code = "unreadable_request"
+	codeInvalidToken      code = "invalid_token"
+	codeForbidden         code = "forbidden"
+	codeServerUnavailable code = "server_unavailable"
 	// codeUnknownServerError stands for a server's code we do not know
 	// when we cannot tell that it was really the server's.
 	codeUnknownServerError code = "error"
@@ -67,6 +70,12 @@ var outcomes = map[code]outcome{
 		"The authorization server's answer was incomplete or malformed, so it was not accepted. Nothing was stored. If this keeps happening, tell the site's administrator."},
 	codeStoreUnavailable: {http.StatusServiceUnavailable, loginStoreError, false, "Sign-in is unavailable",
 		"The session store cannot be reached right now, so nobody can be signed in. Nothing was changed. Try again in a moment."},
+	codeInvalidToken: {http.StatusUnauthorized, loginInvalidToken, false, "Sign-in failed",
+		"The answer from the authorization server could not be trusted: the token it carried could not be proved to be the server's, for this site, still valid. Nothing was stored. Try again; if this keeps happening, tell the site's administrator."},
+	codeForbidden: {http.StatusForbidden, loginForbidden, true, "This site is not open to you",
+		"You signed in, but this site's rules do not admit your account. Nothing was stored. If you should have access, ask the site's administrator, or sign in with another account."},
+	codeServerUnavailable: {http.StatusServiceUnavailable, loginServerUnavailable, false, "Sign-in is unavailable",
+		"The authorization server cannot be reached right now to check the sign-in, so nobody can be signed in. Nothing was stored. Try again in a moment."},
 	codeCrossOrigin:      {http.StatusForbidden, loginRefused, false, "Sign-in refused", relayRefused},
 	codeUnsupportedMedia: {http.StatusUnsupportedMediaType, loginRefused, false, "Sign-in refused", relayRefused},
 	codeTooLarge:         {http.StatusRequestEntityTooLarge, loginRefused, false, "Sign-in refused", relayRefused},
@@ -151,8 +160,11 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, f failure) error 
 	switch f.code {
 	case codeUnauthenticated:
 		m.Code, m.LinkHref, m.LinkText = "", loginURL, "Sign in"
-	case codeStoreUnavailable:
+	case codeStoreUnavailable, codeServerUnavailable:
 		m.Code = ""
+	case codeForbidden:
+		m.Code, m.Description, m.SignedInAs = "", "", description
+		m.LinkHref, m.LinkText = h.LogoutPath, "Sign out of this site"
 	}
 	return relay.ServeMessage(w, o.status, m)
 }

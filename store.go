@@ -54,7 +54,7 @@ func (h *Handler) openStore(ctx caddy.Context) error {
 	site := tokencache.Site{
 		// Sessions made for one authorization server and client never
 		// authenticate requests meant for another.
-		Binding:    h.AuthorizeURL + "|" + h.ClientID,
+		Binding:    h.AuthorizeURL + "|" + h.OpenID + "|" + h.ClientID,
 		SealKey:    deriveKey(h.secret, "session seal"),
 		CookieName: h.CookieName,
 		Logger:     h.logger,

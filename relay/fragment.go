@@ -18,6 +18,7 @@ const maxExpiresIn = 365 * 24 * 3600
 // TokenResponse is a successful authorization response (RFC 6749 §4.2.2).
 type TokenResponse struct {
 	AccessToken string
+	IDToken     string // with OpenID Connect's "id_token token"
 	TokenType   string // as the server sent it; checked to be "bearer" in any case
 	ExpiresIn   int64  // seconds; 0 when the server sent none
 	Scope       string // space-separated, decoded from "+" or "%20"
@@ -66,6 +67,7 @@ func ParseFragment(fragment string) (*TokenResponse, *AuthError, error) {
 
 	tr := &TokenResponse{
 		AccessToken: vals.Get("access_token"),
+		IDToken:     vals.Get("id_token"),
 		TokenType:   vals.Get("token_type"),
 		Scope:       vals.Get("scope"),
 		State:       vals.Get("state"),
@@ -77,6 +79,9 @@ func ParseFragment(fragment string) (*TokenResponse, *AuthError, error) {
 	// LF, NUL, non-ASCII) could split or smuggle headers upstream.
 	if !isVSChars(tr.AccessToken) || tr.AccessToken[0] == ' ' || tr.AccessToken[len(tr.AccessToken)-1] == ' ' {
 		return nil, nil, invalid("access_token contains characters a token may not contain")
+	}
+	if !isVSChars(tr.IDToken) {
+		return nil, nil, invalid("id_token contains characters a JWT may not contain")
 	}
 	if !strings.EqualFold(tr.TokenType, "bearer") {
 		if tr.TokenType == "" {

@@ -105,6 +105,7 @@ type Message struct {
 	Text        string
 	Code        string // the OAuth error code, if any
 	Description string // the authorization server's own words, if any
+	SignedInAs  string // who the person signed in as (a refused user's page)
 	LinkHref    string
 	LinkText    string
 }

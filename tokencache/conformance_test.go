@@ -13,7 +13,7 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 	ctx := context.Background()
 	t.Run("put get delete", func(t *testing.T) {
 		s := newStore(t)
-		want := Session{Authorization: "Bearer abc.def", Expires: time.Now().Add(time.Hour).Truncate(time.Second)}
+		want := Session{Authorization: "Bearer abc.def", Expires: time.Now().Add(time.Hour).Truncate(time.Second), Identity: "alice\x00email\x00alice@corp.example"}
 		v1, err := s.Put(ctx, want)
 		if err != nil {
 			t.Fatal(err)
@@ -23,7 +23,7 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 			t.Fatalf("cookie values must be fresh per login: %q %q", v1, v2)
 		}
 		got, ok, err := s.Get(ctx, v1)
-		if err != nil || !ok || got.Authorization != want.Authorization || !got.Expires.Equal(want.Expires) {
+		if err != nil || !ok || got.Authorization != want.Authorization || got.Identity != want.Identity || !got.Expires.Equal(want.Expires) {
 			t.Fatalf("get: %+v %v %v", got, ok, err)
 		}
 		if err := s.Delete(ctx, v1); err != nil {

@@ -33,8 +33,8 @@ const evictionSample = 8
 type sessionKey [idBytes]byte
 
 type memoryEntry struct {
-	authorization string
-	expires       int64 // unix nanoseconds
+	record  string // joinRecord: authorization and identity in one string
+	expires int64  // unix nanoseconds
 }
 
 type memoryShard struct {
@@ -112,7 +112,7 @@ func (m *Memory) set(id string, s Session) {
 	if len(sh.sessions) >= m.perShard {
 		m.evictLocked(sh)
 	}
-	sh.sessions[k] = memoryEntry{authorization: s.Authorization, expires: s.Expires.UnixNano()}
+	sh.sessions[k] = memoryEntry{record: joinRecord(s), expires: s.Expires.UnixNano()}
 	sh.mu.Unlock()
 }
 
@@ -165,7 +165,9 @@ func (m *Memory) Get(_ context.Context, cookieValue string) (Session, bool, erro
 	if !ok || e.expires <= m.clock.Load() {
 		return Session{}, false, nil
 	}
-	return Session{Authorization: e.authorization, Expires: time.Unix(0, e.expires)}, true, nil
+	s := splitRecord(e.record)
+	s.Expires = time.Unix(0, e.expires)
+	return s, true, nil
 }
 
 // Delete implements Store.

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -26,11 +27,11 @@ func newSealer(key []byte) (sealer, error) {
 	return sealer{aead}, err
 }
 
-// seal returns nonce | ciphertext of (expiry | authorization).
+// seal returns nonce | ciphertext of (expiry | authorization NUL identity).
 func (s sealer) seal(sess Session, ad []byte) []byte {
-	plain := make([]byte, 8, 8+len(sess.Authorization))
+	plain := make([]byte, 8, 8+len(sess.Authorization)+1+len(sess.Identity))
 	binary.BigEndian.PutUint64(plain, uint64(sess.Expires.UnixNano()))
-	plain = append(plain, sess.Authorization...)
+	plain = append(plain, joinRecord(sess)...)
 	out := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(plain)+s.aead.Overhead())
 	_, _ = rand.Read(out)
 	return s.aead.Seal(out, out, plain, ad)
@@ -47,8 +48,23 @@ func (s sealer) open(sealed, ad []byte) (Session, bool) {
 	if err != nil {
 		return Session{}, false
 	}
-	return Session{
-		Expires:       time.Unix(0, int64(binary.BigEndian.Uint64(plain))),
-		Authorization: string(plain[8:]),
-	}, true
+	sess := splitRecord(string(plain[8:]))
+	sess.Expires = time.Unix(0, int64(binary.BigEndian.Uint64(plain)))
+	return sess, true
+}
+
+// joinRecord puts a session's strings in one: the authorization, NUL, the
+// identity. A token never holds a NUL (RFC 6749 VSCHAR), so the first NUL
+// is the separator; one string is also one allocation per stored session.
+func joinRecord(s Session) string {
+	if s.Identity == "" {
+		return s.Authorization
+	}
+	return s.Authorization + "\x00" + s.Identity
+}
+
+// splitRecord reverses joinRecord without copying.
+func splitRecord(record string) Session {
+	auth, identity, _ := strings.Cut(record, "\x00")
+	return Session{Authorization: auth, Identity: identity}
 }

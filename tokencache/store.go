@@ -19,6 +19,9 @@ type Session struct {
 	Authorization string
 	// Expires is when the session ends (the token's expiry minus leeway).
 	Expires time.Time
+	// Identity is who the user is, packed by the caller: opaque here, and
+	// sealed with the token where the store seals.
+	Identity string
 }
 
 // ErrUnavailable wraps failures of a store's backend (a Redis outage, say).

@@ -1,0 +1,167 @@
+package devprovider
+
+import (
+	"html/template"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// pendingRequest is an authorization request waiting at the consent page.
+type pendingRequest struct {
+	clientID, redirectURI, state, scope, nonce string
+	withIDToken                                bool
+	expires                                    time.Time
+}
+
+// The provider's memory is process-wide, so a config reload keeps it.
+var (
+	mu      sync.Mutex
+	pending = map[string]pendingRequest{}
+)
+
+const rememberCookie = "dev_provider_approved"
+
+func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	clientID, redirectURI := q.Get("client_id"), q.Get("redirect_uri")
+	registered, known := p.Clients[clientID]
+	if !known || redirectURI != registered {
+		// RFC 6749 §4.2.2.1: never redirect to an unverified redirect_uri.
+		return page(w, http.StatusBadRequest, "Unknown client or redirect_uri",
+			"This authorization request names a client or redirect_uri that is not registered here, so it cannot be answered.", nil)
+	}
+	req := pendingRequest{clientID: clientID, redirectURI: redirectURI, state: q.Get("state"), scope: q.Get("scope"), nonce: q.Get("nonce")}
+	switch q.Get("response_type") {
+	case "token":
+	case "id_token token", "token id_token":
+		req.withIDToken = true
+		if !strings.Contains(" "+req.scope+" ", " openid ") {
+			return p.redirectError(w, r, redirectURI, req.state, "invalid_scope", "id_token needs the openid scope")
+		}
+		if len(req.nonce) < 8 { // as Ory Hydra: the implicit flow's ID token needs a nonce
+			return p.redirectError(w, r, redirectURI, req.state, "invalid_request", "a nonce of at least 8 characters is required")
+		}
+	default:
+		return p.redirectError(w, r, redirectURI, req.state, "unsupported_response_type", "only token and id_token token are supported")
+	}
+	if q.Get("show_dialog") != "true" {
+		if c, err := r.Cookie(rememberCookie); err == nil && c.Value != "" {
+			if user, ok := strings.CutPrefix(c.Value, clientID+":"); ok {
+				return p.issue(w, r, user, req)
+			}
+		}
+	}
+	id := randomString()
+	req.expires = time.Now().Add(10 * time.Minute)
+	mu.Lock()
+	pending[id] = req
+	mu.Unlock()
+	return page(w, http.StatusOK, "Sign in to the dev provider", "", &consent{
+		RequestID: id, ClientID: clientID, Scopes: strings.Fields(req.scope), RedirectHost: hostOf(redirectURI),
+	})
+}
+
+func (p *Provider) decide(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return page(w, http.StatusMethodNotAllowed, "Method not allowed", "Use the buttons on the consent page.", nil)
+	}
+	id := r.PostFormValue("request")
+	mu.Lock()
+	req, ok := pending[id]
+	delete(pending, id) // one decision per request
+	mu.Unlock()
+	if !ok || time.Now().After(req.expires) {
+		return page(w, http.StatusBadRequest, "This request has expired", "Go back to the application and sign in again.", nil)
+	}
+	if r.PostFormValue("decision") != "approve" {
+		return p.redirectError(w, r, req.redirectURI, req.state, "access_denied", "The user denied the request")
+	}
+	user := strings.TrimSpace(r.PostFormValue("user"))
+	if user == "" {
+		user = "demo-user"
+	}
+	http.SetCookie(w, &http.Cookie{Name: rememberCookie, Value: req.clientID + ":" + user, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	return p.issue(w, r, user, req)
+}
+
+// issue makes the tokens and sends them to the client in the fragment.
+func (p *Provider) issue(w http.ResponseWriter, r *http.Request, user string, req pendingRequest) error {
+	grant := p.grant(issuer(r), user, req.clientID, req.scope)
+	token, err := p.accessToken(grant)
+	if err != nil {
+		return err
+	}
+	v := url.Values{
+		"access_token": {token},
+		"token_type":   {p.TokenType},
+		"expires_in":   {strconv.Itoa(int(time.Duration(p.ExpiresIn) / time.Second))},
+	}
+	if req.withIDToken {
+		idToken, err := idToken(grant, req.nonce, token)
+		if err != nil {
+			return err
+		}
+		v.Set("id_token", idToken)
+	}
+	if req.scope != "" {
+		v.Set("scope", req.scope)
+	}
+	if req.state != "" {
+		v.Set("state", req.state)
+	}
+	http.Redirect(w, r, req.redirectURI+"#"+v.Encode(), http.StatusSeeOther)
+	return nil
+}
+
+func (p *Provider) redirectError(w http.ResponseWriter, r *http.Request, redirectURI, state, code, description string) error {
+	v := url.Values{"error": {code}, "error_description": {description}}
+	if state != "" {
+		v.Set("state", state)
+	}
+	sep := "#"
+	if p.ErrorIn == "query" {
+		sep = "?"
+	}
+	http.Redirect(w, r, redirectURI+sep+v.Encode(), http.StatusSeeOther)
+	return nil
+}
+
+func hostOf(u string) string {
+	if pu, err := url.Parse(u); err == nil {
+		return pu.Host
+	}
+	return u
+}
+
+type consent struct {
+	RequestID, ClientID, RedirectHost string
+	Scopes                            []string
+}
+
+var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{.Title}}</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;background:#fdf6e3;margin:0}main{max-width:32rem;margin:10vh auto;background:#fff;padding:2rem;border-radius:8px;border-top:6px solid #b58900}
+.badge{background:#b58900;color:#fff;padding:.1rem .5rem;border-radius:4px;font-size:.8rem}button{font-size:1rem;padding:.5rem 1.2rem;margin-right:.5rem}input{font-size:1rem;padding:.3rem}</style></head>
+<body><main><p><span class="badge">DEV PROVIDER: NOT FOR PRODUCTION</span></p><h1>{{.Title}}</h1>
+{{with .Message}}<p>{{.}}</p>{{end}}
+{{with .Consent}}<p><b>{{.ClientID}}</b> (at {{.RedirectHost}}) wants to use your account{{if .Scopes}} with these scopes:{{end}}</p>
+{{if .Scopes}}<ul>{{range .Scopes}}<li><code>{{.}}</code></li>{{end}}</ul>{{end}}
+<form method="post" action="/authorize/decision"><input type="hidden" name="request" value="{{.RequestID}}">
+<p><label>Sign in as <input id="user" name="user" value="demo-user" autocomplete="off"></label></p>
+<button id="approve" name="decision" value="approve">Approve</button><button id="deny" name="decision" value="deny">Deny</button></form>{{end}}
+</main></body></html>`))
+
+func page(w http.ResponseWriter, status int, title, message string, c *consent) error {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.WriteHeader(status)
+	return pageTmpl.Execute(w, struct {
+		Title, Message string
+		Consent        *consent
+	}{title, message, c})
+}

@@ -1,0 +1,80 @@
+package devprovider
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// userinfo says whether a bearer token is valid, and whose it is.
+func userinfo(w http.ResponseWriter, r *http.Request) error {
+	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	g, ok := lookup(token)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		return writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token"})
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{
+		"sub": g.user, "email": g.email, "name": g.user, "preferred_username": g.user, "groups": g.groups,
+		"client_id": g.clientID, "scope": g.scope, "expires_in": int(time.Until(g.expires).Seconds()),
+	})
+}
+
+// introspect answers RFC 7662 token introspection, for callers that
+// authenticate as one of the introspectors (anyone, when there are none).
+func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "invalid_request"})
+	}
+	if len(p.Introspectors) > 0 {
+		id, secret, ok := r.BasicAuth()
+		if want, known := p.Introspectors[id]; !ok || !known || want != secret {
+			w.Header().Set("WWW-Authenticate", `Basic realm="introspection"`)
+			return writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client"})
+		}
+	}
+	g, ok := lookup(r.PostFormValue("token"))
+	if !ok {
+		return writeJSON(w, http.StatusOK, map[string]any{"active": false})
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{
+		"active": true, "client_id": g.clientID, "sub": g.user, "username": g.user, "scope": g.scope,
+		"iss": g.issuer, "iat": g.issuedAt.Unix(), "exp": g.expires.Unix(), "token_type": "Bearer",
+		"email": g.email, "groups": g.groups,
+	})
+}
+
+// discovery is the OpenID Provider metadata (OpenID Connect Discovery §3).
+func discovery(w http.ResponseWriter, r *http.Request) error {
+	iss := issuer(r)
+	return writeJSON(w, http.StatusOK, map[string]any{
+		"issuer":                                iss,
+		"authorization_endpoint":                iss + "/authorize",
+		"jwks_uri":                              iss + "/jwks",
+		"userinfo_endpoint":                     iss + "/userinfo",
+		"introspection_endpoint":                iss + "/introspect",
+		"response_types_supported":              []string{"token", "id_token token"},
+		"response_modes_supported":              []string{"fragment"},
+		"grant_types_supported":                 []string{"implicit"},
+		"subject_types_supported":               []string{"public"},
+		"id_token_signing_alg_values_supported": []string{"RS256"},
+		"scopes_supported":                      []string{"openid", "email", "profile"},
+	})
+}
+
+// JWKSFetches counts requests for the key set, for tests of how often
+// clients fetch it.
+var JWKSFetches atomic.Int64
+
+func jwks(w http.ResponseWriter) error {
+	return writeJSON(w, http.StatusOK, signingKey.public())
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,115 @@
+// Identity: who the user is, kept with the session (the subject and the
+// configured claims, packed into one string that the cookie and Redis
+// stores seal with the token), and Caddy's {http.auth.user.*}
+// placeholders made from it on every authenticated request.
+
+package implicitgrant
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/implicitgrant/caddy-implicit-grant/verify"
+)
+
+// Bounds on what a session keeps of the user: placeholders end up in
+// headers and logs, and every session pays for these bytes.
+const (
+	maxSubjectBytes    = 256
+	maxClaimValueBytes = 512
+)
+
+// packIdentity packs the subject and the kept claims as
+// subject NUL name NUL value NUL name NUL value …. Control characters are
+// dropped (a value may become a header upstream); a value longer than
+// maxClaimValueBytes, or of a kind other than string, number, boolean or
+// list of those, is not kept.
+func packIdentity(id verify.Identity, keep []string) string {
+	var b strings.Builder
+	b.WriteString(printableOnly(id.Subject))
+	for _, name := range keep {
+		v, ok := claimString(id.Claims[name])
+		if !ok || len(v) > maxClaimValueBytes {
+			continue
+		}
+		b.WriteByte(0)
+		b.WriteString(name)
+		b.WriteByte(0)
+		b.WriteString(v)
+	}
+	return b.String()
+}
+
+// claimString renders a claim for a placeholder; lists are joined with ",".
+func claimString(v any) (string, bool) {
+	switch v := v.(type) {
+	case string:
+		return printableOnly(v), true
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64), true
+	case bool:
+		return strconv.FormatBool(v), true
+	case []any:
+		parts := make([]string, 0, len(v))
+		for _, e := range v {
+			s, ok := claimString(e)
+			if !ok {
+				return "", false
+			}
+			parts = append(parts, s)
+		}
+		return strings.Join(parts, ","), true
+	}
+	return "", false
+}
+
+func printableOnly(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// subjectOf is the subject of a packed identity.
+func subjectOf(packed string) string {
+	sub, _, _ := strings.Cut(packed, "\x00")
+	return sub
+}
+
+// placeholdersFor makes the {http.auth.user.*} placeholders of a packed
+// identity: id is the subject, every other name a kept claim. Nothing is
+// computed until a placeholder is used.
+func placeholdersFor(packed string) caddy.ReplacerFunc {
+	return func(key string) (any, bool) {
+		name, ok := strings.CutPrefix(key, "http.auth.user.")
+		if !ok {
+			return nil, false
+		}
+		sub, rest, _ := strings.Cut(packed, "\x00")
+		if name == "id" {
+			return sub, true
+		}
+		for rest != "" {
+			var k, v string
+			k, rest, _ = strings.Cut(rest, "\x00")
+			v, rest, _ = strings.Cut(rest, "\x00")
+			if k == name {
+				return v, true
+			}
+		}
+		return nil, false
+	}
+}
+
+// displayName is how a person is told whom they signed in as: the email
+// when the server gave one, else the subject.
+func displayName(id verify.Identity) string {
+	if email, ok := id.Claims["email"].(string); ok && email != "" {
+		return printableOnly(email)
+	}
+	return printableOnly(id.Subject)
+}

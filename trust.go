@@ -1,0 +1,248 @@
+// Trust: which way a token is proved to be the authorization server's
+// (openid, or validate jwt|introspect|userinfo|none), and who may enter
+// (allow rules on the verified claims).
+
+package implicitgrant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/implicitgrant/caddy-implicit-grant/verify"
+)
+
+// Validation proves access tokens genuine where openid is not used.
+type Validation struct {
+	// "jwt": the access token is a JWT (RFC 9068), checked with the
+	// issuer's keys. "introspect": the server's introspection endpoint
+	// (RFC 7662) says it is active and this client's. "userinfo": an
+	// endpoint answers 200 for it (proves the token live, not that it is
+	// this client's: use allow rules). "none": any token opens a session;
+	// only for upstreams that check every token themselves.
+	Mode string `json:"mode,omitempty"`
+
+	// jwt: the issuer (the tokens' iss); keys come from its discovery
+	// document unless jwks_url is set.
+	Issuer string `json:"issuer,omitempty"`
+
+	// jwt: where the signing keys are published.
+	JWKSURL string `json:"jwks_url,omitempty"`
+
+	// jwt: audiences that name this site, besides the token's client_id
+	// or azp naming client_id. Default: client_id.
+	Audience []string `json:"audience,omitempty"`
+
+	// introspect, userinfo: the endpoint.
+	URL string `json:"url,omitempty"`
+
+	// introspect: this module's credentials at the introspection endpoint,
+	// if it wants any (HTTP Basic). Use {env.*} for the secret.
+	ClientID     string `json:"client_id,omitempty"`
+	ClientSecret string `json:"client_secret,omitempty"`
+}
+
+// The validation modes.
+const (
+	validateJWT        = "jwt"
+	validateIntrospect = "introspect"
+	validateUserinfo   = "userinfo"
+	validateNone       = "none"
+)
+
+// validationFields are the fields each mode takes.
+var validationFields = map[string][]string{
+	validateJWT:        {"issuer", "jwks_url", "audience"},
+	validateIntrospect: {"url", "client_id", "client_secret"},
+	validateUserinfo:   {"url"},
+	validateNone:       {},
+}
+
+// AllowRule admits a user whose claim (a string, or any member of a list)
+// matches one of the patterns: "*" matches any run of characters,
+// everything else is literal; "email" compares without case.
+type AllowRule struct {
+	Claim    string   `json:"claim"`
+	Patterns []string `json:"patterns"`
+}
+
+// DefaultClaims are the claims kept with a session for placeholders.
+var DefaultClaims = []string{"sub", "email", "name", "preferred_username"}
+
+// provisionTrust replaces placeholders in the trust settings and checks
+// them; it names the field in every error.
+func (h *Handler) provisionTrust(repl *caddy.Replacer) error {
+	h.OpenID = repl.ReplaceKnown(h.OpenID, "")
+	v := h.Validation
+	switch {
+	case h.OpenID == "" && v == nil:
+		return errors.New(`trust: no way to prove tokens genuine is configured: add "openid <issuer>", "validate jwt", "validate introspect <url>" or "validate userinfo <url>" (or "validate none" when the upstream checks every token itself)`)
+	case h.OpenID != "" && v != nil:
+		return errors.New("trust: openid and validate are two ways to prove a token genuine; configure one")
+	case h.OpenID != "":
+		if !verify.SecureURL(h.OpenID) {
+			return fmt.Errorf("openid: issuer %q must be an https URL (http only for loopback hosts)", h.OpenID)
+		}
+	default:
+		if err := h.provisionValidation(repl); err != nil {
+			return err
+		}
+	}
+	if h.Revalidate != 0 && (v == nil || v.Mode != validateIntrospect && v.Mode != validateUserinfo) {
+		return errors.New("revalidate: needs validate introspect or validate userinfo (only they can ask the server again)")
+	}
+	if h.Revalidate < 0 {
+		return fmt.Errorf("revalidate: %s must be positive", time.Duration(h.Revalidate))
+	}
+	for _, rule := range h.Allow {
+		if rule.Claim == "" || len(rule.Patterns) == 0 {
+			return fmt.Errorf("allow: %q needs a claim and at least one pattern", rule.Claim)
+		}
+		if v != nil && v.Mode == validateNone {
+			return errors.New("allow: validate none knows nobody's claims; use a mode that verifies tokens")
+		}
+	}
+	if h.Claims == nil {
+		h.Claims = DefaultClaims
+	}
+	for _, c := range h.Claims {
+		if c == "" || c == "id" || !isPrintableASCII(c) {
+			return fmt.Errorf("claims: %q is not a claim name (\"id\" is the subject's placeholder)", c)
+		}
+	}
+	return nil
+}
+
+func (h *Handler) provisionValidation(repl *caddy.Replacer) error {
+	v := h.Validation
+	v.Issuer = repl.ReplaceKnown(v.Issuer, "")
+	v.JWKSURL = repl.ReplaceKnown(v.JWKSURL, "")
+	v.URL = repl.ReplaceKnown(v.URL, "")
+	v.ClientID = repl.ReplaceKnown(v.ClientID, "")
+	v.ClientSecret = repl.ReplaceKnown(v.ClientSecret, "")
+	for i, a := range v.Audience {
+		v.Audience[i] = repl.ReplaceKnown(a, "")
+	}
+	switch v.Mode {
+	case validateJWT:
+		if !verify.SecureURL(v.Issuer) {
+			return fmt.Errorf("validate jwt: issuer %q must be an https URL (http only for loopback hosts)", v.Issuer)
+		}
+		if v.JWKSURL != "" && !verify.SecureURL(v.JWKSURL) {
+			return fmt.Errorf("validate jwt: jwks_url %q must be an https URL (http only for loopback hosts)", v.JWKSURL)
+		}
+	case validateIntrospect, validateUserinfo:
+		if !verify.SecureURL(v.URL) {
+			return fmt.Errorf("validate %s: url %q must be an https URL (http only for loopback hosts)", v.Mode, v.URL)
+		}
+		if v.Mode == validateIntrospect && v.ClientSecret != "" && v.ClientID == "" {
+			return errors.New("validate introspect: client_secret without client_id")
+		}
+	case validateNone:
+		h.logger.Warn("validate none: any token, even a made-up one, opens a session; the upstream must check every token itself")
+	default:
+		return fmt.Errorf("validate: %q must be jwt, introspect, userinfo or none", v.Mode)
+	}
+	given := map[string]bool{
+		"issuer": v.Issuer != "", "jwks_url": v.JWKSURL != "", "audience": len(v.Audience) > 0,
+		"url": v.URL != "", "client_id": v.ClientID != "", "client_secret": v.ClientSecret != "",
+	}
+	for field, set := range given {
+		if set && !slices.Contains(validationFields[v.Mode], field) {
+			return fmt.Errorf("validate %s: %s does not apply to this mode", v.Mode, field)
+		}
+	}
+	return nil
+}
+
+// newVerifier builds what checks tokens for the configured mode.
+func (h *Handler) newVerifier() verify.Verifier {
+	if h.OpenID != "" {
+		h.openid = verify.NewOpenID(h.OpenID, h.ClientID, verify.DefaultTimeout)
+		return h.openid
+	}
+	v := h.Validation
+	switch v.Mode {
+	case validateJWT:
+		return verify.NewJWT(v.Issuer, v.JWKSURL, h.ClientID, v.Audience, verify.DefaultTimeout)
+	case validateIntrospect:
+		return verify.NewIntrospect(v.URL, h.ClientID, v.ClientID, v.ClientSecret, verify.DefaultTimeout)
+	case validateUserinfo:
+		return verify.NewUserinfo(v.URL, verify.DefaultTimeout)
+	}
+	return trustAnything{}
+}
+
+// trustAnything is "validate none".
+type trustAnything struct{}
+
+func (trustAnything) Verify(context.Context, verify.Response) (verify.Identity, error) {
+	return verify.Identity{}, nil
+}
+
+// refusedBy returns the first allow rule id does not satisfy, or nil.
+func (h *Handler) refusedBy(id verify.Identity) *AllowRule {
+	for i, rule := range h.Allow {
+		if !rule.admits(id.Claims[rule.Claim]) {
+			return &h.Allow[i]
+		}
+	}
+	return nil
+}
+
+func (rule AllowRule) admits(claim any) bool {
+	var values []string
+	switch v := claim.(type) {
+	case string:
+		values = []string{v}
+	case []any:
+		for _, e := range v {
+			if s, ok := e.(string); ok {
+				values = append(values, s)
+			}
+		}
+	}
+	for _, value := range values {
+		for _, p := range rule.Patterns {
+			if rule.Claim == "email" {
+				value, p = strings.ToLower(value), strings.ToLower(p)
+			}
+			if globMatch(p, value) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// globMatch reports whether s matches pattern, where "*" matches any run
+// of characters and everything else only itself. Linear in len(s) times
+// the number of stars, whatever the input.
+func globMatch(pattern, s string) bool {
+	parts := strings.Split(pattern, "*")
+	if len(parts) == 1 {
+		return s == pattern
+	}
+	if !strings.HasPrefix(s, parts[0]) {
+		return false
+	}
+	s = s[len(parts[0]):]
+	for _, part := range parts[1 : len(parts)-1] {
+		i := strings.Index(s, part)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(part):]
+	}
+	last := parts[len(parts)-1]
+	return len(s) >= len(last) && strings.HasSuffix(s, last)
+}
+
+func (rule AllowRule) String() string {
+	return rule.Claim + " " + strings.Join(rule.Patterns, " ")
+}

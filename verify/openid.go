@@ -1,0 +1,112 @@
+package verify
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+)
+
+// OpenID verifies an "id_token token" response (OpenID Connect Core 1.0
+// §3.2): the ID token's signature with the issuer's published keys, its
+// issuer, audience (and authorized party), expiry, issue time and nonce,
+// and that its at_hash matches the access token that came with it. The
+// access token is then known to be the issuer's, for this client and this
+// login.
+type OpenID struct {
+	ClientID  string
+	Discovery *Discovery
+	keys      *KeySet
+	verifier  *oidc.IDTokenVerifier
+	now       func() time.Time
+}
+
+// NewOpenID verifies ID tokens from issuer for clientID.
+func NewOpenID(issuer, clientID string, timeout time.Duration) *OpenID {
+	d := NewDiscovery(issuer, timeout)
+	o := &OpenID{ClientID: clientID, Discovery: d, keys: NewKeySet(d.JWKSURL, timeout), now: time.Now}
+	o.verifier = oidc.NewVerifier(issuer, o.keys, &oidc.Config{
+		ClientID:             clientID,
+		SupportedSigningAlgs: algNames(),
+		Now:                  func() time.Time { return o.now().Add(-Leeway) }, // exp gets the same skew as iat
+	})
+	return o
+}
+
+func algNames() []string {
+	names := make([]string, len(signingAlgs))
+	for i, a := range signingAlgs {
+		names[i] = string(a)
+	}
+	return names
+}
+
+// Verify implements Verifier.
+func (o *OpenID) Verify(ctx context.Context, r Response) (Identity, error) {
+	if r.IDToken == "" {
+		return Identity{}, untrusted("the response has no id_token")
+	}
+	note := &keyFetchNote{}
+	tok, err := o.verifier.Verify(context.WithValue(ctx, keyFetchNoteKey{}, note), r.IDToken)
+	if note.err != nil {
+		return Identity{}, note.err
+	}
+	if err != nil {
+		return Identity{}, idTokenRefusal(err)
+	}
+	// go-oidc checks iss, aud and exp; these are the rest of §3.1.3.7 and
+	// §3.2.2.11.
+	if len(tok.Audience) > 1 || tok.Audience[0] != o.ClientID {
+		var c struct {
+			AZP string `json:"azp"`
+		}
+		if err := tok.Claims(&c); err != nil || c.AZP != o.ClientID {
+			return Identity{}, untrusted("id_token has several audiences and its azp is not this client")
+		}
+	}
+	if tok.IssuedAt.After(o.now().Add(Leeway)) {
+		return Identity{}, untrusted("id_token issued in the future")
+	}
+	if r.Nonce == "" || subtle.ConstantTimeCompare([]byte(tok.Nonce), []byte(r.Nonce)) != 1 {
+		return Identity{}, untrusted("id_token nonce does not match this login")
+	}
+	if tok.AccessTokenHash == "" {
+		return Identity{}, untrusted("id_token has no at_hash binding it to the access token")
+	}
+	if err := tok.VerifyAccessToken(r.AccessToken); err != nil {
+		return Identity{}, untrusted("id_token at_hash does not match the access token")
+	}
+	var claims map[string]any
+	if err := tok.Claims(&claims); err != nil {
+		return Identity{}, untrusted("id_token claims are not a JSON object")
+	}
+	if tok.Subject == "" {
+		return Identity{}, untrusted("id_token has no sub")
+	}
+	return Identity{Subject: tok.Subject, Claims: claims}, nil
+}
+
+// idTokenRefusal turns go-oidc's error into a reason safe to log (its
+// messages name claims, never the token).
+func idTokenRefusal(err error) error {
+	var expired *oidc.TokenExpiredError
+	var u *Untrusted
+	switch {
+	case errors.As(err, &expired):
+		return untrusted("id_token expired")
+	case errors.As(err, &u):
+		return u
+	}
+	return untrusted("id_token: %s", err.Error())
+}
+
+// AuthorizationEndpoint is the issuer's, from discovery.
+func (o *OpenID) AuthorizationEndpoint(ctx context.Context) (string, error) {
+	doc, err := o.Discovery.Get(ctx)
+	if err != nil {
+		return "", err
+	}
+	return doc.AuthorizationEndpoint, nil
+}
