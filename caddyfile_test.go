@@ -166,7 +166,9 @@ func TestProvisionRefusesBadValues(t *testing.T) {
 		{"bad mode", func(h *Handler) { h.Validation.Mode = "trust-me" }, "validate: \"trust-me\" must be jwt, introspect, userinfo or none"},
 		{"jwt without issuer", func(h *Handler) { h.Validation = &Validation{Mode: validateJWT} }, "validate jwt: issuer"},
 		{"introspect plain http", func(h *Handler) { h.Validation.URL = "http://as.example/introspect" }, "validate introspect: url"},
-		{"userinfo with client_id", func(h *Handler) { h.Validation = &Validation{Mode: validateUserinfo, URL: "https://as.example/me", ClientID: "x"} }, "validate userinfo: client_id does not apply"},
+		{"userinfo with client_id", func(h *Handler) {
+			h.Validation = &Validation{Mode: validateUserinfo, URL: "https://as.example/me", ClientID: "x"}
+		}, "validate userinfo: client_id does not apply"},
 		{"secret without id", func(h *Handler) { h.Validation.ClientSecret = "s" }, "validate introspect: client_secret without client_id"},
 		{"revalidate with jwt", func(h *Handler) {
 			h.Validation = &Validation{Mode: validateJWT, Issuer: "https://as.example"}

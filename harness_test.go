@@ -54,10 +54,11 @@ func newTestHandler(t testing.TB, configure func(*Handler)) *Handler {
 // each on its own loopback listener (the site on "localhost", the provider
 // on "127.0.0.1": other hosts, so their cookies stay apart).
 type testSite struct {
-	h        *Handler
-	origin   string
-	provider string
-	upstream *upstream
+	h           *Handler
+	origin      string
+	provider    string
+	upstream    *upstream
+	providerSrv *httptest.Server
 }
 
 // siteOptions change a test site's handler and provider.
@@ -83,7 +84,7 @@ func newTestSite(t testing.TB, opt siteOptions) *testSite {
 	if err := p.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
-	serve(t, providerL, p, caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
+	s.providerSrv = serve(t, providerL, p, caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
 		w.WriteHeader(http.StatusNotFound)
 		return nil
 	}))
@@ -112,7 +113,7 @@ func listen(t testing.TB) net.Listener {
 
 // serve runs a Caddy middleware handler on l as Caddy's server would: a
 // replacer in the request's context, and a handler error's status written.
-func serve(t testing.TB, l net.Listener, h caddyhttp.MiddlewareHandler, next caddyhttp.Handler) {
+func serve(t testing.TB, l net.Listener, h caddyhttp.MiddlewareHandler, next caddyhttp.Handler) *httptest.Server {
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
 		if err := h.ServeHTTP(w, r, next); err != nil {
@@ -127,6 +128,7 @@ func serve(t testing.TB, l net.Listener, h caddyhttp.MiddlewareHandler, next cad
 	srv.Listener = l
 	srv.Start()
 	t.Cleanup(srv.Close)
+	return srv
 }
 
 // upstream records what each request that reached it carried.
@@ -135,9 +137,18 @@ type upstream struct {
 	seen []*http.Request
 }
 
+// The recorded copy also carries, in X-Seen-User and X-Seen-Email, what the
+// {http.auth.user.id} and {http.auth.user.email} placeholders said.
 func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
+	seen := r.Clone(context.Background())
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	for header, placeholder := range map[string]string{"X-Seen-User": "http.auth.user.id", "X-Seen-Email": "http.auth.user.email"} {
+		if v, ok := repl.GetString(placeholder); ok {
+			seen.Header.Set(header, v)
+		}
+	}
 	u.mu.Lock()
-	u.seen = append(u.seen, r.Clone(context.Background()))
+	u.seen = append(u.seen, seen)
 	u.mu.Unlock()
 	w.Header().Set("Content-Type", "text/plain")
 	_, err := fmt.Fprintf(w, "upstream saw %s", r.URL.RequestURI())

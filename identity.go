@@ -8,6 +8,7 @@ package implicitgrant
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -21,13 +22,16 @@ const (
 	maxClaimValueBytes = 512
 )
 
-// packIdentity packs the subject and the kept claims as
-// subject NUL name NUL value NUL name NUL value …. Control characters are
+// packIdentity packs when the token was last checked at the server (unix
+// seconds), the subject and the kept claims as
+// checked NUL subject NUL name NUL value NUL name NUL value …. Control characters are
 // dropped (a value may become a header upstream); a value longer than
 // maxClaimValueBytes, or of a kind other than string, number, boolean or
 // list of those, is not kept.
-func packIdentity(id verify.Identity, keep []string) string {
+func packIdentity(id verify.Identity, keep []string, checked time.Time) string {
 	var b strings.Builder
+	b.WriteString(strconv.FormatInt(checked.Unix(), 10))
+	b.WriteByte(0)
 	b.WriteString(printableOnly(id.Subject))
 	for _, name := range keep {
 		v, ok := claimString(id.Claims[name])
@@ -74,10 +78,11 @@ func printableOnly(s string) string {
 	}, s)
 }
 
-// subjectOf is the subject of a packed identity.
-func subjectOf(packed string) string {
-	sub, _, _ := strings.Cut(packed, "\x00")
-	return sub
+// checkedAt is when a packed identity's token was last checked.
+func checkedAt(packed string) time.Time {
+	unix, _, _ := strings.Cut(packed, "\x00")
+	n, _ := strconv.ParseInt(unix, 10, 64)
+	return time.Unix(n, 0)
 }
 
 // placeholdersFor makes the {http.auth.user.*} placeholders of a packed
@@ -89,7 +94,8 @@ func placeholdersFor(packed string) caddy.ReplacerFunc {
 		if !ok {
 			return nil, false
 		}
-		sub, rest, _ := strings.Cut(packed, "\x00")
+		_, rest, _ := strings.Cut(packed, "\x00")
+		sub, rest, _ := strings.Cut(rest, "\x00")
 		if name == "id" {
 			return sub, true
 		}

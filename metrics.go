@@ -19,7 +19,7 @@ var metrics struct {
 	logouts  prometheus.Counter
 
 	// Resolved once, so the hot path only adds atomically.
-	authenticated, loginRedirect, unauthenticated, storeError prometheus.Counter
+	authenticated, loginRedirect, unauthenticated, storeError, serverUnavailable prometheus.Counter
 }
 
 // Login outcomes, the values of the "outcome" label.
@@ -55,6 +55,7 @@ func registerMetrics(reg *prometheus.Registry) error {
 		metrics.loginRedirect = metrics.requests.WithLabelValues("login_redirect")
 		metrics.unauthenticated = metrics.requests.WithLabelValues("unauthenticated")
 		metrics.storeError = metrics.requests.WithLabelValues("store_error")
+		metrics.serverUnavailable = metrics.requests.WithLabelValues("server_unavailable")
 	})
 	for _, c := range []prometheus.Collector{metrics.logins, metrics.requests, metrics.logouts} {
 		if err := reg.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {

@@ -172,6 +172,7 @@ type Handler struct {
 	verifier        verify.Verifier
 	openid          *verify.OpenID // with openid: discovery, for the authorization endpoint
 	nonceKey        []byte
+	rechecks        *rechecks // with revalidate
 	callbackPath    string
 	origin          string // scheme://host of redirect_uri: what Origin must say on the relay POST
 	secret          []byte

@@ -28,6 +28,14 @@ func (h *Handler) serveProtected(w http.ResponseWriter, r *http.Request, next ca
 			return h.fail(w, r, failure{code: codeStoreUnavailable, retry: relay.SafeReturnPath(r.URL.RequestURI())})
 		}
 		if ok {
+			ok, err = h.revalidated(r.Context(), value, s)
+			if err != nil {
+				metrics.serverUnavailable.Inc()
+				h.logger.Error("cannot revalidate a session's token: the authorization server is unavailable; refusing the request", zap.Error(err))
+				return h.fail(w, r, failure{code: codeServerUnavailable, retry: relay.SafeReturnPath(r.URL.RequestURI())})
+			}
+		}
+		if ok {
 			metrics.authenticated.Inc()
 			cookieheader.Strip(r.Header, h.CookieName)
 			if v := r.Header["Authorization"]; len(v) == 1 {

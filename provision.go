@@ -258,6 +258,9 @@ func (h *Handler) derive() {
 	}
 	h.verifier = h.newVerifier()
 	h.nonceKey = deriveKey(h.secret, "nonce")
+	if h.Revalidate > 0 {
+		h.rechecks = &rechecks{every: time.Duration(h.Revalidate), verifier: h.verifier, checked: map[string]time.Time{}, inflight: map[string]*recheck{}}
+	}
 	h.states = relay.StateCookies{
 		Key:        deriveKey(h.secret, "state cookie"),
 		NamePrefix: h.CookieName + "_state_",

@@ -41,6 +41,7 @@ http://localhost:9303 {
 		client_id     bench
 		redirect_uri  http://localhost:9303/oauth/callback
 		secret        bench-secret-bench-secret-bench-secret
+		validate      introspect http://127.0.0.1:9304/introspect
 	}
 	reverse_proxy 127.0.0.1:9301
 }

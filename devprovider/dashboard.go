@@ -53,11 +53,14 @@ type received struct {
 	Scope         string         `json:"scope,omitempty"`
 	SecondsLeft   int            `json:"seconds_left,omitempty"`
 	Cookies       []string       `json:"cookies"` // names only
+	ForwardedUser string         `json:"forwarded_user,omitempty"`
+	ForwardedMail string         `json:"forwarded_email,omitempty"`
 	Userinfo      map[string]any `json:"-"`
 }
 
 func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
-	rec := received{Path: r.URL.RequestURI(), Authorization: mask(r.Header.Get("Authorization")), Cookies: []string{}}
+	rec := received{Path: r.URL.RequestURI(), Authorization: mask(r.Header.Get("Authorization")), Cookies: []string{},
+		ForwardedUser: r.Header.Get("X-Forwarded-User"), ForwardedMail: r.Header.Get("X-Forwarded-Email")}
 	for _, c := range r.Cookies() {
 		rec.Cookies = append(rec.Cookies, c.Name)
 	}
@@ -109,6 +112,7 @@ dt{font-weight:600;margin-top:.6rem}dd{margin:0}.ok{color:#1a7f37}.bad{color:#b4
 <dt>Authorization header</dt><dd><code id="authorization">{{if .Authorization}}{{.Authorization}}{{else}}none{{end}}</code></dd>
 <dt>Token check at the provider</dt><dd id="token-status">{{if .TokenValid}}<span class="ok">valid</span>{{else}}<span class="bad">not valid</span>{{end}}</dd>
 {{if .TokenValid}}<dt>User</dt><dd id="user">{{.User}}</dd><dt>Scope</dt><dd>{{.Scope}}</dd><dt>Time left on the token</dt><dd id="time-left">{{.SecondsLeft}} s</dd>{{end}}
+<dt>X-Forwarded-User / X-Forwarded-Email (from Caddy's header_up)</dt><dd><code id="forwarded-user">{{.ForwardedUser}}</code> <code id="forwarded-email">{{.ForwardedMail}}</code></dd>
 <dt>Cookies received</dt><dd>{{range .Cookies}}<code>{{.}}</code> {{else}}none (implicit_grant strips its own){{end}}</dd>
 </dl>
 <p><a href="/oauth/logout">Log out</a></p>

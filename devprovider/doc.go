@@ -10,5 +10,6 @@
 // and at_hash; access tokens are opaque or JWTs (RFC 9068). It publishes
 // discovery (/.well-known/openid-configuration), its keys (/jwks, rotated
 // by POST /keys/rotate), userinfo (/userinfo) and RFC 7662 introspection
-// (/introspect, with client authentication).
+// (/introspect, with client authentication) and RFC 7009 revocation
+// (/revoke).
 package devprovider

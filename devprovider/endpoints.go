@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -64,12 +65,38 @@ func discovery(w http.ResponseWriter, r *http.Request) error {
 	})
 }
 
-// JWKSFetches counts requests for the key set, for tests of how often
-// clients fetch it.
-var JWKSFetches atomic.Int64
+// calls counts requests per issuer and path, for tests of how often
+// clients call the provider.
+var calls sync.Map // issuer + path → *atomic.Int64
 
-func jwks(w http.ResponseWriter) error {
-	return writeJSON(w, http.StatusOK, signingKey.public())
+func counter(issuer, path string) *atomic.Int64 {
+	n, _ := calls.LoadOrStore(issuer+path, new(atomic.Int64))
+	return n.(*atomic.Int64)
+}
+
+// Calls returns how often the provider at issuer (its origin) was asked
+// for path, e.g. "/jwks" or "/introspect".
+func Calls(issuer, path string) int64 { return counter(issuer, path).Load() }
+
+// revoke forgets a token (RFC 7009): userinfo and introspection deny it
+// from then on.
+func revoke(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "invalid_request"})
+	}
+	mu.Lock()
+	delete(tokens, r.PostFormValue("token"))
+	mu.Unlock()
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func jwks(w http.ResponseWriter, r *http.Request) error {
+	set, err := publicKeys(issuer(r))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, set)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {

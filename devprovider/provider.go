@@ -81,10 +81,11 @@ func (p *Provider) Provision(ctx caddy.Context) error {
 	if p.AccessTokens == "" {
 		p.AccessTokens = "opaque"
 	}
-	return signingKey.ensure()
+	return nil
 }
 
 func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	counter(issuer(r), r.URL.Path).Add(1)
 	switch r.URL.Path {
 	case "/authorize":
 		return p.authorize(w, r)
@@ -94,16 +95,17 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyh
 		return userinfo(w, r)
 	case "/introspect":
 		return p.introspect(w, r)
+	case "/revoke":
+		return revoke(w, r)
 	case "/.well-known/openid-configuration":
 		return discovery(w, r)
 	case "/jwks":
-		JWKSFetches.Add(1)
-		return jwks(w)
+		return jwks(w, r)
 	case "/keys/rotate":
 		if r.Method != http.MethodPost {
 			return page(w, http.StatusMethodNotAllowed, "Method not allowed", "POST rotates the signing key.", nil)
 		}
-		if err := signingKey.rotate(); err != nil {
+		if err := rotate(issuer(r)); err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusNoContent)

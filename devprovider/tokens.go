@@ -40,13 +40,13 @@ func (p *Provider) accessToken(g grant) (string, error) {
 	if p.AccessTokens == "jwt" {
 		claims := map[string]any{
 			"iss": g.issuer, "sub": g.user, "aud": []string{}, "client_id": g.clientID, "scope": g.scope,
-			"iat": g.issuedAt.Unix(), "exp": g.expires.Unix(), "jti": randomString(),
+			"iat": g.issuedAt.Unix(), "exp": g.expires.Unix(), "jti": randomString(), "email": g.email, "groups": g.groups,
 		}
 		if p.TokenSize > 0 {
 			claims["pad"] = strings.Repeat("p", max(p.TokenSize*3/4-300, 1)) // base64 grows it by 4/3
 		}
 		var err error
-		if token, err = signingKey.sign(claims, "at+jwt"); err != nil {
+		if token, err = sign(g.issuer, claims, "at+jwt"); err != nil {
 			return "", err
 		}
 	} else {
@@ -75,7 +75,7 @@ func (p *Provider) accessToken(g grant) (string, error) {
 // nonce and to accessToken by at_hash (OpenID Connect Core §3.2.2.10).
 func idToken(g grant, nonce, accessToken string) (string, error) {
 	sum := sha256.Sum256([]byte(accessToken))
-	return signingKey.sign(map[string]any{
+	return sign(g.issuer, map[string]any{
 		"iss": g.issuer, "sub": g.user, "aud": g.clientID, "iat": g.issuedAt.Unix(), "exp": g.expires.Unix(),
 		"nonce": nonce, "at_hash": base64.RawURLEncoding.EncodeToString(sum[:16]),
 		"email": g.email, "name": g.user, "preferred_username": g.user, "groups": g.groups,
@@ -90,45 +90,54 @@ func lookup(token string) (grant, bool) {
 	return g, ok && time.Now().Before(g.expires)
 }
 
-// keyHolder is the provider's signing key, process-wide.
-type keyHolder struct {
-	mu  sync.Mutex
+// keys holds each issuer's signing key, process-wide (a config reload
+// keeps them) and per issuer (providers on other origins, as parallel
+// tests run them, rotate their keys independently).
+var keys = struct {
+	sync.Mutex
+	byIssuer map[string]*signingKey
+}{byIssuer: map[string]*signingKey{}}
+
+type signingKey struct {
 	key *rsa.PrivateKey
 	kid string
 }
 
-var signingKey keyHolder
-
-func (k *keyHolder) ensure() error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.key != nil {
-		return nil
+// keyOf returns iss's key, made on first use.
+func keyOf(iss string) (*signingKey, error) {
+	keys.Lock()
+	defer keys.Unlock()
+	if k, ok := keys.byIssuer[iss]; ok {
+		return k, nil
 	}
-	return k.newKeyLocked()
+	return newKeyLocked(iss)
 }
 
-// rotate replaces the key: tokens it signed no longer verify, and the
-// published set holds only the new key.
-func (k *keyHolder) rotate() error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.newKeyLocked()
+// rotate replaces iss's key: tokens the old one signed no longer verify,
+// and the published set holds only the new key.
+func rotate(iss string) error {
+	keys.Lock()
+	defer keys.Unlock()
+	_, err := newKeyLocked(iss)
+	return err
 }
 
-func (k *keyHolder) newKeyLocked() error {
+func newKeyLocked(iss string) (*signingKey, error) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	k.key, k.kid = key, randomString()[:16]
-	return nil
+	k := &signingKey{key: key, kid: randomString()[:16]}
+	keys.byIssuer[iss] = k
+	return k, nil
 }
 
-func (k *keyHolder) sign(claims map[string]any, typ string) (string, error) {
-	k.mu.Lock()
+func sign(iss string, claims map[string]any, typ string) (string, error) {
+	k, err := keyOf(iss)
+	if err != nil {
+		return "", err
+	}
 	key := jose.JSONWebKey{Key: k.key, KeyID: k.kid, Algorithm: string(jose.RS256), Use: "sig"}
-	k.mu.Unlock()
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithType(jose.ContentType(typ)))
 	if err != nil {
 		return "", err
@@ -136,10 +145,12 @@ func (k *keyHolder) sign(claims map[string]any, typ string) (string, error) {
 	return jwt.Signed(signer).Claims(claims).Serialize()
 }
 
-func (k *keyHolder) public() jose.JSONWebKeySet {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &k.key.PublicKey, KeyID: k.kid, Algorithm: string(jose.RS256), Use: "sig"}}}
+func publicKeys(iss string) (jose.JSONWebKeySet, error) {
+	k, err := keyOf(iss)
+	if err != nil {
+		return jose.JSONWebKeySet{}, err
+	}
+	return jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &k.key.PublicKey, KeyID: k.kid, Algorithm: string(jose.RS256), Use: "sig"}}}, nil
 }
 
 func randomString() string {

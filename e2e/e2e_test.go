@@ -49,7 +49,7 @@ func devProvider() authServer {
 			if lifetime > 0 {
 				expires = "expires_in " + lifetime.String()
 			}
-			return fmt.Sprintf("authorize_url %s/authorize\n\t\tclient_id e2e-client\n\t\tscope profile reports", providerOrigin),
+			return fmt.Sprintf("openid %s\n\t\tclient_id e2e-client\n\t\tscope profile reports", providerOrigin),
 				fmt.Sprintf("http://127.0.0.1:%d {\n\timplicit_grant_dev_provider {\n\t\tclient e2e-client %s/oauth/callback\n\t\t%s\n\t}\n}\n", port, origin, expires)
 		},
 		check: func(token string) (bool, string) {
@@ -79,17 +79,22 @@ var (
 	clientSeqMu     sync.Mutex
 )
 
-// hydraServer is Hydra issuing opaque access tokens ("opaque") or JWTs
-// ("jwt", per client).
-func hydraServer(t *testing.T, strategy string) authServer {
+// hydraServer is Hydra proving its tokens to the module three ways:
+// "openid" (id_token token, opaque access tokens), "jwt" (JWT access
+// tokens checked with Hydra's keys) or "introspect" (opaque access tokens
+// checked at Hydra's admin introspection endpoint).
+func hydraServer(t *testing.T, mode string) authServer {
 	sharedHydraOnce.Do(func() { sharedHydra, stopHydra, sharedHydraErr = startHydra(t) })
 	if sharedHydraErr != nil {
 		t.Fatal(sharedHydraErr)
 	}
 	h := sharedHydra
-	name := "hydra"
-	if strategy == "jwt" {
-		name = "hydra-jwt"
+	name, strategy := "hydra", "opaque"
+	if mode != "openid" {
+		name = "hydra-" + mode
+	}
+	if mode == "jwt" {
+		strategy = "jwt"
 	}
 	return authServer{
 		name: name,
@@ -99,7 +104,12 @@ func hydraServer(t *testing.T, strategy string) authServer {
 			id := fmt.Sprintf("e2e-client-%d", clientSeq)
 			clientSeqMu.Unlock()
 			h.registerClient(t, id, origin+"/oauth/callback", lifetime, strategy)
-			return fmt.Sprintf("authorize_url %s/oauth2/auth\n\t\tclient_id %s\n\t\tscope openid profile reports", h.public, id), ""
+			trust := map[string]string{
+				"openid":     fmt.Sprintf("openid %s/", h.public),
+				"jwt":        fmt.Sprintf("authorize_url %s/oauth2/auth\n\t\tvalidate jwt {\n\t\t\tissuer %s/\n\t\t}", h.public, h.public),
+				"introspect": fmt.Sprintf("authorize_url %s/oauth2/auth\n\t\tvalidate introspect %s/admin/oauth2/introspect", h.public, h.admin),
+			}[mode]
+			return fmt.Sprintf("%s\n\t\tclient_id %s\n\t\tscope openid profile reports", trust, id), ""
 		},
 		check: h.introspect,
 	}
@@ -108,15 +118,16 @@ func hydraServer(t *testing.T, strategy string) authServer {
 // servers returns both authorization servers.
 func servers(t *testing.T) []authServer {
 	chromiumPath(t) // fail or skip before building anything
-	return []authServer{devProvider(), hydraServer(t, "opaque")}
+	return []authServer{devProvider(), hydraServer(t, "openid")}
 }
 
 // upstream records what it gets and renders it, after asking the
 // authorization server whether the bearer token is valid.
 type upstream struct {
-	mu    sync.Mutex
-	auths []string
-	check func(string) (bool, string)
+	mu        sync.Mutex
+	auths     []string
+	forwarded []string // X-Forwarded-User, set by the site's header_up
+	check     func(string) (bool, string)
 }
 
 var upstreamPage = template.Must(template.New("u").Parse(`<!doctype html><html><head><title>upstream</title></head><body>
@@ -128,6 +139,7 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	auth := r.Header.Get("Authorization")
 	u.mu.Lock()
 	u.auths = append(u.auths, auth)
+	u.forwarded = append(u.forwarded, strings.Join(r.Header.Values("X-Forwarded-User"), ","))
 	u.mu.Unlock()
 	token, _ := strings.CutPrefix(auth, "Bearer ")
 	valid, user := false, ""
@@ -174,7 +186,9 @@ http://localhost:%d {
 		secret {env.IG_E2E_SECRET}
 		%s
 	}
-	reverse_proxy %s
+	reverse_proxy %s {
+		header_up X-Forwarded-User {http.auth.user.id}
+	}
 }
 %s`, port, directives, s.origin, extra, l.Addr().String(), sites)
 	s.caddy = testcaddy.Start(t, "", caddyfile, "", "IG_E2E_SECRET="+e2eSecret)

@@ -42,8 +42,9 @@ func (b *browser) loginTo(t *testing.T, s *site, start, want string, approve boo
 }
 
 func TestDeepURLWithFragmentSurvivesLogin(t *testing.T) {
-	// Here also with Hydra's JWT access tokens: another token format.
-	for _, srv := range append(servers(t), hydraServer(t, "jwt")) {
+	// Here also with Hydra's JWT access tokens checked with its keys, and
+	// its opaque ones checked at its introspection endpoint.
+	for _, srv := range append(servers(t), hydraServer(t, "jwt"), hydraServer(t, "introspect")) {
 		t.Run(srv.name, func(t *testing.T) {
 			s := newSite(t, srv, 0, "")
 			b := newBrowser(t)
@@ -56,8 +57,14 @@ func TestDeepURLWithFragmentSurvivesLogin(t *testing.T) {
 			if path := b.text(b.ctx, "#path"); path != "/app?view=2" {
 				t.Errorf("upstream rendered %q", path)
 			}
-			if user := b.text(b.ctx, "#user"); user == "" {
+			user := b.text(b.ctx, "#user")
+			if user == "" {
 				t.Error("the server named no user for the token")
+			}
+			// header_up X-Forwarded-User {http.auth.user.id}: the upstream
+			// is told who the user is, as the server says.
+			if fwd := s.upstream.lastForwarded(); fwd != user {
+				t.Errorf("X-Forwarded-User %q, the server says the token is %q's", fwd, user)
 			}
 			if token := strings.TrimPrefix(s.upstream.lastAuth(), "Bearer "); srv.name == "hydra-jwt" && strings.Count(token, ".") != 2 {
 				t.Errorf("hydra-jwt issued a token that is not a JWT (%d bytes)", len(token))
@@ -297,6 +304,15 @@ func (b *browser) upstreamSaysValid(t *testing.T, ctx context.Context) {
 	if got := b.text(ctx, "#token-status"); got != "valid" {
 		t.Fatalf("the upstream says its token is %q", got)
 	}
+}
+
+func (u *upstream) lastForwarded() string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.forwarded) == 0 {
+		return ""
+	}
+	return u.forwarded[len(u.forwarded)-1]
 }
 
 func (u *upstream) lastAuth() string {

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestLoginToDeepURL is the whole flow: a deep URL with a query, the
@@ -139,5 +140,49 @@ func TestOtherSitesHandleErrors(t *testing.T) {
 	other.Host = "b.example"
 	if resp := b.Do(other); bodyOf(resp) != "site b" {
 		t.Errorf("site b answered %q", bodyOf(resp))
+	}
+}
+
+// TestIdentityReachesUpstreamAndAccessLog: with header_up, the upstream is
+// told who the user is, whatever the client sent in the same header, and
+// Caddy's access log names the user.
+func TestIdentityReachesUpstreamAndAccessLog(t *testing.T) {
+	s := newSite(t, siteOptions{proxyExtra: "header_up X-Forwarded-User {http.auth.user.id}\n\t\theader_up X-Forwarded-Email {http.auth.user.email}"})
+	b := newBrowser(t)
+
+	forged := func(target string) *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, s.origin+target, nil)
+		req.Header.Set("Accept", "application/json")
+		req.Header.Set("X-Forwarded-User", "admin")
+		req.Header.Set("X-Forwarded-Email", "admin@corp.example")
+		return b.Do(req)
+	}
+	if resp := forged("/api/before-login"); resp.StatusCode != http.StatusUnauthorized || s.upstream.count() != 0 {
+		t.Fatalf("without a session: %d, upstream reached %d times", resp.StatusCode, s.upstream.count())
+	}
+
+	b.Login(s.origin, "/dash")
+	if resp := forged("/api/who"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("with a session: %d", resp.StatusCode)
+	}
+	up := s.upstream.last(t)
+	if got := up.Header.Values("X-Forwarded-User"); len(got) != 1 || got[0] != "alice" {
+		t.Errorf("upstream X-Forwarded-User = %q, want only alice", got)
+	}
+	if got := up.Header.Values("X-Forwarded-Email"); len(got) != 1 || got[0] != "alice@corp.example" {
+		t.Errorf("upstream X-Forwarded-Email = %q", got)
+	}
+	time.Sleep(200 * time.Millisecond) // let the access log line reach the pipe
+	var logged bool
+	for _, line := range strings.Split(s.caddy.Output.String(), "\n") {
+		if strings.Contains(line, `"logger":"http.log.access`) && strings.Contains(line, `"uri":"/api/who"`) {
+			logged = true
+			if !strings.Contains(line, `"user_id":"alice"`) {
+				t.Errorf("the access log line does not name the user:\n%s", line)
+			}
+		}
+	}
+	if !logged {
+		t.Error("no access log line for /api/who")
 	}
 }

@@ -43,6 +43,12 @@ func newRecorder(t testing.TB) *recorder {
 	return rec
 }
 
+func (rec *recorder) count() int {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return len(rec.seen)
+}
+
 func (rec *recorder) last(t testing.TB) *http.Request {
 	t.Helper()
 	rec.mu.Lock()
@@ -70,6 +76,7 @@ type siteOptions struct {
 	siteExtra     string // more directives in the protected site (e.g. handle_errors)
 	globals       string // more global options (e.g. debug)
 	otherSite     string // if set, the body of a second site, http://b.example, on the protected site's port
+	proxyExtra    string // inside the reverse_proxy block (e.g. header_up)
 }
 
 const testSecret = "an-integration-test-secret-of-more-than-32-bytes"
@@ -96,9 +103,12 @@ http://localhost:%[1]d {
 		redirect_uri  http://localhost:%[1]d/oauth/callback
 		scope         profile reports:read
 		secret        {env.IG_TEST_SECRET}
+		validate      introspect %[2]s/introspect
 		%[4]s
 	}
-	reverse_proxy 127.0.0.1:%[3]d
+	reverse_proxy 127.0.0.1:%[3]d {
+		%[9]s
+	}
 	%[6]s
 }
 
@@ -109,7 +119,7 @@ http://127.0.0.1:%[5]d {
 	}
 }
 %[8]s
-`, sitePort, s.provider, s.upstream.port, opt.extra, providerPort, opt.siteExtra, opt.providerExtra, otherSite(sitePort, opt.otherSite))
+`, sitePort, s.provider, s.upstream.port, opt.extra, providerPort, opt.siteExtra, opt.providerExtra, otherSite(sitePort, opt.otherSite), opt.proxyExtra)
 }
 
 func otherSite(port int, body string) string {

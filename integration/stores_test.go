@@ -130,11 +130,12 @@ http://localhost:%d {
 		client_id     shared-client
 		redirect_uri  %s/oauth/callback
 		secret        {env.IG_TEST_SECRET}
+		validate      introspect %s/introspect
 		%s
 	}
 	reverse_proxy 127.0.0.1:%d
 }
-`, port, ti.provider, ti.originA, store, ti.upstream.port)
+`, port, ti.provider, ti.originA, ti.provider, store, ti.upstream.port)
 	}
 	provider := fmt.Sprintf("\nhttp://127.0.0.1:%d {\n\timplicit_grant_dev_provider {\n\t\tclient shared-client %s/oauth/callback\n\t}\n}\n", portP, ti.originA)
 	env := "IG_TEST_SECRET=" + testSecret
@@ -299,7 +300,7 @@ func TestRedisOutageFailsClosed(t *testing.T) {
 // Set-Cookie under 4096 bytes; the upstream gets the exact token; logout
 // removes every chunk.
 func TestCookieStoreLargeToken(t *testing.T) {
-	s := newSite(t, siteOptions{extra: "store cookie", providerExtra: "token_size 6144"})
+	s := newSite(t, siteOptions{extra: "store cookie", providerExtra: "access_tokens jwt\n\t\ttoken_size 6144"})
 	b := newBrowser(t)
 	first := b.Navigate(s.origin + "/big")
 	callback := b.AuthorizeAt(first.Header.Get("Location"), true)

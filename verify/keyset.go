@@ -62,7 +62,7 @@ type keyFetchNoteKey struct{}
 // VerifySignature checks token's signature with the server's keys and
 // returns its payload.
 func (k *KeySet) VerifySignature(ctx context.Context, token string) ([]byte, error) {
-	jws, err := jose.ParseSigned(token, signingAlgs)
+	jws, err := jose.ParseSignedCompact(token, signingAlgs)
 	if err != nil {
 		return nil, untrusted("not a JWT signed with an asymmetric algorithm")
 	}

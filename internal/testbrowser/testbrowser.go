@@ -104,9 +104,15 @@ func ReplayPost(t testing.TB, callback, fragment, origin string, cookies []*http
 var requestIDField = regexp.MustCompile(`name="request" value="([^"]+)"`)
 
 // AuthorizeAt goes to the development provider's consent page and
-// decides. It returns the callback URL the provider sent the browser to,
-// fragment included.
+// decides, as the user "alice". It returns the callback URL the provider
+// sent the browser to, fragment included.
 func (b *Browser) AuthorizeAt(authorizeURL string, approve bool) *url.URL {
+	b.T.Helper()
+	return b.AuthorizeAs(authorizeURL, "alice", approve)
+}
+
+// AuthorizeAs is AuthorizeAt signing in as user.
+func (b *Browser) AuthorizeAs(authorizeURL, user string, approve bool) *url.URL {
 	b.T.Helper()
 	consent := b.Navigate(authorizeURL)
 	if consent.StatusCode != http.StatusOK {
@@ -125,7 +131,7 @@ func (b *Browser) AuthorizeAt(authorizeURL string, approve bool) *url.URL {
 		decision = "approve"
 	}
 	au, _ := url.Parse(authorizeURL)
-	form := url.Values{"request": {m[1]}, "decision": {decision}, "user": {"alice"}}
+	form := url.Values{"request": {m[1]}, "decision": {decision}, "user": {user}}
 	req, _ := http.NewRequest(http.MethodPost, au.Scheme+"://"+au.Host+"/authorize/decision", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp := b.Do(req)
