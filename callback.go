@@ -130,7 +130,7 @@ func (h *Handler) finishLogin(w http.ResponseWriter, r *http.Request, tr *relay.
 	value, err := h.store.Put(r.Context(), tokencache.Session{
 		Authorization: "Bearer " + tr.AccessToken,
 		Expires:       time.Now().Add(ttl),
-		Identity:      packIdentity(id, h.Claims, time.Now()),
+		Identity:      packIdentity(id, h.Claims, h.checkedNow()),
 	})
 	if err != nil {
 		h.logger.Error("session store failed while finishing a login", zap.Error(err))

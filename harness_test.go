@@ -35,7 +35,7 @@ func newTestHandler(t testing.TB, configure func(*Handler)) *Handler {
 		ClientID:     "test-" + t.Name(),
 		RedirectURI:  "https://app.example/oauth/callback",
 		Secret:       testSecret,
-		Validation:   &Validation{Mode: validateNone},
+		Validation:   &Validation{Mode: validateIntrospect, URL: "https://as.example/introspect"},
 	}
 	if configure != nil {
 		configure(h)

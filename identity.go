@@ -23,14 +23,17 @@ const (
 )
 
 // packIdentity packs when the token was last checked at the server (unix
-// seconds), the subject and the kept claims as
+// seconds; empty when checked is zero, as it is without revalidate: ten
+// bytes less per session), the subject and the kept claims as
 // checked NUL subject NUL name NUL value NUL name NUL value …. Control characters are
 // dropped (a value may become a header upstream); a value longer than
 // maxClaimValueBytes, or of a kind other than string, number, boolean or
 // list of those, is not kept.
 func packIdentity(id verify.Identity, keep []string, checked time.Time) string {
 	var b strings.Builder
-	b.WriteString(strconv.FormatInt(checked.Unix(), 10))
+	if !checked.IsZero() {
+		b.WriteString(strconv.FormatInt(checked.Unix(), 10))
+	}
 	b.WriteByte(0)
 	b.WriteString(printableOnly(id.Subject))
 	for _, name := range keep {

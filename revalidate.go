@@ -97,6 +97,15 @@ func (c *rechecks) forgetStaleLocked(now time.Time) {
 	}
 }
 
+// checkedNow is the check time a new session records: now with
+// revalidate, and nothing (zero) without.
+func (h *Handler) checkedNow() time.Time {
+	if h.rechecks == nil {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
 // revalidated applies revalidation to a session found for a request: true
 // when it may be used. A token the server no longer vouches for ends the
 // session; a server that cannot be asked is errUnverifiable.

@@ -27,7 +27,7 @@ const otherClientRedirect = "http://other.example/callback"
 // trustSite runs a site that proves tokens with mode against the dev
 // provider, which also knows another client and the users alice, bob,
 // carol and dave. provider may change the provider further.
-func trustSite(t *testing.T, mode string, handler func(*Handler), provider func(*devprovider.Provider)) *testSite {
+func trustSite(t testing.TB, mode string, handler func(*Handler), provider func(*devprovider.Provider)) *testSite {
 	return newTestSite(t, siteOptions{
 		provider: func(p *devprovider.Provider) {
 			p.Clients["other-client"] = otherClientRedirect
@@ -56,6 +56,8 @@ func trustSite(t *testing.T, mode string, handler func(*Handler), provider func(
 				h.Validation = &Validation{Mode: validateIntrospect, URL: issuer + "/introspect", ClientID: "introspector", ClientSecret: "intro-secret"}
 			case validateUserinfo:
 				h.Validation = &Validation{Mode: validateUserinfo, URL: issuer + "/userinfo"}
+			case validateNone:
+				h.Validation = &Validation{Mode: validateNone}
 			}
 			if handler != nil {
 				handler(h)
@@ -66,7 +68,7 @@ func trustSite(t *testing.T, mode string, handler func(*Handler), provider func(
 
 // startLogin navigates to target without a session and returns the
 // authorization request the site sent the browser to, and its state.
-func startLogin(t *testing.T, b *testbrowser.Browser, s *testSite, target string) (string, string) {
+func startLogin(t testing.TB, b *testbrowser.Browser, s *testSite, target string) (string, string) {
 	t.Helper()
 	resp := b.Navigate(s.origin + target)
 	if resp.StatusCode != http.StatusFound {
@@ -79,7 +81,7 @@ func startLogin(t *testing.T, b *testbrowser.Browser, s *testSite, target string
 
 // approved is the fragment the provider answers authorizeURL with after
 // user approves.
-func approved(t *testing.T, b *testbrowser.Browser, authorizeURL, user string) url.Values {
+func approved(t testing.TB, b *testbrowser.Browser, authorizeURL, user string) url.Values {
 	t.Helper()
 	v, err := url.ParseQuery(b.AuthorizeAs(authorizeURL, user, true).Fragment)
 	if err != nil || v.Get("access_token") == "" {
@@ -89,7 +91,7 @@ func approved(t *testing.T, b *testbrowser.Browser, authorizeURL, user string) u
 }
 
 // otherClientsTokens asks the provider for tokens issued to another client.
-func otherClientsTokens(t *testing.T, s *testSite, withIDToken bool) url.Values {
+func otherClientsTokens(t testing.TB, s *testSite, withIDToken bool) url.Values {
 	t.Helper()
 	q := url.Values{"response_type": {"token"}, "client_id": {"other-client"}, "redirect_uri": {otherClientRedirect}, "state": {"other-state"}}
 	if withIDToken {
@@ -109,7 +111,7 @@ func postTokens(b *testbrowser.Browser, s *testSite, v url.Values, state string)
 
 // refusedWith fails unless resp refused the login with status and the
 // browser has no session.
-func refusedWith(t *testing.T, b *testbrowser.Browser, s *testSite, resp *http.Response, status int) {
+func refusedWith(t testing.TB, b *testbrowser.Browser, s *testSite, resp *http.Response, status int) {
 	t.Helper()
 	testbrowser.AssertNoSession(t, resp)
 	if resp.StatusCode != status {
@@ -396,6 +398,28 @@ func TestRevalidate(t *testing.T) {
 			req.Header.Set("Accept", "application/json")
 			if resp := b2.Do(req); resp.StatusCode != http.StatusServiceUnavailable || s.upstream.count() != served {
 				t.Errorf("server down at recheck: %d, upstream reached %d more times", resp.StatusCode, s.upstream.count()-served)
+			}
+		})
+	}
+}
+
+// BenchmarkLoginFinish is the relay POST that finishes a login, per trust
+// mode: state checks, the proof of the token at the dev provider over
+// loopback, the allow rules, and the session stored. Starting the login
+// and the consent are outside the timer.
+func BenchmarkLoginFinish(b *testing.B) {
+	for _, mode := range append(trustModes, validateNone) {
+		b.Run(mode, func(b *testing.B) {
+			s := trustSite(b, mode, nil, nil)
+			for b.Loop() {
+				b.StopTimer()
+				br := newBrowser(b)
+				authorize, state := startLogin(b, br, s, "/dash")
+				v := approved(b, br, authorize, "alice")
+				b.StartTimer()
+				if resp := postTokens(br, s, v, state); resp.StatusCode != http.StatusOK {
+					b.Fatalf("login: %d %s", resp.StatusCode, bodyOf(resp))
+				}
 			}
 		})
 	}

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Load comparison: one Caddy serves two sites in front of the same upstream,
-# "plain" (reverse_proxy only) and "guarded" (implicit_grant + reverse_proxy,
-# with a logged-in session cookie). wrk runs against each in turn,
-# interleaved, ROUNDS times; for every run we read Caddy's own CPU time
-# (utime+stime from /proc/<pid>/stat) and report CPU per request and
-# requests/s, then the guarded/plain ratios.
+# Load comparison: one Caddy serves three sites in front of the same
+# upstream: "plain" (reverse_proxy only), "plain2" (the same again: an A/A
+# control that shows the method's own noise) and "guarded" (implicit_grant
+# + reverse_proxy with header_up X-Forwarded-User {http.auth.user.id}, a
+# logged-in session cookie: the token injected, the user's placeholders set
+# and used). No site logs. Each round runs wrk against every site, in an
+# order that rotates from round to round (the first run of a round is
+# systematically slower), each run after a short unmeasured warm-up; for
+# every run we read Caddy's own CPU time (utime+stime from
+# /proc/<pid>/stat) and report CPU per request and requests/s, then the
+# median over rounds of each round's guarded/plain and plain2/plain ratios.
 #
 #   bench/load.sh [seconds per run, default 10] [rounds, default 3]
 set -euo pipefail
@@ -35,6 +40,9 @@ cat > "$work/proxy" <<'CF'
 http://localhost:9302 {
 	reverse_proxy 127.0.0.1:9301
 }
+http://localhost:9305 {
+	reverse_proxy 127.0.0.1:9301
+}
 http://localhost:9303 {
 	implicit_grant {
 		authorize_url http://127.0.0.1:9304/authorize
@@ -43,7 +51,9 @@ http://localhost:9303 {
 		secret        bench-secret-bench-secret-bench-secret
 		validate      introspect http://127.0.0.1:9304/introspect
 	}
-	reverse_proxy 127.0.0.1:9301
+	reverse_proxy 127.0.0.1:9301 {
+		header_up X-Forwarded-User {http.auth.user.id}
+	}
 }
 http://127.0.0.1:9304 {
 	implicit_grant_dev_provider {
@@ -59,24 +69,39 @@ cookie=$("$work/login" http://localhost:9303)
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$proxy_pid/stat"; }
 hz=$(getconf CLK_TCK)
+declare -A url=([plain]=http://localhost:9302/ [plain2]=http://localhost:9305/ [guarded]=http://localhost:9303/)
 declare -A cpu reqs
-run() { # name url
+load() { # url seconds -> wrk output
+	wrk -t2 -c32 -d"$2s" -H "Cookie: theme=dark; __Host-implicit_grant=$cookie" -H "Accept: application/json" "$1"
+}
+run() { # name -> sets last_us (µs CPU per request)
 	local before after out n
+	load "${url[$1]}" 2 >/dev/null # warm-up, not measured
 	before=$(cpu_ticks)
-	out=$(wrk -t2 -c32 -d"${DURATION}s" -H "Cookie: theme=dark; __Host-implicit_grant=$cookie" -H "Accept: application/json" "$2")
+	out=$(load "${url[$1]}" "$DURATION")
 	after=$(cpu_ticks)
 	n=$(awk '/requests in/ {print $1}' <<<"$out")
 	grep -q "Non-2xx" <<<"$out" && { echo "$1: non-2xx responses:"; echo "$out"; exit 1; }
 	cpu[$1]=$(( ${cpu[$1]:-0} + after - before ))
 	reqs[$1]=$(( ${reqs[$1]:-0} + n ))
-	printf '%-8s round %d: %8d requests, %7.0f req/s, %6.2f µs CPU/request\n' "$1" "$r" "$n" "$(bc -l <<<"$n/$DURATION")" "$(bc -l <<<"($after-$before)/$hz*1000000/$n")"
+	last_us=$(bc -l <<<"($after-$before)/$hz*1000000/$n")
+	printf '%-8s round %d: %8d requests, %7.0f req/s, %6.2f µs CPU/request\n' "$1" "$r" "$n" "$(bc -l <<<"$n/$DURATION")" "$last_us"
 }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+orders=("plain plain2 guarded" "guarded plain plain2" "plain2 guarded plain")
+ratios_g=() ratios_a=()
 for r in $(seq "$ROUNDS"); do
-	run plain http://localhost:9302/
-	run guarded http://localhost:9303/
+	declare -A us=()
+	for name in ${orders[$(( (r-1) % 3 ))]}; do
+		run "$name"
+		us[$name]=$last_us
+	done
+	ratios_g+=("$(bc -l <<<"${us[guarded]}/${us[plain]}")")
+	ratios_a+=("$(bc -l <<<"${us[plain2]}/${us[plain]}")")
 done
-p=$(bc -l <<<"${cpu[plain]}/$hz*1000000/${reqs[plain]}")
-g=$(bc -l <<<"${cpu[guarded]}/$hz*1000000/${reqs[guarded]}")
-printf '\ntotal    plain: %.2f µs CPU/request, %.0f req/s\n' "$p" "$(bc -l <<<"${reqs[plain]}/($DURATION*$ROUNDS)")"
-printf 'total  guarded: %.2f µs CPU/request, %.0f req/s\n' "$g" "$(bc -l <<<"${reqs[guarded]}/($DURATION*$ROUNDS)")"
-printf 'ratio guarded/plain: CPU per request %.3f, requests/s %.3f\n' "$(bc -l <<<"$g/$p")" "$(bc -l <<<"${reqs[guarded]}/${reqs[plain]}")"
+for name in plain plain2 guarded; do
+	printf '\ntotal %8s: %.2f µs CPU/request, %.0f req/s' "$name" "$(bc -l <<<"${cpu[$name]}/$hz*1000000/${reqs[$name]}")" "$(bc -l <<<"${reqs[$name]}/($DURATION*$ROUNDS)")"
+done
+printf '\n\nmedian of per-round CPU-per-request ratios over %d rounds:\n' "$ROUNDS"
+printf '  guarded/plain %.3f\n' "$(printf '%s\n' "${ratios_g[@]}" | median)"
+printf '  plain2/plain  %.3f   (A/A control: the method'"'"'s noise)\n' "$(printf '%s\n' "${ratios_a[@]}" | median)"
