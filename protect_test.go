@@ -202,3 +202,23 @@ func TestStoreDownAnswersPeopleAndScripts(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkProtectedRequestRevalidate is the hot path with revalidate on,
+// for a session past its interval that this instance checked again
+// recently: what revalidate costs every request (the check itself is one
+// call to the server per session per interval).
+func BenchmarkProtectedRequestRevalidate(b *testing.B) {
+	h := newTestHandler(b, func(h *Handler) { h.Revalidate = caddy.Duration(time.Minute) })
+	id := verify.Identity{Subject: testSubject, Claims: map[string]any{"email": "alice@corp.example"}}
+	session, _ := h.store.Put(b.Context(), tokencache.Session{Authorization: "Bearer tok", Expires: time.Now().Add(time.Hour), Identity: packIdentity(id, DefaultClaims, time.Now().Add(-time.Hour))})
+	h.rechecks.checked[session] = time.Now()
+	p := newProtectedRequest(session)
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	for b.Loop() {
+		p.reset()
+		if err := h.ServeHTTP(w, p.req, noopNext); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -75,12 +75,14 @@ func ParseFragment(fragment string) (*TokenResponse, *AuthError, error) {
 	if tr.AccessToken == "" {
 		return nil, nil, invalid("access_token missing")
 	}
-	// RFC 6749 Appendix A.12: access-token = 1*VSCHAR. Anything else (CR,
-	// LF, NUL, non-ASCII) could split or smuggle headers upstream.
-	if !isVSChars(tr.AccessToken) || tr.AccessToken[0] == ' ' || tr.AccessToken[len(tr.AccessToken)-1] == ' ' {
-		return nil, nil, invalid("access_token contains characters a token may not contain")
+	// The token goes upstream after "Bearer ", so it must be what RFC 6750
+	// §2.1 allows there (b64token), not only RFC 6749's wider VSCHAR: a
+	// space, comma or quote would let "x, Basic YWRt…" reach an upstream
+	// that parses Authorization leniently.
+	if !isB64Token(tr.AccessToken) {
+		return nil, nil, invalid("access_token is not a bearer token (RFC 6750 b64token)")
 	}
-	if !isVSChars(tr.IDToken) {
+	if tr.IDToken != "" && !isB64Token(tr.IDToken) {
 		return nil, nil, invalid("id_token contains characters a JWT may not contain")
 	}
 	if !strings.EqualFold(tr.TokenType, "bearer") {
@@ -135,6 +137,27 @@ func printable(s string, n int) string {
 func isVSChars(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// isB64Token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+// (RFC 6750 §2.1).
+func isB64Token(s string) bool {
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~+/", c) >= 0) {
+			break
+		}
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
 			return false
 		}
 	}

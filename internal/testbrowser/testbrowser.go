@@ -6,6 +6,7 @@ package testbrowser
 
 import (
 	"bytes"
+	"html"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -176,15 +177,36 @@ func RelayAnswer(t testing.TB, resp *http.Response) (int, string) {
 	return resp.StatusCode, answer.Location
 }
 
+var nextLink = regexp.MustCompile(`id="next" href="([^"]+)"`)
+
+// AuthorizationRequest follows a response that sends the browser to log
+// in (a 302 to the site's login path, then its start page) and returns the
+// authorization request the start page leads to.
+func (b *Browser) AuthorizationRequest(resp *http.Response) string {
+	b.T.Helper()
+	if resp.StatusCode == http.StatusFound {
+		loc, err := resp.Location()
+		if err != nil {
+			b.T.Fatalf("a %d without a usable Location: %v", resp.StatusCode, err)
+		}
+		resp = b.Navigate(loc.String())
+	}
+	m := nextLink.FindStringSubmatch(BodyOf(resp))
+	if resp.StatusCode != http.StatusOK || m == nil {
+		b.T.Fatalf("no start page leading to the authorization server: %d\n%s", resp.StatusCode, BodyOf(resp))
+	}
+	return html.UnescapeString(m[1])
+}
+
 // Login runs a whole login from a navigation to target, and returns the
 // response of the final navigation back to where the relay said to go.
 func (b *Browser) Login(origin, target string) (*http.Response, string) {
 	b.T.Helper()
 	first := b.Navigate(origin + target)
 	if first.StatusCode != http.StatusFound {
-		b.T.Fatalf("first visit to %s: want 302 to authorize, got %d", target, first.StatusCode)
+		b.T.Fatalf("first visit to %s: want 302 to log in, got %d", target, first.StatusCode)
 	}
-	callback := b.AuthorizeAt(first.Header.Get("Location"), true)
+	callback := b.AuthorizeAt(b.AuthorizationRequest(first), true)
 	status, next := b.FinishAtCallback(callback)
 	if status != http.StatusOK {
 		b.T.Fatalf("relay post: want 200, got %d", status)
