@@ -22,7 +22,7 @@ func TestDenialShowsErrorPage(t *testing.T) {
 			s := newTestSite(t, siteOptions{provider: func(p *devprovider.Provider) { p.ErrorIn = placement }})
 			b := newBrowser(t)
 			first := b.Navigate(s.origin + "/dash?tab=1")
-			callback := b.AuthorizeAt(first.Header.Get("Location"), false)
+			callback := b.AuthorizeAt(b.AuthorizationRequest(first), false)
 
 			var page *http.Response
 			if placement == "query" { // Spotify: ?error=access_denied&state=…
@@ -77,7 +77,7 @@ func TestCraftedErrorLinkShowsNoStrangersText(t *testing.T) {
 	// The server's own words still reach the person whose login it was
 	// (fragment placement: they travel from the relay POST in a signed note).
 	first := b.Navigate(s.origin + "/dash")
-	callback := b.AuthorizeAt(first.Header.Get("Location"), false)
+	callback := b.AuthorizeAt(b.AuthorizationRequest(first), false)
 	_, loc := testbrowser.RelayAnswer(t, b.RelayPost(s.origin+"/oauth/callback", callback.EscapedFragment(), s.origin))
 	if strings.Contains(loc, "denied the request") {
 		t.Errorf("the error page URL carries the server's text: %s", loc)
@@ -101,7 +101,7 @@ func TestRelayRefusals(t *testing.T) {
 	// pending starts a login in b and returns the provider's answer.
 	pending := func(b *testbrowser.Browser) *url.URL {
 		first := b.Navigate(s.origin + "/secret-page")
-		return b.AuthorizeAt(first.Header.Get("Location"), true)
+		return b.AuthorizeAt(b.AuthorizationRequest(first), true)
 	}
 	refused := func(t *testing.T, b *testbrowser.Browser, resp *http.Response, wantStatus int) {
 		t.Helper()
@@ -223,6 +223,8 @@ func TestRelayRefusals(t *testing.T) {
 			"missing token_type":   func(v url.Values) { v.Del("token_type") },
 			"zero expires_in":      func(v url.Values) { v.Set("expires_in", "0") },
 			"expires_in with sign": func(v url.Values) { v.Set("expires_in", "+60") },
+			"second credential":    func(v url.Values) { v.Set("access_token", v.Get("access_token")+", Basic YWRtaW46YWRtaW4=") },
+			"quoted token":         func(v url.Values) { v.Set("access_token", `"`+v.Get("access_token")+`"`) },
 		} {
 			t.Run(name, func(t *testing.T) {
 				b := newBrowser(t)
@@ -247,10 +249,10 @@ func TestScopeEncodings(t *testing.T) {
 	for _, enc := range []string{"+", "%20"} {
 		b := newBrowser(t)
 		first := b.Navigate(s.origin + "/")
-		if first.StatusCode != http.StatusFound || first.Header.Get("Location") == "" {
+		if first.StatusCode != http.StatusFound {
 			t.Fatalf("first visit: %d %v\n%s", first.StatusCode, first.Header, bodyOf(first))
 		}
-		cb := b.AuthorizeAt(first.Header.Get("Location"), true)
+		cb := b.AuthorizeAt(b.AuthorizationRequest(first), true)
 		v, _ := url.ParseQuery(cb.Fragment)
 		frag := "access_token=" + url.QueryEscape(v.Get("access_token")) + "&token_type=Bearer&expires_in=60&scope=profile" + enc + "reports%3Aread&state=" + v.Get("state")
 		resp := b.RelayPost(s.origin+"/oauth/callback", frag, s.origin)
@@ -273,7 +275,7 @@ func TestParallelLoginsFromOneBrowser(t *testing.T) {
 		if resp.StatusCode != http.StatusFound {
 			t.Fatalf("%s: %d", target, resp.StatusCode)
 		}
-		starts = append(starts, resp.Header.Get("Location"))
+		starts = append(starts, b.AuthorizationRequest(resp))
 	}
 	// Finish them in the opposite order: none may have overwritten another.
 	for i := len(targets) - 1; i >= 0; i-- {

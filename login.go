@@ -1,4 +1,8 @@
-// Starting a login: the start page or the 302 to the authorization server.
+// Starting a login. A page load without a session is sent to the login
+// path (a plain 302 with nothing secret in it, so it survives any handler
+// that buffers responses and any access log); the login path answers with
+// the start page, whose body alone carries the state on to the
+// authorization server.
 
 package implicitgrant
 
@@ -9,6 +13,7 @@ import (
 	"html"
 	"io"
 	"net/http"
+	"net/url"
 
 	"go.uber.org/zap"
 
@@ -16,16 +21,44 @@ import (
 	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
 )
 
-// startLogin sends the browser to the authorization server with a fresh
-// state bound to this browser by its own cookie.
+// redirectToLogin sends a page load to the login path, to come back to
+// returnTo. Browsers carry the URL's fragment across the redirect.
+func (h *Handler) redirectToLogin(w http.ResponseWriter, returnTo string) error {
+	location := h.LoginPath + "?return_to=" + url.QueryEscape(relay.SafeReturnPath(returnTo))
+	hdr := w.Header()
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("Content-Type", "text/html; charset=utf-8")
+	hdr.Set("Location", location)
+	w.WriteHeader(http.StatusFound)
+	_, err := io.WriteString(w, `<a href="`+html.EscapeString(location)+`">Sign in</a>`)
+	return err
+}
+
+// serveLogin starts a login, or, for a browser that already has a session,
+// goes straight back to return_to.
+func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
+	returnTo := relay.SafeReturnPath(r.URL.Query().Get("return_to"))
+	if value := h.sessionValue(r); value != "" {
+		if _, ok, err := h.store.Get(r.Context(), value); err == nil && ok {
+			http.Redirect(w, r, returnTo, http.StatusFound)
+			return nil
+		}
+	}
+	return h.startLogin(w, r, returnTo)
+}
+
+// startLogin binds a fresh state to this browser by its own cookie and
+// serves the start page, which keeps the URL's fragment for the relay page
+// and goes on to the authorization server. The state is in the page's
+// body: access logs record headers, never bodies.
 func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnTo string) error {
 	prefix, err := h.authorizeRequest(r.Context())
 	if err != nil {
 		h.logger.Error("cannot start a login: the authorization server's discovery document is unavailable", zap.Error(err))
-		return h.fail(w, r, failure{code: codeServerUnavailable, retry: relay.SafeReturnPath(returnTo)})
+		return h.fail(w, r, failure{code: codeServerUnavailable, retry: returnTo})
 	}
 	state := tokencache.NewID()
-	h.states.Issue(w, r, state, relay.SafeReturnPath(returnTo))
+	h.states.Issue(w, r, state, returnTo)
 	if c := h.logger.Check(zap.DebugLevel, "login started"); c != nil {
 		c.Write(zap.String("path", r.URL.Path))
 	}
@@ -33,21 +66,11 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnTo st
 	if h.OpenID != "" {
 		location += "&nonce=" + h.nonce(state)
 	}
-	if h.getsStartPage(r) {
-		return relay.ServeStart(w, location)
+	keepFragmentFor := returnTo
+	if h.PreserveFragment != nil && !*h.PreserveFragment {
+		keepFragmentFor = ""
 	}
-	hdr := w.Header()
-	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("Content-Type", "text/html; charset=utf-8")
-	hdr.Set("Location", location)
-	w.WriteHeader(http.StatusFound)
-	_, _ = io.WriteString(w, `<a href="`+html.EscapeString(location)+`">Sign in</a>`)
-	// The Location carries the state, and Caddy's access log records the
-	// response header map once the handler returns. The headers are on the
-	// wire by now (net/http snapshots them), so dropping Location from the
-	// map keeps the state out of the logs without changing the response.
-	hdr.Del("Location")
-	return nil
+	return relay.ServeStart(w, location, keepFragmentFor)
 }
 
 // authorizeRequest is the authorization request up to the state's value:
@@ -71,28 +94,4 @@ func (h *Handler) authorizeRequest(ctx context.Context) (string, error) {
 // state, so nothing more is stored, and not guessable without the secret.
 func (h *Handler) nonce(state string) string {
 	return base64.RawURLEncoding.EncodeToString(deriveKey(h.nonceKey, state)[:18])
-}
-
-// getsStartPage tells whether this navigation gets the start page, which
-// keeps the URL's fragment (a 302 would lose it): only real browsers' top-level page loads, which
-// Chrome, Firefox and Safari mark with both Sec-Fetch-Dest: document and
-// Upgrade-Insecure-Requests: 1. Every other client keeps its plain 302.
-func (h *Handler) getsStartPage(r *http.Request) bool {
-	return (h.PreserveFragment == nil || *h.PreserveFragment) &&
-		r.Method == http.MethodGet &&
-		r.Header.Get("Sec-Fetch-Dest") == "document" &&
-		r.Header.Get("Sec-Fetch-Mode") == "navigate" &&
-		r.Header.Get("Upgrade-Insecure-Requests") == "1"
-}
-
-// serveLogin starts a login on request (for pages whose API calls got 401).
-func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
-	returnTo := relay.SafeReturnPath(r.URL.Query().Get("return_to"))
-	if value := h.sessionValue(r); value != "" {
-		if _, ok, err := h.store.Get(r.Context(), value); err == nil && ok {
-			http.Redirect(w, r, returnTo, http.StatusFound)
-			return nil
-		}
-	}
-	return h.startLogin(w, r, returnTo)
 }

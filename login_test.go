@@ -15,32 +15,38 @@ import (
 	"github.com/implicitgrant/caddy-implicit-grant/devprovider"
 )
 
-// TestStartPageForScriptingBrowsers: a browser's top-level page load
-// (Sec-Fetch-Dest: document, Upgrade-Insecure-Requests: 1) gets the page
-// that keeps the fragment and goes on to authorize; the state is in the
-// body only, never in a header. Without those marks: the plain 302.
-func TestStartPageForScriptingBrowsers(t *testing.T) {
+// TestLoginRedirectAndStartPage: a page load without a session gets a 302
+// to the login path whose Location holds nothing secret; the login path's
+// start page carries the state in its body only, keeps the fragment for
+// the return path, and leads to the authorization server. Every client
+// gets the same: no browser is told apart by its headers.
+func TestLoginRedirectAndStartPage(t *testing.T) {
 	s := newTestSite(t, siteOptions{})
 	b := newBrowser(t)
-	req, _ := http.NewRequest(http.MethodGet, s.origin+"/app?view=2", nil)
-	req.Header.Set("Accept", "text/html")
-	req.Header.Set("Sec-Fetch-Mode", "navigate")
-	req.Header.Set("Sec-Fetch-Dest", "document")
-	req.Header.Set("Upgrade-Insecure-Requests", "1")
-	resp := b.Do(req)
+	first := b.Navigate(s.origin + "/app?view=2")
+	if first.StatusCode != http.StatusFound || first.Header.Get("Location") != "/oauth/login?return_to=%2Fapp%3Fview%3D2" {
+		t.Fatalf("first visit: %d Location=%q", first.StatusCode, first.Header.Get("Location"))
+	}
+	if first.Header.Get("Set-Cookie") != "" {
+		t.Errorf("the redirect to the login path already starts a login: %v", first.Header["Set-Cookie"])
+	}
+	resp := b.Navigate(s.origin + first.Header.Get("Location"))
 	body := bodyOf(resp)
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Location") != "" {
 		t.Fatalf("start page: %d Location=%q", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	i := strings.Index(body, `id="next" href="`)
-	if i < 0 || !strings.Contains(body, `http-equiv="refresh"`) || !strings.Contains(body, "sessionStorage") {
+	if !strings.Contains(body, `http-equiv="refresh"`) || !strings.Contains(body, "sessionStorage") || !strings.Contains(body, `data-return-to="/app?view=2"`) {
 		t.Fatalf("start page body:\n%s", body)
 	}
-	next := body[i+len(`id="next" href="`):]
-	next = strings.ReplaceAll(next[:strings.IndexByte(next, '"')], "&amp;", "&")
+	next := b.AuthorizationRequest(resp)
 	au, err := url.Parse(next)
-	if err != nil || au.Query().Get("response_type") != "token" || !strings.HasPrefix(next, s.provider+"/authorize?") {
+	if err != nil || au.Query().Get("response_type") != "token" || !strings.HasPrefix(next, s.provider+"/authorize?") || len(au.Query().Get("state")) < 22 {
 		t.Fatalf("start page leads to %q", next)
+	}
+	for name, values := range resp.Header {
+		if name != "Set-Cookie" && strings.Contains(strings.Join(values, " "), au.Query().Get("state")) {
+			t.Errorf("the state is in the %s header", name)
+		}
 	}
 	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'sha256-") || resp.Header.Get("Cache-Control") != "no-store" {
 		t.Errorf("start page headers: %v", resp.Header)
@@ -50,9 +56,10 @@ func TestStartPageForScriptingBrowsers(t *testing.T) {
 		t.Fatalf("login from the start page: %d %q", status, loc)
 	}
 
-	req.Header.Del("Upgrade-Insecure-Requests") // a client imitating some of a browser's headers
-	if resp := newBrowser(t).Do(req); resp.StatusCode != http.StatusFound {
-		t.Errorf("without Upgrade-Insecure-Requests: %d, want the plain 302", resp.StatusCode)
+	// preserve_fragment off: the start page keeps no fragment.
+	off := newTestSite(t, siteOptions{handler: func(h *Handler) { h.PreserveFragment = new(bool) }})
+	if page := bodyOf(newBrowser(t).Navigate(off.origin + "/oauth/login?return_to=%2Fapp")); strings.Contains(page, `data-return-to="`) {
+		t.Errorf("preserve_fragment off still keeps the fragment:\n%s", page)
 	}
 }
 
@@ -95,10 +102,10 @@ func TestAPICallWithoutSessionGets401(t *testing.T) {
 
 	// The login_url works: it starts a login that comes back to return_to.
 	start := b.Navigate(s.origin + "/oauth/login?return_to=%2Fdash%3Fx%3D1")
-	if start.StatusCode != http.StatusFound {
+	if start.StatusCode != http.StatusOK {
 		t.Fatalf("login_url: %d", start.StatusCode)
 	}
-	status, loc := b.FinishAtCallback(b.AuthorizeAt(start.Header.Get("Location"), true))
+	status, loc := b.FinishAtCallback(b.AuthorizeAt(b.AuthorizationRequest(start), true))
 	if status != http.StatusOK || loc != "/dash?x=1" {
 		t.Fatalf("login through login_url: %d %q", status, loc)
 	}
@@ -144,10 +151,10 @@ func TestOpenRedirectAttempts(t *testing.T) {
 	for _, rt := range returnTos {
 		b := newBrowser(t)
 		start := b.Navigate(s.origin + "/oauth/login?return_to=" + url.QueryEscape(rt))
-		if start.StatusCode != http.StatusFound {
+		if start.StatusCode != http.StatusOK {
 			t.Fatalf("return_to %q: %d", rt, start.StatusCode)
 		}
-		status, loc := b.FinishAtCallback(b.AuthorizeAt(start.Header.Get("Location"), true))
+		status, loc := b.FinishAtCallback(b.AuthorizeAt(b.AuthorizationRequest(start), true))
 		if status != http.StatusOK {
 			t.Fatalf("return_to %q: relay %d", rt, status)
 		}
@@ -173,9 +180,10 @@ func TestOpenRedirectAttempts(t *testing.T) {
 		if resp.StatusCode != http.StatusFound {
 			continue // refused before any login started: nothing to redirect to
 		}
+		next := resp.Header.Get("Location")
+		assertSameOrigin(t, s.origin, next)
 		b := newBrowser(t)
-		b.Client.Jar.SetCookies(u, resp.Cookies())
-		status, loc := b.FinishAtCallback(b.AuthorizeAt(resp.Header.Get("Location"), true))
+		status, loc := b.FinishAtCallback(b.AuthorizeAt(b.AuthorizationRequest(b.Navigate(s.origin+next)), true))
 		if status != http.StatusOK {
 			t.Fatalf("raw %q: relay %d", p, status)
 		}
@@ -204,11 +212,11 @@ func TestExpiryRelogsInToSameURL(t *testing.T) {
 	time.Sleep(2200 * time.Millisecond) // 3 s token - 1 s leeway = 2 s session
 
 	again := b.Navigate(s.origin + target)
-	if again.StatusCode != http.StatusFound || !strings.HasPrefix(again.Header.Get("Location"), s.provider+"/authorize") {
-		t.Fatalf("after expiry: %d %q, want a redirect to authorize", again.StatusCode, again.Header.Get("Location"))
+	if again.StatusCode != http.StatusFound || !strings.HasPrefix(b.AuthorizationRequest(again), s.provider+"/authorize") {
+		t.Fatalf("after expiry: %d %q, want a login", again.StatusCode, again.Header.Get("Location"))
 	}
 	// The provider remembers the consent: no dialog this time.
-	callback := b.AuthorizeAt(again.Header.Get("Location"), true)
+	callback := b.AuthorizeAt(b.AuthorizationRequest(again), true)
 	status, loc := b.FinishAtCallback(callback)
 	if status != http.StatusOK || loc != target {
 		t.Fatalf("re-login answered %d %q, want %q", status, loc, target)

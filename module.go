@@ -156,12 +156,9 @@ type Handler struct {
 	// {http.implicit_grant.*} placeholders for the details.
 	ErrorPages ErrorPages `json:"error_pages,omitempty"`
 
-	// Whether browsers keep the URL's fragment (#/view) across the login.
-	// Their top-level page loads (Sec-Fetch-Dest: document with
-	// Upgrade-Insecure-Requests: 1) then get a short page that saves the
-	// fragment and goes on to the authorization server, instead of a 302;
-	// other clients always get the 302. Default true; false sends a 302 to
-	// everyone.
+	// Whether the URL's fragment (#/view) survives the login: the start
+	// page keeps it in the tab's sessionStorage and the relay page puts it
+	// back. Default true; false drops it.
 	PreserveFragment *bool `json:"preserve_fragment,omitempty"`
 
 	// Where sessions live: {"type": "memory"} (the default), "cookie" or

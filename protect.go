@@ -56,7 +56,7 @@ func (h *Handler) serveProtected(w http.ResponseWriter, r *http.Request, next ca
 		return h.fail(w, r, failure{code: codeUnauthenticated, retry: h.returnPathFor(r)})
 	}
 	metrics.loginRedirect.Inc()
-	return h.startLogin(w, r, r.URL.RequestURI())
+	return h.redirectToLogin(w, r.URL.RequestURI())
 }
 
 // redirectsToLogin applies the unauthenticated policy to a request

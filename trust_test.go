@@ -74,7 +74,7 @@ func startLogin(t testing.TB, b *testbrowser.Browser, s *testSite, target string
 	if resp.StatusCode != http.StatusFound {
 		t.Fatalf("first visit: %d %s", resp.StatusCode, bodyOf(resp))
 	}
-	loc := resp.Header.Get("Location")
+	loc := b.AuthorizationRequest(resp)
 	u, _ := url.Parse(loc)
 	return loc, u.Query().Get("state")
 }

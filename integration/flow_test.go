@@ -23,7 +23,7 @@ func TestLoginToDeepURL(t *testing.T) {
 			if first.StatusCode != http.StatusFound {
 				t.Fatalf("want 302, got %d", first.StatusCode)
 			}
-			au, _ := url.Parse(first.Header.Get("Location"))
+			au, _ := url.Parse(b.AuthorizationRequest(first))
 			q := au.Query()
 			want := map[string]string{
 				"response_type": "token", "client_id": "test-client", "redirect_uri": s.origin + "/oauth/callback",

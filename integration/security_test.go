@@ -18,7 +18,7 @@ func TestLogsNeverContainSecrets(t *testing.T) {
 	b := newBrowser(t)
 
 	first := b.Navigate(s.origin + "/dash?q=1")
-	au, _ := url.Parse(first.Header.Get("Location"))
+	au, _ := url.Parse(b.AuthorizationRequest(first))
 	state := au.Query().Get("state")
 	callback := b.AuthorizeAt(au.String(), true)
 	token := tokenFrom(t, callback)
@@ -40,8 +40,8 @@ func TestLogsNeverContainSecrets(t *testing.T) {
 
 	other := newBrowser(t)
 	deniedStart := other.Navigate(s.origin + "/x")
-	deniedState, _ := url.Parse(deniedStart.Header.Get("Location"))
-	denied := other.AuthorizeAt(deniedStart.Header.Get("Location"), false)
+	deniedState, _ := url.Parse(other.AuthorizationRequest(deniedStart))
+	denied := other.AuthorizeAt(deniedState.String(), false)
 	other.RelayPost(s.origin+"/oauth/callback", denied.EscapedFragment(), s.origin)
 	b.Navigate(s.origin + "/oauth/logout")
 	time.Sleep(200 * time.Millisecond) // let the last lines reach the pipe

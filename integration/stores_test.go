@@ -70,9 +70,9 @@ func TestReloadKeepsSessions(t *testing.T) {
 		t.Fatalf("only %d requests went through during the reloads", ok.Load())
 	}
 	// The reloads took effect: the authorize URL carries the last generation.
-	first := newBrowser(t).Navigate(s.origin + "/")
-	if !strings.Contains(first.Header.Get("Location"), "reload_generation=19") {
-		t.Errorf("the last config is not in use: %s", first.Header.Get("Location"))
+	fresh := newBrowser(t)
+	if authorize := fresh.AuthorizationRequest(fresh.Navigate(s.origin + "/")); !strings.Contains(authorize, "reload_generation=19") {
+		t.Errorf("the last config is not in use: %s", authorize)
 	}
 	t.Logf("%d authenticated requests across 20 reloads, none refused", ok.Load())
 }
@@ -153,7 +153,7 @@ func (ti *twoInstances) loginAcross(t *testing.T) *browser {
 	if first.StatusCode != http.StatusFound {
 		t.Fatalf("first visit on A: %d", first.StatusCode)
 	}
-	callback := br.AuthorizeAt(first.Header.Get("Location"), true)
+	callback := br.AuthorizeAt(br.AuthorizationRequest(first), true)
 	token := tokenFrom(t, callback)
 	// Cookies are per host, not port: the browser sends A's cookies to B.
 	resp := br.RelayPost(ti.originB+"/oauth/callback", callback.EscapedFragment(), ti.originA)
@@ -206,7 +206,7 @@ func TestTwoInstancesReplayAcrossInstancesRefused(t *testing.T) {
 	ti := newTwoInstances(t, "store redis "+redis.URL)
 	br := newBrowser(t)
 	first := br.Navigate(ti.originA + "/")
-	callback := br.AuthorizeAt(first.Header.Get("Location"), true)
+	callback := br.AuthorizeAt(br.AuthorizationRequest(first), true)
 	u, _ := url.Parse(ti.originA)
 	saved := br.Client.Jar.Cookies(u) // the state cookie, copied
 	if resp := br.RelayPost(ti.originB+"/oauth/callback", callback.EscapedFragment(), ti.originA); resp.StatusCode != http.StatusOK {
@@ -303,7 +303,7 @@ func TestCookieStoreLargeToken(t *testing.T) {
 	s := newSite(t, siteOptions{extra: "store cookie", providerExtra: "access_tokens jwt\n\t\ttoken_size 6144"})
 	b := newBrowser(t)
 	first := b.Navigate(s.origin + "/big")
-	callback := b.AuthorizeAt(first.Header.Get("Location"), true)
+	callback := b.AuthorizeAt(b.AuthorizationRequest(first), true)
 	token := tokenFrom(t, callback)
 	if len(token) < 6000 || strings.Count(token, ".") != 2 {
 		t.Fatalf("provider issued a %d-byte token", len(token))

@@ -6,6 +6,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -30,7 +31,14 @@ func main() {
 		check(err)
 		return resp
 	}
-	authorize := get(origin + "/").Header.Get("Location")
+	// The site sends the browser to its login path, whose start page leads
+	// to the authorization server.
+	start, _ := io.ReadAll(get(origin + get(origin+"/").Header.Get("Location")).Body)
+	next := regexp.MustCompile(`id="next" href="([^"]+)"`).FindSubmatch(start)
+	if next == nil {
+		check(fmt.Errorf("no start page at %s", origin))
+	}
+	authorize := html.UnescapeString(string(next[1]))
 	body, _ := io.ReadAll(get(authorize).Body)
 	m := regexp.MustCompile(`name="request" value="([^"]+)"`).FindSubmatch(body)
 	if m == nil {

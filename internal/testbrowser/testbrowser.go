@@ -6,8 +6,8 @@ package testbrowser
 
 import (
 	"bytes"
-	"html"
 	"encoding/json"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
