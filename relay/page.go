@@ -40,8 +40,8 @@ type pageData struct {
 	Message
 	Next     string // start page: where it sends the browser
 	ReturnTo string // start page: where the login comes back to, whose fragment it keeps
-	Script template.JS
-	Style  template.CSS
+	Script   template.JS
+	Style    template.CSS
 }
 
 // pageTemplate parses a page together with the head all pages share.
