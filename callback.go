@@ -33,9 +33,7 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) error {
 			f.description, f.verified = h.errorNotes.Take(w, r, ae.Code)
 			return h.fail(w, r, f)
 		}
-		if p, err := h.states.Take(w, r, ae.State); err == nil {
-			f.verified, f.retry = true, p.ReturnTo
-		}
+		f.verified, f.retry = h.endWithError(w, r, ae.State)
 		h.logger.Info("authorization server returned an error", zap.String("error", ae.Code))
 		return h.loginFailed(w, r, f)
 	}
@@ -60,9 +58,7 @@ func (h *Handler) serveRelayPost(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case ae != nil:
 		f := failure{code: code(ae.Code), description: ae.Description}
-		if p, err := h.states.Take(w, r, ae.State); err == nil {
-			f.verified, f.retry = true, p.ReturnTo
-		}
+		f.verified, f.retry = h.endWithError(w, r, ae.State)
 		h.logger.Info("authorization server returned an error", zap.String("error", ae.Code))
 		return h.loginFailed(w, r, f)
 	case err != nil:
@@ -73,6 +69,20 @@ func (h *Handler) serveRelayPost(w http.ResponseWriter, r *http.Request) error {
 		return h.loginFailed(w, r, failure{code: codeInvalidResponse})
 	}
 	return h.finishLogin(w, r, tr)
+}
+
+// endWithError ends the login whose state an error answer carried: its
+// cookie goes, and the state is recorded as used, so a copy of the cookie
+// cannot finish it later. verified says the state was this browser's.
+func (h *Handler) endWithError(w http.ResponseWriter, r *http.Request, state string) (verified bool, retry string) {
+	p, err := h.states.Take(w, r, state)
+	if err != nil {
+		return false, "/"
+	}
+	if _, err := h.store.ClaimState(r.Context(), state, p.Expires); err != nil {
+		h.logger.Error("session store failed while ending a login", zap.Error(err))
+	}
+	return true, p.ReturnTo
 }
 
 // readRelayBody applies the relay POST's checks on where it comes from and

@@ -311,3 +311,39 @@ func TestRelayOriginCheck(t *testing.T) {
 		t.Error("a cross-site request without Origin was accepted")
 	}
 }
+
+// TestStateOfAnErrorAnswerIsUsed: a login that ended in an error cannot be
+// finished later with a copy of its state cookie, wherever the error came
+// (the fragment through the relay, or the query).
+func TestStateOfAnErrorAnswerIsUsed(t *testing.T) {
+	for _, placement := range []string{"fragment", "query"} {
+		t.Run(placement, func(t *testing.T) {
+			s := newTestSite(t, siteOptions{})
+			b := newBrowser(t)
+			authorize := b.AuthorizationRequest(b.Navigate(s.origin + "/dash"))
+			state, _ := url.Parse(authorize)
+			saved := b.Client.Jar.Cookies(mustURL(t, s.origin))
+			errorAnswer := url.Values{"error": {"access_denied"}, "state": {state.Query().Get("state")}}.Encode()
+			if placement == "query" {
+				b.Navigate(s.origin + "/oauth/callback?" + errorAnswer)
+			} else {
+				b.RelayPost(s.origin+"/oauth/callback", errorAnswer, s.origin)
+			}
+			// A genuine token for the same state, with the copied cookie.
+			v, _ := url.ParseQuery(newBrowser(t).AuthorizeAt(authorize, true).Fragment)
+			resp := testbrowser.ReplayPost(t, s.origin+"/oauth/callback", v.Encode(), s.origin, saved)
+			testbrowser.AssertNoSession(t, resp)
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("finishing a login that ended in an error: %d, want 400", resp.StatusCode)
+			}
+		})
+	}
+}
+
+func mustURL(t testing.TB, raw string) *url.URL {
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
