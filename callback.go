@@ -34,13 +34,13 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) error {
 			return h.fail(w, r, f)
 		}
 		f.verified, f.retry = h.endWithError(w, r, ae.State)
-		h.logger.Info("authorization server returned an error", zap.String("error", ae.Code))
+		h.logRefusal(zap.InfoLevel, "authorization server returned an error", zap.String("error", ae.Code))
 		return h.loginFailed(w, r, f)
 	}
 	if q.Has("access_token") {
 		// A token in the query has already been written to access logs and
 		// history on the way here; refuse it rather than make it a session.
-		h.logger.Warn("refused an access token sent in the callback's query string; the authorization server must use the fragment")
+		h.logRefusal(zap.WarnLevel, "refused an access token sent in the callback's query string; the authorization server must use the fragment")
 		return h.loginFailed(w, r, failure{code: codeInvalidResponse})
 	}
 	relay.ServePage(w)
@@ -59,10 +59,10 @@ func (h *Handler) serveRelayPost(w http.ResponseWriter, r *http.Request) error {
 	case ae != nil:
 		f := failure{code: code(ae.Code), description: ae.Description}
 		f.verified, f.retry = h.endWithError(w, r, ae.State)
-		h.logger.Info("authorization server returned an error", zap.String("error", ae.Code))
+		h.logRefusal(zap.InfoLevel, "authorization server returned an error", zap.String("error", ae.Code))
 		return h.loginFailed(w, r, f)
 	case err != nil:
-		h.logger.Warn("refused an authorization response", zap.Error(err))
+		h.logRefusal(zap.WarnLevel, "refused an authorization response", zap.Error(err))
 		if vals, perr := url.ParseQuery(body); perr == nil && len(vals["state"]) == 1 {
 			h.states.Take(w, r, vals.Get("state")) // the attempt is over either way
 		}
@@ -80,7 +80,7 @@ func (h *Handler) endWithError(w http.ResponseWriter, r *http.Request, state str
 		return false, "/"
 	}
 	if _, err := h.store.ClaimState(r.Context(), state, p.Expires); err != nil {
-		h.logger.Error("session store failed while ending a login", zap.Error(err))
+		h.logRefusal(zap.ErrorLevel, "session store failed while ending a login", zap.Error(err))
 	}
 	return true, p.ReturnTo
 }
@@ -89,7 +89,7 @@ func (h *Handler) endWithError(w http.ResponseWriter, r *http.Request, state str
 // what it carries, and reads its bounded body.
 func (h *Handler) readRelayBody(w http.ResponseWriter, r *http.Request) (string, code) {
 	if !h.sameOrigin(r) {
-		h.logger.Warn("refused a relay post from another origin", zap.String("origin", r.Header.Get("Origin")))
+		h.logRefusal(zap.WarnLevel, "refused a relay post from another origin", zap.String("origin", loggable(r.Header.Get("Origin"))))
 		return "", codeCrossOrigin
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
@@ -110,16 +110,16 @@ func (h *Handler) readRelayBody(w http.ResponseWriter, r *http.Request) (string,
 func (h *Handler) finishLogin(w http.ResponseWriter, r *http.Request, tr *relay.TokenResponse) error {
 	pending, err := h.states.Take(w, r, tr.State)
 	if err != nil {
-		h.logger.Warn("refused a login", zap.String("reason", err.Error()))
+		h.logRefusal(zap.WarnLevel, "refused a login", zap.String("reason", err.Error()))
 		return h.loginFailed(w, r, failure{code: codeInvalidState})
 	}
 	first, err := h.store.ClaimState(r.Context(), tr.State, pending.Expires)
 	if err != nil {
-		h.logger.Error("session store failed while finishing a login", zap.Error(err))
+		h.logRefusal(zap.ErrorLevel, "session store failed while finishing a login", zap.Error(err))
 		return h.loginFailed(w, r, failure{code: codeStoreUnavailable, retry: pending.ReturnTo})
 	}
 	if !first {
-		h.logger.Warn("refused a login", zap.String("reason", "state already used"))
+		h.logRefusal(zap.WarnLevel, "refused a login", zap.String("reason", "state already used"))
 		return h.loginFailed(w, r, failure{code: codeInvalidState, retry: pending.ReturnTo})
 	}
 
@@ -134,7 +134,7 @@ func (h *Handler) finishLogin(w http.ResponseWriter, r *http.Request, tr *relay.
 		ttl = min(ttl, time.Until(id.Expires)-time.Duration(h.ExpiryLeeway))
 	}
 	if ttl <= 0 {
-		h.logger.Warn("refused a login", zap.String("reason", "the token expires within expiry_leeway"))
+		h.logRefusal(zap.WarnLevel, "refused a login", zap.String("reason", "the token expires within expiry_leeway"))
 		return h.loginFailed(w, r, failure{code: codeInvalidToken, retry: pending.ReturnTo})
 	}
 	value, err := h.store.Put(r.Context(), tokencache.Session{
@@ -143,14 +143,14 @@ func (h *Handler) finishLogin(w http.ResponseWriter, r *http.Request, tr *relay.
 		Identity:      packIdentity(id, h.Claims, h.checkedNow()),
 	})
 	if err != nil {
-		h.logger.Error("session store failed while finishing a login", zap.Error(err))
+		h.logRefusal(zap.ErrorLevel, "session store failed while finishing a login", zap.Error(err))
 		return h.loginFailed(w, r, failure{code: codeStoreUnavailable, retry: pending.ReturnTo})
 	}
 	if old := h.sessionValue(r); old != "" {
 		_ = h.store.Delete(r.Context(), old) // the browser's previous session ends with the new one
 	}
 	h.setSessionCookie(w, r, value, int(ttl/time.Second))
-	h.logger.Info("login finished", zap.String("user", id.Subject), zap.Duration("session_lifetime", ttl), zap.String("scope", tr.Scope))
+	h.logger.Info("login finished", zap.String("user", id.Subject), zap.Duration("session_lifetime", ttl), zap.String("scope", loggable(tr.Scope)))
 	countLogin(loginSuccess)
 	return writeJSON(w, http.StatusOK, relayAnswer{Location: pending.ReturnTo})
 }
@@ -166,18 +166,18 @@ func (h *Handler) verifyToken(r *http.Request, tr *relay.TokenResponse) (verify.
 	id, err := h.verifier.Verify(r.Context(), resp)
 	if err != nil {
 		if errors.Is(err, verify.ErrUnavailable) {
-			h.logger.Error("cannot verify a login: the authorization server is unavailable", zap.Error(err))
+			h.logRefusal(zap.ErrorLevel, "cannot verify a login: the authorization server is unavailable", zap.Error(err))
 			return id, &failure{code: codeServerUnavailable}
 		}
-		h.logger.Warn("refused a login: the token is not trusted", zap.Error(err))
+		h.logRefusal(zap.WarnLevel, "refused a login: the token is not trusted", zap.Error(err))
 		return id, &failure{code: codeInvalidToken}
 	}
 	if len(id.Subject) > maxSubjectBytes {
-		h.logger.Warn("refused a login: the token's subject is too long", zap.Int("bytes", len(id.Subject)))
+		h.logRefusal(zap.WarnLevel, "refused a login: the token's subject is too long", zap.Int("bytes", len(id.Subject)))
 		return id, &failure{code: codeInvalidToken}
 	}
 	if rule := h.refusedBy(id); rule != nil {
-		h.logger.Info("refused a login: the allow rules do not admit the user", zap.String("user", id.Subject), zap.Stringer("rule", rule))
+		h.logRefusal(zap.InfoLevel, "refused a login: the allow rules do not admit the user", zap.String("user", id.Subject), zap.Stringer("rule", rule))
 		return id, &failure{code: codeForbidden, description: displayName(id), verified: true}
 	}
 	return id, nil

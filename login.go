@@ -54,7 +54,7 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnTo string) error {
 	prefix, err := h.authorizeRequest(r.Context())
 	if err != nil {
-		h.logger.Error("cannot start a login: the authorization server's discovery document is unavailable", zap.Error(err))
+		h.logRefusal(zap.ErrorLevel, "cannot start a login: the authorization server's discovery document is unavailable", zap.Error(err))
 		return h.fail(w, r, failure{code: codeServerUnavailable, retry: returnTo})
 	}
 	state := tokencache.NewID()

@@ -15,10 +15,10 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
 	metrics.logouts.Inc()
 	if value := h.sessionValue(r); value != "" {
 		if err := h.store.Delete(r.Context(), value); err != nil {
-			h.logger.Error("session store failed during logout", zap.Error(err))
+			h.logRefusal(zap.ErrorLevel, "session store failed during logout", zap.Error(err))
 			return h.fail(w, r, failure{code: codeStoreUnavailable})
 		}
-		h.logger.Info("logged out")
+		h.logRefusal(zap.InfoLevel, "logged out") // a stranger can send any cookie value here
 	}
 	h.setSessionCookie(w, r, "", -1)
 	w.Header().Set("Cache-Control", "no-store")

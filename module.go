@@ -170,6 +170,7 @@ type Handler struct {
 	openid          *verify.OpenID // with openid: discovery, for the authorization endpoint
 	nonceKey        []byte
 	rechecks        *rechecks // with revalidate
+	refusals        *refusalLog
 	callbackPath    string
 	origin          string // scheme://host of redirect_uri: what Origin must say on the relay POST
 	secret          []byte

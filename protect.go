@@ -24,14 +24,14 @@ func (h *Handler) serveProtected(w http.ResponseWriter, r *http.Request, next ca
 		if err != nil {
 			// Fail closed: without the store nobody can be trusted.
 			metrics.storeError.Inc()
-			h.logger.Error("session store failed; refusing the request", zap.Error(err))
+			h.logRefusal(zap.ErrorLevel, "session store failed; refusing the request", zap.Error(err))
 			return h.fail(w, r, failure{code: codeStoreUnavailable, retry: relay.SafeReturnPath(r.URL.RequestURI())})
 		}
 		if ok {
 			ok, err = h.revalidated(r.Context(), value, s)
 			if err != nil {
 				metrics.serverUnavailable.Inc()
-				h.logger.Error("cannot revalidate a session's token: the authorization server is unavailable; refusing the request", zap.Error(err))
+				h.logRefusal(zap.ErrorLevel, "cannot revalidate a session's token: the authorization server is unavailable; refusing the request", zap.Error(err))
 				return h.fail(w, r, failure{code: codeServerUnavailable, retry: relay.SafeReturnPath(r.URL.RequestURI())})
 			}
 		}

@@ -27,6 +27,7 @@ import (
 // Provision expands placeholders, fills in defaults and opens the store.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.refusals = &refusalLog{windows: map[string]*logWindowState{}}
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}

@@ -58,7 +58,7 @@ func ParseFragment(fragment string) (*TokenResponse, *AuthError, error) {
 	// broken server or someone splicing values in; refuse both.
 	for name, v := range vals {
 		if len(v) > 1 {
-			return nil, nil, invalid("parameter %q repeated", name)
+			return nil, nil, invalid("parameter %.32q repeated", name)
 		}
 	}
 	if ae, isErr := ParseAuthError(vals); isErr {
