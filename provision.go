@@ -122,9 +122,86 @@ func (h *Handler) provisionSecret(ctx caddy.Context, repl *caddy.Replacer) error
 // and no store may be opened for a config that fails. Each rule lives in
 // one of the groups below, and nowhere else.
 func (h *Handler) checkConfig() error {
-	for _, check := range []func() error{h.checkServer, h.checkRequest, h.checkPaths, h.checkTimes, h.checkPolicies} {
+	for _, check := range []func() error{h.checkSizes, h.checkServer, h.checkRequest, h.checkPaths, h.checkTimes, h.checkPolicies} {
 		if err := check(); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// Bounds on config values: generous for any real setup, and small enough
+// that no value can make a request's work, a cookie or a header explode.
+const (
+	maxURLBytes      = 2048
+	maxNameBytes     = 64 // cookie_name, a param's or claim's name
+	maxPathBytes     = 256
+	maxValueBytes    = 1024 // client_id, a param's value, a pattern
+	maxSecretBytes   = 4096
+	maxListEntries   = 32 // scopes, params, claims, allow rules, patterns, audiences
+	maxStateTTL      = time.Hour
+	maxTokenLifetime = 365 * 24 * time.Hour
+)
+
+// checkSizes bounds every value's size and every list's length.
+func (h *Handler) checkSizes() error {
+	for field, v := range map[string]string{
+		"authorize_url": h.AuthorizeURL, "redirect_uri": h.RedirectURI, "logout_redirect": h.LogoutRedirect, "openid": h.OpenID,
+	} {
+		if len(v) > maxURLBytes {
+			return fmt.Errorf("%s: %d bytes; at most %d", field, len(v), maxURLBytes)
+		}
+	}
+	for field, v := range map[string]string{"cookie_name": h.CookieName, "login_path": h.LoginPath, "logout_path": h.LogoutPath, "client_id": h.ClientID} {
+		limit := map[string]int{"cookie_name": maxNameBytes, "client_id": maxValueBytes}[field]
+		if limit == 0 {
+			limit = maxPathBytes
+		}
+		if len(v) > limit {
+			return fmt.Errorf("%s: %d bytes; at most %d", field, len(v), limit)
+		}
+	}
+	if len(h.Secret) > maxSecretBytes {
+		return fmt.Errorf("secret: at most %d bytes", maxSecretBytes)
+	}
+	for field, n := range map[string]int{"scope": len(h.Scopes), "param": len(h.Params), "claims": len(h.Claims), "allow": len(h.Allow)} {
+		if n > maxListEntries {
+			return fmt.Errorf("%s: %d entries; at most %d", field, n, maxListEntries)
+		}
+	}
+	for _, s := range h.Scopes {
+		if len(s) > maxPathBytes {
+			return fmt.Errorf("scope: a scope of %d bytes; at most %d", len(s), maxPathBytes)
+		}
+	}
+	for k, v := range h.Params {
+		if len(k) > maxNameBytes || len(v) > maxValueBytes {
+			return fmt.Errorf("param: %.32q: names at most %d bytes, values %d", k, maxNameBytes, maxValueBytes)
+		}
+	}
+	for _, c := range h.Claims {
+		if len(c) > maxNameBytes {
+			return fmt.Errorf("claims: a name of %d bytes; at most %d", len(c), maxNameBytes)
+		}
+	}
+	for _, rule := range h.Allow {
+		if len(rule.Claim) > maxNameBytes || len(rule.Patterns) > maxListEntries {
+			return fmt.Errorf("allow: %.32q: at most %d patterns, names at most %d bytes", rule.Claim, maxListEntries, maxNameBytes)
+		}
+		for _, p := range rule.Patterns {
+			if len(p) > maxValueBytes {
+				return fmt.Errorf("allow %.32q: a pattern of %d bytes; at most %d", rule.Claim, len(p), maxValueBytes)
+			}
+		}
+	}
+	if v := h.Validation; v != nil {
+		for field, s := range map[string]string{"issuer": v.Issuer, "jwks_url": v.JWKSURL, "url": v.URL, "client_id": v.ClientID, "client_secret": v.ClientSecret} {
+			if len(s) > maxURLBytes {
+				return fmt.Errorf("validate: %s: %d bytes; at most %d", field, len(s), maxURLBytes)
+			}
+		}
+		if len(v.Audience) > maxListEntries {
+			return fmt.Errorf("validate: audience: %d entries; at most %d", len(v.Audience), maxListEntries)
 		}
 	}
 	return nil
@@ -200,8 +277,8 @@ func (h *Handler) checkRequest() error {
 func (h *Handler) checkPaths() error {
 	callback := callbackPathOf(h.RedirectURI)
 	for _, p := range []struct{ field, path string }{{"login_path", h.LoginPath}, {"logout_path", h.LogoutPath}} {
-		if !strings.HasPrefix(p.path, "/") {
-			return fmt.Errorf("%s: %q must start with /", p.field, p.path)
+		if !strings.HasPrefix(p.path, "/") || strings.HasPrefix(p.path, "//") || strings.ContainsAny(p.path, "?#\\%") || !isPrintableASCII(p.path) {
+			return fmt.Errorf("%s: %q must be a plain path starting with / (no query, fragment, escapes or spaces)", p.field, p.path)
 		}
 		if p.path == callback {
 			return fmt.Errorf("%s: %q is the redirect_uri's path; they must differ", p.field, p.path)
@@ -230,6 +307,10 @@ func (h *Handler) checkTimes() error {
 		return fmt.Errorf("expiry_leeway: %s must not be negative", time.Duration(h.ExpiryLeeway))
 	case time.Duration(h.StateTTL) < time.Second:
 		return fmt.Errorf("state_ttl: %s is too short for anyone to log in (minimum 1s)", time.Duration(h.StateTTL))
+	case time.Duration(h.StateTTL) > maxStateTTL:
+		return fmt.Errorf("state_ttl: %s; at most %s (a pending login is a door held open)", time.Duration(h.StateTTL), maxStateTTL)
+	case time.Duration(h.DefaultExpiresIn) > maxTokenLifetime:
+		return fmt.Errorf("default_expires_in: %s; at most a year", time.Duration(h.DefaultExpiresIn))
 	}
 	return nil
 }

@@ -69,6 +69,9 @@ func (h *Handler) openStore(ctx caddy.Context) error {
 	}
 	h.storePoolKey = key
 	h.store = pooled.(pooledStore).Store
+	if r, ok := backend.(interface{ Reconfigure(tokencache.Store) }); ok {
+		r.Reconfigure(h.store) // options a reload may change without replacing the store
+	}
 	// The cookie store's values are the sealed session itself, which may
 	// need several cookies.
 	_, h.chunked = h.store.(*tokencache.Cookie)

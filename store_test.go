@@ -2,6 +2,7 @@ package implicitgrant
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"runtime"
 	"strings"
@@ -61,5 +62,30 @@ func BenchmarkSessionHeapWithIdentity(b *testing.B) {
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/1e6, "heap-MB")
 		runtime.KeepAlive(m)
 		m.Close()
+	}
+}
+
+// TestReloadAppliesStoreOptions: a reload that raises max_sessions takes
+// effect on the store the configs share, and no session is lost.
+func TestReloadAppliesStoreOptions(t *testing.T) {
+	withMax := func(n int) func(*Handler) {
+		return func(h *Handler) {
+			h.ClientID = "reload-options"
+			h.StoreRaw = json.RawMessage(fmt.Sprintf(`{"type":"memory","max_sessions":%d}`, n))
+		}
+	}
+	old := newTestHandler(t, withMax(64))
+	kept, _ := old.store.Put(t.Context(), tokencache.Session{Authorization: "Bearer kept", Expires: time.Now().Add(time.Hour)})
+	fresh := newTestHandler(t, withMax(64_000))
+	_ = old.Cleanup()
+	m := fresh.store.(*tokencache.Memory)
+	for i := 0; i < 5000; i++ {
+		_, _ = m.Put(t.Context(), tokencache.Session{Authorization: "Bearer t", Expires: time.Now().Add(time.Hour)})
+	}
+	if n := m.Evictions(); n != 0 {
+		t.Errorf("5000 sessions under max_sessions 64000 evicted %d: the reload's bound did not apply", n)
+	}
+	if _, ok, _ := m.Get(t.Context(), kept); !ok {
+		t.Error("the session made before the reload is gone")
 	}
 }

@@ -44,14 +44,19 @@ func (c *Cookie) Put(_ context.Context, s Session) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(c.seal(s, c.binding)), nil
 }
 
+// strictBase64 refuses every encoding but the one Put writes: a lenient
+// decoder reads a value with a different last character as the same bytes,
+// which would let a logged-out cookie in again under another spelling.
+var strictBase64 = base64.RawURLEncoding.Strict()
+
 // Get implements Store.
 func (c *Cookie) Get(_ context.Context, cookieValue string) (Session, bool, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(cookieValue)
+	raw, err := strictBase64.DecodeString(cookieValue)
 	if err != nil {
 		return Session{}, false, nil
 	}
 	s, ok := c.open(raw, c.binding)
-	if !ok || !time.Now().Before(s.Expires) || c.claims.claimed(revocationKey(cookieValue)) {
+	if !ok || !time.Now().Before(s.Expires) || c.claims.claimed(revocationKey(raw)) {
 		return Session{}, false, nil
 	}
 	return s, true, nil
@@ -61,16 +66,17 @@ func (c *Cookie) Get(_ context.Context, cookieValue string) (Session, bool, erro
 // (see the type's comment for the others).
 func (c *Cookie) Delete(ctx context.Context, cookieValue string) error {
 	if s, ok, _ := c.Get(ctx, cookieValue); ok {
-		_, _ = c.claims.ClaimState(ctx, revocationKey(cookieValue), s.Expires)
+		raw, _ := strictBase64.DecodeString(cookieValue)
+		_, _ = c.claims.claim(revocationKey(raw), s.Expires)
 	}
 	return nil
 }
 
-// revocationKey is what a logged-out value is remembered by: a digest, so
-// the record stays small and holds no session.
-func revocationKey(cookieValue string) string {
-	sum := sha256.Sum256([]byte(cookieValue))
-	return "revoked:" + string(sum[:])
+// revocationKey is what a logged-out session is remembered by: a digest of
+// its sealed bytes (not of one spelling of them), so the record is small
+// and holds no session.
+func revocationKey(sealed []byte) [32]byte {
+	return sha256.Sum256(append([]byte("revoked\x00"), sealed...))
 }
 
 // ClaimState implements Store, for this instance.

@@ -2,6 +2,7 @@ package tokencache
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
 	"strconv"
@@ -51,8 +52,8 @@ type memoryShard struct {
 type Memory struct {
 	shards     [memoryShards]memoryShard
 	statesMu   sync.Mutex
-	states     map[string]int64 // used login states → when the record may go (logins are rare: one lock is enough)
-	perShard   int
+	states     map[[32]byte]int64 // SHA-256 of used login states → when the record may go (logins are rare: one lock is enough)
+	perShard   atomic.Int64
 	evictions  atomic.Uint64
 	stopSweep  chan struct{}
 	sweepDone  chan struct{}
@@ -67,12 +68,12 @@ type Memory struct {
 // sweepEvery until Close.
 func NewMemory(maxSessions int, sweepEvery time.Duration) *Memory {
 	m := &Memory{
-		perShard:  max(1, (maxSessions+memoryShards-1)/memoryShards),
 		stopSweep: make(chan struct{}),
 		sweepDone: make(chan struct{}),
 		now:       time.Now,
-		states:    make(map[string]int64),
+		states:    make(map[[32]byte]int64),
 	}
+	m.SetMaxSessions(maxSessions)
 	for i := range m.shards {
 		m.shards[i].sessions = make(map[sessionKey]memoryEntry)
 	}
@@ -80,6 +81,16 @@ func NewMemory(maxSessions int, sweepEvery time.Duration) *Memory {
 	go m.sweepLoop(sweepEvery)
 	return m
 }
+
+// SetMaxSessions changes the bound (rounded up to a multiple of 64); a
+// lower bound evicts as shards next grow.
+func (m *Memory) SetMaxSessions(n int) {
+	m.perShard.Store(int64(max(1, (n+memoryShards-1)/memoryShards)))
+}
+
+// maxClaims bounds the used-state records: past it, new logins are refused
+// until records expire, rather than memory growing with a flood.
+const maxClaims = 1_000_000
 
 func (m *Memory) shard(k *sessionKey) *memoryShard {
 	return &m.shards[k[0]&(memoryShards-1)]
@@ -109,7 +120,7 @@ func (m *Memory) set(id string, s Session) {
 	}
 	sh := m.shard(&k)
 	sh.mu.Lock()
-	if len(sh.sessions) >= m.perShard {
+	if int64(len(sh.sessions)) >= m.perShard.Load() {
 		m.evictLocked(sh)
 	}
 	sh.sessions[k] = memoryEntry{record: joinRecord(s), expires: s.Expires.UnixNano()}
@@ -181,19 +192,28 @@ func (m *Memory) Delete(_ context.Context, cookieValue string) error {
 	return nil
 }
 
-// ClaimState implements Store.
+// ClaimState implements Store. A state is remembered by its digest: a
+// fixed 32 bytes, whatever the request that carried it.
 func (m *Memory) ClaimState(_ context.Context, state string, until time.Time) (bool, error) {
+	return m.claim(sha256.Sum256([]byte(state)), until)
+}
+
+func (m *Memory) claim(key [32]byte, until time.Time) (bool, error) {
 	m.statesMu.Lock()
 	defer m.statesMu.Unlock()
-	if exp, used := m.states[state]; used && exp > m.now().UnixNano() {
+	now := m.now().UnixNano()
+	if exp, used := m.states[key]; used && exp > now {
 		return false, nil
 	}
-	m.states[state] = until.UnixNano()
+	if len(m.states) >= maxClaims {
+		return false, fmt.Errorf("%w: %d logins in flight, the most this store records", ErrUnavailable, maxClaims)
+	}
+	m.states[key] = until.UnixNano()
 	return true, nil
 }
 
 // claimed reports whether a live claim exists for key.
-func (m *Memory) claimed(key string) bool {
+func (m *Memory) claimed(key [32]byte) bool {
 	m.statesMu.Lock()
 	defer m.statesMu.Unlock()
 	exp, ok := m.states[key]
@@ -279,6 +299,14 @@ type MemoryConfig struct {
 // CaddyModule returns the Caddy module information.
 func (MemoryConfig) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{ID: Namespace + ".memory", New: func() caddy.Module { return new(MemoryConfig) }}
+}
+
+// Reconfigure applies this config's bound to the store a reload shares:
+// the sessions stay.
+func (c *MemoryConfig) Reconfigure(s Store) {
+	if m, ok := s.(*Memory); ok {
+		m.SetMaxSessions(c.MaxSessions)
+	}
 }
 
 // Provision fills in the default and checks the bound.
