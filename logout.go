@@ -1,4 +1,5 @@
-// Logout: ending the session in the store and in the browser.
+// Logout: ending the session in the store and in the browser, but only
+// when the browser says the request is the site's own or the user's.
 
 package implicitgrant
 
@@ -12,6 +13,15 @@ import (
 
 // serveLogout ends the session in the store and in the browser.
 func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
+	if !h.logoutIsWanted(r) {
+		// Another site linked here, or an old browser says nothing: ask.
+		return relay.ServeMessage(w, http.StatusOK, relay.Message{
+			Title:      "Sign out?",
+			Text:       "Do you want to sign out of this site?",
+			FormAction: h.LogoutPath,
+			FormButton: "Sign out",
+		})
+	}
 	metrics.logouts.Inc()
 	if value := h.sessionValue(r); value != "" {
 		if err := h.store.Delete(r.Context(), value); err != nil {
@@ -32,4 +42,19 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
 		LinkHref: "/",
 		LinkText: "Sign in again",
 	})
+}
+
+// logoutIsWanted: a same-origin POST, or a GET the browser marks as coming
+// from this site (its own "sign out" link) or typed by the user
+// (Sec-Fetch-Site: none). A cross-site link or redirect to the logout path
+// must not end anyone's session (page scripts cannot set Sec-Fetch-Site).
+func (h *Handler) logoutIsWanted(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodPost:
+		return h.sameOrigin(r)
+	case http.MethodGet, http.MethodHead:
+		site := r.Header.Get("Sec-Fetch-Site")
+		return site == "same-origin" || site == "none"
+	}
+	return false
 }

@@ -25,8 +25,10 @@ var (
 	styleHash = cspHash(pageStyle)
 	relayCSP  = "default-src 'none'; script-src " + cspHash(relayScript) + "; style-src " + styleHash + "; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 	startCSP  = "default-src 'none'; script-src " + cspHash(startScript) + "; style-src " + styleHash + "; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-	// Pages without a script still deny them all.
+	// Pages without a script still deny them all; one with a form may post
+	// it to this site only.
 	messageCSP = "default-src 'none'; style-src " + styleHash + "; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+	formCSP    = "default-src 'none'; style-src " + styleHash + "; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 	startPage   = pageTemplate("start.html")
 	messagePage = pageTemplate("message.html")
@@ -108,13 +110,19 @@ type Message struct {
 	Code        string // the OAuth error code, if any
 	Description string // the authorization server's own words, if any
 	SignedInAs  string // who the person signed in as (a refused user's page)
+	FormAction  string // a same-origin path the page's one button POSTs to
+	FormButton  string
 	LinkHref    string
 	LinkText    string
 }
 
 // ServeMessage writes m as a page with the given status.
 func ServeMessage(w http.ResponseWriter, status int, m Message) error {
-	setPageHeaders(w, messageCSP)
+	csp := messageCSP
+	if m.FormAction != "" {
+		csp = formCSP
+	}
+	setPageHeaders(w, csp)
 	w.WriteHeader(status)
 	return execute(w, messagePage, pageData{Message: m})
 }
