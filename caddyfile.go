@@ -9,6 +9,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"strconv"
 
 	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
 )
@@ -37,6 +38,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		default_expires_in <duration>
 //		expiry_leeway      <duration>
 //		state_ttl          <duration>
+//		max_session_lifetime <duration>
+//		max_token_bytes    <bytes>
 //		unauthenticated    auto|redirect|reject
 //		error_pages        builtin|handle_errors
 //		openid             <issuer>
@@ -104,6 +107,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.ExpiryLeeway, err = durationArg(d)
 		case "state_ttl":
 			h.StateTTL, err = durationArg(d)
+		case "max_session_lifetime":
+			h.MaxSessionLifetime, err = durationArg(d)
+		case "max_token_bytes":
+			var v string
+			if v, err = oneArg(d); err == nil {
+				if h.MaxTokenBytes, err = strconv.Atoi(v); err != nil {
+					return d.Errf("max_token_bytes: expected a number of bytes, got '%s'", v)
+				}
+			}
 		case "scope":
 			h.Scopes = d.RemainingArgs()
 			if len(h.Scopes) == 0 {

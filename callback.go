@@ -123,6 +123,10 @@ func (h *Handler) finishLogin(w http.ResponseWriter, r *http.Request, tr *relay.
 		return h.loginFailed(w, r, failure{code: codeInvalidState, retry: pending.ReturnTo})
 	}
 
+	if len(tr.AccessToken) > h.MaxTokenBytes || len(tr.IDToken) > h.MaxTokenBytes {
+		h.logRefusal(zap.WarnLevel, "refused a login: the token is larger than max_token_bytes", zap.Int("access_token_bytes", len(tr.AccessToken)), zap.Int("id_token_bytes", len(tr.IDToken)))
+		return h.loginFailed(w, r, failure{code: codeTokenTooLarge, retry: pending.ReturnTo})
+	}
 	id, f := h.verifyToken(r, tr)
 	if f != nil {
 		f.retry = pending.ReturnTo
@@ -145,6 +149,13 @@ func (h *Handler) finishLogin(w http.ResponseWriter, r *http.Request, tr *relay.
 	if err != nil {
 		h.logRefusal(zap.ErrorLevel, "session store failed while finishing a login", zap.Error(err))
 		return h.loginFailed(w, r, failure{code: codeStoreUnavailable, retry: pending.ReturnTo})
+	}
+	if len(value) > maxSessionCookieBytes {
+		// The cookie store's sealed session would not fit the browser's
+		// cookie budget (and Caddy's header limit): refuse now, not with a
+		// 431 on every request until the token expires.
+		h.logRefusal(zap.WarnLevel, "refused a login: the sealed session is larger than the cookie store can keep", zap.Int("bytes", len(value)))
+		return h.loginFailed(w, r, failure{code: codeTokenTooLarge, retry: pending.ReturnTo})
 	}
 	if old := h.sessionValue(r); old != "" {
 		_ = h.store.Delete(r.Context(), old) // the browser's previous session ends with the new one
@@ -185,13 +196,14 @@ func (h *Handler) verifyToken(r *http.Request, tr *relay.TokenResponse) (verify.
 
 // sessionLifetime is how long a session for a token lasting expiresIn
 // seconds (0: the server did not say) may live: it ends expiry_leeway
-// before the token, but never later than half-way through its life.
+// before the token, but never later than half-way through its life, and
+// never longer than max_session_lifetime.
 func (h *Handler) sessionLifetime(expiresIn int64) time.Duration {
 	lifetime := time.Duration(h.DefaultExpiresIn)
 	if expiresIn > 0 {
 		lifetime = time.Duration(expiresIn) * time.Second
 	}
-	return max(lifetime-time.Duration(h.ExpiryLeeway), lifetime/2)
+	return min(max(lifetime-time.Duration(h.ExpiryLeeway), lifetime/2), time.Duration(h.MaxSessionLifetime))
 }
 
 // relayAnswer is what the relay script gets back: where to go next.

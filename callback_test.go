@@ -2,6 +2,7 @@ package implicitgrant
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -346,4 +347,55 @@ func mustURL(t testing.TB, raw string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// TestTokenAndLifetimeBounds: a token over max_token_bytes is refused at
+// login with a page that says why; so is one the cookie store could only
+// keep in more cookie bytes than a request may carry; expires_in is capped
+// by max_session_lifetime.
+func TestTokenAndLifetimeBounds(t *testing.T) {
+	login := func(t *testing.T, s *testSite) *http.Response {
+		b := newBrowser(t)
+		authorize := b.AuthorizationRequest(b.Navigate(s.origin + "/dash"))
+		return b.RelayPost(s.origin+"/oauth/callback", b.AuthorizeAt(authorize, true).EscapedFragment(), s.origin)
+	}
+	bigTokens := func(n int) func(*devprovider.Provider) {
+		return func(p *devprovider.Provider) { p.TokenSize = n }
+	}
+	t.Run("over max_token_bytes", func(t *testing.T) {
+		s := newTestSite(t, siteOptions{provider: bigTokens(9000)})
+		resp := login(t, s)
+		testbrowser.AssertNoSession(t, resp)
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(bodyOf(resp), "token_too_large") {
+			t.Errorf("a 9000-byte token: %d %s", resp.StatusCode, bodyOf(resp))
+		}
+	})
+	t.Run("raised max_token_bytes, memory store", func(t *testing.T) {
+		s := newTestSite(t, siteOptions{provider: bigTokens(9000), handler: func(h *Handler) { h.MaxTokenBytes = 16384 }})
+		if resp := login(t, s); resp.StatusCode != http.StatusOK {
+			t.Errorf("a 9000-byte token under max_token_bytes 16384: %d", resp.StatusCode)
+		}
+	})
+	t.Run("too large for the cookie store", func(t *testing.T) {
+		s := newTestSite(t, siteOptions{provider: bigTokens(9000), handler: func(h *Handler) {
+			h.MaxTokenBytes = 16384
+			h.StoreRaw = json.RawMessage(`{"type":"cookie"}`)
+		}})
+		resp := login(t, s)
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || len(resp.Header.Values("Set-Cookie")) > 2 {
+			t.Errorf("a 9000-byte token in the cookie store: %d, %d Set-Cookie lines", resp.StatusCode, len(resp.Header.Values("Set-Cookie")))
+		}
+		for _, c := range resp.Cookies() {
+			if strings.HasPrefix(c.Name, testbrowser.SessionCookie) && !strings.Contains(c.Name, "_state_") && c.MaxAge >= 0 && c.Name != testbrowser.SessionCookie+"_error" {
+				t.Errorf("a session chunk was set: %s", c.Name)
+			}
+		}
+	})
+	t.Run("expires_in capped", func(t *testing.T) {
+		s := newTestSite(t, siteOptions{provider: func(p *devprovider.Provider) { p.ExpiresIn = caddy.Duration(72 * time.Hour) }})
+		c := testbrowser.SessionSetCookie(login(t, s))
+		if c == nil || c.MaxAge > int(DefaultMaxSession/time.Second) || c.MaxAge < int(DefaultMaxSession/time.Second)-60 {
+			t.Errorf("a 72 h token's session: %+v, want max_session_lifetime (8 h)", c)
+		}
+	})
 }

@@ -38,6 +38,8 @@ const (
 	DefaultExpiryLeeway     = 30 * time.Second
 	DefaultStateTTL         = 10 * time.Minute
 	DefaultMaxPendingLogins = 8
+	DefaultMaxTokenBytes    = 8192
+	DefaultMaxSession       = 8 * time.Hour
 	minSecretBytes          = 32
 	secretStorageKey        = "implicit_grant/secret"
 )
@@ -139,6 +141,16 @@ type Handler struct {
 	// never receives a token about to expire. Default 30s; never more than
 	// half of the token's lifetime.
 	ExpiryLeeway caddy.Duration `json:"expiry_leeway,omitempty"`
+
+	// The longest access token (and ID token) a login may bring, in bytes:
+	// larger ones are refused with a page that says so. Default 8192, room
+	// for real JWTs with many claims.
+	MaxTokenBytes int `json:"max_token_bytes,omitempty"`
+
+	// The longest a session may live, whatever expires_in says. Default 8h:
+	// a working day, so a stolen cookie, or a token the server would since
+	// have revoked, does not outlive the night.
+	MaxSessionLifetime caddy.Duration `json:"max_session_lifetime,omitempty"`
 
 	// How long a login may take from redirect to callback. Default 10m.
 	StateTTL caddy.Duration `json:"state_ttl,omitempty"`

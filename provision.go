@@ -55,6 +55,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.ExpiryLeeway == 0 {
 		h.ExpiryLeeway = caddy.Duration(DefaultExpiryLeeway)
 	}
+	if h.MaxTokenBytes == 0 {
+		h.MaxTokenBytes = DefaultMaxTokenBytes
+	}
+	if h.MaxSessionLifetime == 0 {
+		h.MaxSessionLifetime = caddy.Duration(DefaultMaxSession)
+	}
 	if h.StateTTL == 0 {
 		h.StateTTL = caddy.Duration(DefaultStateTTL)
 	}
@@ -311,6 +317,10 @@ func (h *Handler) checkTimes() error {
 		return fmt.Errorf("state_ttl: %s; at most %s (a pending login is a door held open)", time.Duration(h.StateTTL), maxStateTTL)
 	case time.Duration(h.DefaultExpiresIn) > maxTokenLifetime:
 		return fmt.Errorf("default_expires_in: %s; at most a year", time.Duration(h.DefaultExpiresIn))
+	case time.Duration(h.MaxSessionLifetime) < time.Minute || time.Duration(h.MaxSessionLifetime) > maxTokenLifetime:
+		return fmt.Errorf("max_session_lifetime: %s must be between 1m and a year", time.Duration(h.MaxSessionLifetime))
+	case h.MaxTokenBytes < 256 || h.MaxTokenBytes > relay.MaxFragmentBytes/2:
+		return fmt.Errorf("max_token_bytes: %d must be between 256 and %d", h.MaxTokenBytes, relay.MaxFragmentBytes/2)
 	}
 	return nil
 }

@@ -35,6 +35,7 @@ const (
 	codeInvalidToken      code = "invalid_token"
 	codeForbidden         code = "forbidden"
 	codeServerUnavailable code = "server_unavailable"
+	codeTokenTooLarge     code = "token_too_large"
 	// codeUnknownServerError stands for a server's code we do not know
 	// when we cannot tell that it was really the server's.
 	codeUnknownServerError code = "error"
@@ -76,6 +77,8 @@ var outcomes = map[code]outcome{
 		"You signed in, but this site's rules do not admit your account. Nothing was stored. If you should have access, ask the site's administrator, or sign in with another account."},
 	codeServerUnavailable: {http.StatusServiceUnavailable, loginServerUnavailable, false, "Sign-in is unavailable",
 		"The authorization server cannot be reached right now to check the sign-in, so nobody can be signed in. Nothing was stored. Try again in a moment."},
+	codeTokenTooLarge: {http.StatusRequestEntityTooLarge, loginInvalidResponse, false, "Sign-in failed",
+		"The authorization server issued a token larger than this site accepts, so nothing was stored. Tell the site's administrator (max_token_bytes; with the cookie store, a token this large needs the memory or redis store)."},
 	codeCrossOrigin:      {http.StatusForbidden, loginRefused, false, "Sign-in refused", relayRefused},
 	codeUnsupportedMedia: {http.StatusUnsupportedMediaType, loginRefused, false, "Sign-in refused", relayRefused},
 	codeTooLarge:         {http.StatusRequestEntityTooLarge, loginRefused, false, "Sign-in refused", relayRefused},

@@ -12,6 +12,12 @@ import (
 // under the 4096 bytes browsers are required to store per cookie.
 const maxCookieValue = 3800
 
+// maxSessionCookieBytes is the session's share of the Cookie header the
+// browser sends: three chunks. Caddy refuses headers past
+// max_header_size; this leaves room for the site's own cookies and a few
+// pending logins.
+const maxSessionCookieBytes = 3 * 3600
+
 // sessionValue reads the session cookie; the cookie store's sealed
 // sessions may be split over numbered chunk cookies.
 func (h *Handler) sessionValue(r *http.Request) string {
@@ -33,7 +39,10 @@ func (h *Handler) setSessionCookie(w http.ResponseWriter, r *http.Request, value
 		http.SetCookie(w, h.sessionCookie(cookieheader.ChunkName(h.CookieName, n), part, maxAge))
 	}
 	if h.chunked {
-		for ; cookieheader.Value(r.Header, cookieheader.ChunkName(h.CookieName, n)) != ""; n++ {
+		for ; n < cookieheader.MaxChunks; n++ {
+			if cookieheader.Value(r.Header, cookieheader.ChunkName(h.CookieName, n)) == "" {
+				continue
+			}
 			http.SetCookie(w, h.sessionCookie(cookieheader.ChunkName(h.CookieName, n), "", -1))
 		}
 	}

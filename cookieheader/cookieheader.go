@@ -77,15 +77,42 @@ func ChunkName(name string, i int) string {
 	return name + "_" + strconv.Itoa(i)
 }
 
-// Joined returns a value that may be split over chunk cookies, and how
-// many chunks the request carried.
+// MaxChunks bounds how many chunk cookies a value may be split over.
+const MaxChunks = 4
+
+// Joined returns a value that may be split over chunk cookies (name,
+// name_1, … name_3), and how many chunks the request carried. It reads the
+// header once, whatever the number of cookies in it, and ignores chunks
+// past MaxChunks.
 func Joined(h http.Header, name string) (value string, chunks int) {
-	for {
-		part := Value(h, ChunkName(name, chunks))
-		if part == "" {
-			return value, chunks
+	var parts [MaxChunks]string
+	for _, line := range h["Cookie"] {
+		for line != "" {
+			var pair string
+			pair, line, _ = strings.Cut(line, ";")
+			k, v, _ := strings.Cut(strings.TrimSpace(pair), "=")
+			if i := chunkIndex(k, name); i >= 0 && parts[i] == "" {
+				parts[i] = strings.Trim(v, `"`)
+			}
 		}
-		value += part
+	}
+	for chunks < MaxChunks && parts[chunks] != "" {
 		chunks++
 	}
+	if chunks <= 1 {
+		return parts[0], chunks
+	}
+	return strings.Join(parts[:chunks], ""), chunks
+}
+
+// chunkIndex is i when cookie is the i-th chunk of name, else -1.
+func chunkIndex(cookie, name string) int {
+	switch {
+	case cookie == name:
+		return 0
+	case len(cookie) == len(name)+2 && strings.HasPrefix(cookie, name) && cookie[len(name)] == '_' &&
+		cookie[len(name)+1] >= '1' && cookie[len(name)+1] < '0'+MaxChunks:
+		return int(cookie[len(name)+1] - '0')
+	}
+	return -1
 }

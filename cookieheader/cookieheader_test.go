@@ -1,8 +1,11 @@
 package cookieheader
 
 import (
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestValue(t *testing.T) {
@@ -39,5 +42,31 @@ func TestStrip(t *testing.T) {
 	Strip(h, "__Host-s")
 	if got := h.Values("Cookie"); len(got) != 1 || got[0] != "a=1; b=2" {
 		t.Errorf("several lines: %q", got)
+	}
+}
+
+// TestJoinedIsLinearAndCapped: a header of 40,000 tiny cookies is read
+// once, not once per chunk; chunks past MaxChunks are ignored.
+func TestJoinedIsLinearAndCapped(t *testing.T) {
+	var b strings.Builder
+	for i := 0; i < 40_000; i++ {
+		fmt.Fprintf(&b, "c%d=v; ", i)
+	}
+	b.WriteString("s=a; s_1=b; s_2=c; s_3=d; s_4=e; s_5=f")
+	h := http.Header{"Cookie": {b.String()}}
+	start := time.Now()
+	v, n := Joined(h, "s")
+	if elapsed := time.Since(start); elapsed > 200*time.Millisecond {
+		t.Errorf("joining took %s over a 40,000-cookie header", elapsed)
+	}
+	if v != "abcd" || n != MaxChunks {
+		t.Errorf("Joined = %q, %d; want abcd, %d", v, n, MaxChunks)
+	}
+	if v, n := Joined(http.Header{"Cookie": {"s_1=b; s=a; s_3=d"}}, "s"); v != "ab" || n != 2 {
+		t.Errorf("a gap ends the value: %q, %d", v, n)
+	}
+	one := http.Header{"Cookie": {"x=1; s=abc; y=2"}}
+	if allocs := testing.AllocsPerRun(100, func() { Joined(one, "s") }); allocs > 0 {
+		t.Errorf("one chunk: %.0f allocations", allocs)
 	}
 }

@@ -184,6 +184,7 @@ func TestTwoInstancesRedis(t *testing.T) {
 	// Logout on B; A must refuse the cookie within 100 ms.
 	req, _ := http.NewRequest(http.MethodPost, ti.originB+"/oauth/logout", nil)
 	req.Header.Set("Cookie", sessionCookie+"="+cookie)
+	req.Header.Set("Origin", ti.originA) // the public origin both instances serve: a same-origin POST
 	if resp, err := client.Do(req); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("logout on B: %v %v", resp, err)
 	}
