@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -32,8 +33,8 @@ func init() {
 // Defaults for the optional fields.
 const (
 	DefaultCookieName       = "__Host-implicit_grant"
-	DefaultLoginPath        = "/oauth/login"
-	DefaultLogoutPath       = "/oauth/logout"
+	DefaultLoginPath        = "/oauth/login"  // with redirect_uri's path /oauth/callback: siblings of it
+	DefaultLogoutPath       = "/oauth/logout" // (see defaultSibling)
 	DefaultExpiresIn        = time.Hour
 	DefaultExpiryLeeway     = 30 * time.Second
 	DefaultStateTTL         = 10 * time.Minute
@@ -204,7 +205,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 
 // ServeHTTP routes the handler's own paths and guards everything else.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	switch r.URL.Path {
+	switch publicURL(r).Path {
 	case h.callbackPath:
 		switch r.Method {
 		case http.MethodPost:
@@ -220,6 +221,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.serveLogout(w, r)
 	}
 	return h.serveProtected(w, r, next)
+}
+
+// publicURL is the URL the browser asked for, before handle_path, uri
+// strip_prefix or rewrite changed it: the handler's own paths and every
+// return path are the browser's.
+func publicURL(r *http.Request) *url.URL {
+	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && orig.URL != nil {
+		return orig.URL
+	}
+	return r.URL
 }
 
 // Validate is part of caddy.Validator; the checks run in Provision (see

@@ -25,14 +25,14 @@ func (h *Handler) serveProtected(w http.ResponseWriter, r *http.Request, next ca
 			// Fail closed: without the store nobody can be trusted.
 			metrics.storeError.Inc()
 			h.logRefusal(zap.ErrorLevel, "session store failed; refusing the request", zap.Error(err))
-			return h.fail(w, r, failure{code: codeStoreUnavailable, retry: relay.SafeReturnPath(r.URL.RequestURI())})
+			return h.fail(w, r, failure{code: codeStoreUnavailable, retry: relay.SafeReturnPath(publicURL(r).RequestURI())})
 		}
 		if ok {
 			ok, err = h.revalidated(r.Context(), value, s)
 			if err != nil {
 				metrics.serverUnavailable.Inc()
 				h.logRefusal(zap.ErrorLevel, "cannot revalidate a session's token: the authorization server is unavailable; refusing the request", zap.Error(err))
-				return h.fail(w, r, failure{code: codeServerUnavailable, retry: relay.SafeReturnPath(r.URL.RequestURI())})
+				return h.fail(w, r, failure{code: codeServerUnavailable, retry: relay.SafeReturnPath(publicURL(r).RequestURI())})
 			}
 		}
 		if ok {
@@ -56,7 +56,7 @@ func (h *Handler) serveProtected(w http.ResponseWriter, r *http.Request, next ca
 		return h.fail(w, r, failure{code: codeUnauthenticated, retry: h.returnPathFor(r)})
 	}
 	metrics.loginRedirect.Inc()
-	return h.redirectToLogin(w, r.URL.RequestURI())
+	return h.redirectToLogin(w, publicURL(r).RequestURI())
 }
 
 // redirectsToLogin applies the unauthenticated policy to a request
@@ -92,7 +92,7 @@ func isPageLoad(r *http.Request) bool {
 // made it (its same-origin Referer), or "/".
 func (h *Handler) returnPathFor(r *http.Request) string {
 	if isPageLoad(r) {
-		return relay.SafeReturnPath(r.URL.RequestURI())
+		return relay.SafeReturnPath(publicURL(r).RequestURI())
 	}
 	if ref, err := url.Parse(r.Header.Get("Referer")); err == nil && ref.Host != "" && originOf(ref) == h.origin {
 		return relay.SafeReturnPath(ref.RequestURI())

@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"net"
 	"net/url"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -44,10 +45,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.CookieName = DefaultCookieName
 	}
 	if h.LoginPath == "" {
-		h.LoginPath = DefaultLoginPath
+		h.LoginPath = defaultSibling(h.RedirectURI, "login")
 	}
 	if h.LogoutPath == "" {
-		h.LogoutPath = DefaultLogoutPath
+		h.LogoutPath = defaultSibling(h.RedirectURI, "logout")
 	}
 	if h.DefaultExpiresIn == 0 {
 		h.DefaultExpiresIn = caddy.Duration(DefaultExpiresIn)
@@ -360,6 +361,18 @@ func (h *Handler) derive() {
 		MaxPending: DefaultMaxPendingLogins,
 	}
 	h.errorNotes = relay.ErrorNote{Key: deriveKey(h.secret, "error note"), Name: h.CookieName + "_error"}
+}
+
+// defaultSibling is the default login or logout path: beside the callback,
+// so /oauth/callback gives /oauth/login, and a site served under a prefix
+// (handle_path /app/*, redirect_uri …/app/oauth/callback) gets
+// /app/oauth/login with no further setting.
+func defaultSibling(redirectURI, name string) string {
+	dir := path.Dir(callbackPathOf(redirectURI))
+	if dir == "/" || dir == "." {
+		return "/oauth/" + name
+	}
+	return dir + "/" + name
 }
 
 // callbackPathOf is the path the relay is served at: redirect_uri's.

@@ -129,7 +129,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, f failure) error 
 	}
 
 	switch {
-	case r.Method == http.MethodPost && r.URL.Path == h.callbackPath:
+	case r.Method == http.MethodPost && publicURL(r).Path == h.callbackPath:
 		next := "/"
 		if o.metric != loginRefused {
 			if description != "" {

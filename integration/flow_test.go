@@ -1,11 +1,14 @@
 package integration
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/implicitgrant/caddy-implicit-grant/internal/testcaddy"
 )
 
 // TestLoginToDeepURL is the whole flow: a deep URL with a query, the
@@ -184,5 +187,52 @@ func TestIdentityReachesUpstreamAndAccessLog(t *testing.T) {
 	}
 	if !logged {
 		t.Error("no access log line for /api/who")
+	}
+}
+
+// TestUnderHandlePath: under handle_path (the prefix stripped before the
+// module sees the request) the callback is still the relay page, the login
+// comes back to the prefixed URL, and the upstream gets the stripped path
+// with the token; login_path and logout_path default to the callback's
+// siblings, inside the prefix.
+func TestUnderHandlePath(t *testing.T) {
+	up := newRecorder(t)
+	sitePort, providerPort := testcaddy.FreePort(t), testcaddy.FreePort(t)
+	origin, provider := fmt.Sprintf("http://localhost:%d", sitePort), fmt.Sprintf("http://127.0.0.1:%d", providerPort)
+	testcaddy.Start(t, "", fmt.Sprintf(`
+http://localhost:%[1]d {
+	handle_path /app/* {
+		implicit_grant {
+			authorize_url %[2]s/authorize
+			client_id     prefixed
+			redirect_uri  %[3]s/app/oauth/callback
+			secret        {env.IG_TEST_SECRET}
+			validate      introspect %[2]s/introspect
+		}
+		reverse_proxy 127.0.0.1:%[4]d
+	}
+}
+http://127.0.0.1:%[5]d {
+	implicit_grant_dev_provider {
+		client prefixed %[3]s/app/oauth/callback
+	}
+}
+`, sitePort, provider, origin, up.port, providerPort), "", "IG_TEST_SECRET="+testSecret)
+
+	b := newBrowser(t)
+	first := b.Navigate(origin + "/app/reports?x=1")
+	if loc := first.Header.Get("Location"); first.StatusCode != http.StatusFound || loc != "/app/oauth/login?return_to=%2Fapp%2Freports%3Fx%3D1" {
+		t.Fatalf("first visit: %d %q", first.StatusCode, loc)
+	}
+	page, back := b.Login(origin, "/app/reports?x=1")
+	if back != "/app/reports?x=1" || page.StatusCode != http.StatusOK {
+		t.Fatalf("login came back to %q: %d", back, page.StatusCode)
+	}
+	seen := up.last(t)
+	if seen.URL.RequestURI() != "/reports?x=1" || !strings.HasPrefix(seen.Header.Get("Authorization"), "Bearer ") {
+		t.Errorf("upstream saw %s with %q", seen.URL.RequestURI(), seen.Header.Get("Authorization"))
+	}
+	if out := b.Navigate(origin + "/app/oauth/logout"); out.StatusCode != http.StatusOK || !strings.Contains(bodyOf(out), "Signed out") {
+		t.Errorf("logout under the prefix: %d", out.StatusCode)
 	}
 }
