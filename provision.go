@@ -294,9 +294,13 @@ func (h *Handler) checkPaths() error {
 	if h.LoginPath == h.LogoutPath {
 		return fmt.Errorf("logout_path: %q is also the login_path", h.LogoutPath)
 	}
-	if h.LogoutRedirect != "" {
-		if lu, err := url.Parse(h.LogoutRedirect); err != nil || (lu.Host == "" && !strings.HasPrefix(h.LogoutRedirect, "/")) {
-			return fmt.Errorf("logout_redirect: %q must be an absolute URL or a path", h.LogoutRedirect)
+	if lr := h.LogoutRedirect; lr != "" {
+		// A path gets the return-path rule browsers are held to ("/\host" is
+		// another host to them); an absolute URL must be http(s).
+		lu, err := url.Parse(lr)
+		isURL := err == nil && lu.Host != "" && (lu.Scheme == "https" || lu.Scheme == "http") && !strings.ContainsAny(lr, "\\\t\r\n")
+		if !isURL && relay.SafeReturnPath(lr) != lr {
+			return fmt.Errorf("logout_redirect: %q must be an absolute http(s) URL or a same-origin path", lr)
 		}
 	}
 	if h.CookieName == "" || strings.ContainsAny(h.CookieName, " \t\r\n;,=\"") || !isPrintableASCII(h.CookieName) {

@@ -3,6 +3,8 @@ package relay
 import (
 	"strings"
 	"testing"
+
+	whatwg "github.com/nlnwa/whatwg-url/url"
 )
 
 // FuzzSafeReturnPath: whatever comes in, what comes out is the input or
@@ -26,6 +28,28 @@ func FuzzSafeReturnPath(f *testing.F) {
 		path, _, _ = strings.Cut(path, "#")
 		if dotSegmentsLeadToNetworkPath(path) {
 			t.Fatalf("SafeReturnPath(%q) = %q resolves to a network path", in, out)
+		}
+	})
+}
+
+// FuzzSafeReturnPathWHATWG checks the rule against a WHATWG URL parser, the
+// standard browsers follow: an accepted path, resolved against a page of
+// this origin, stays on this origin with a path that does not begin with
+// "//" (which a later relative redirect would read as a host).
+func FuzzSafeReturnPathWHATWG(f *testing.F) {
+	for _, s := range []string{"/", "/a?b=c", "/..//evil", "/a%2F..\xff/..//evil", "/%2e%2e//x", "/a/.%2e//x", "/\xc3\xa9/../x", "/a/%2e/..//b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		if SafeReturnPath(in) != in {
+			return // refused: nothing to check
+		}
+		u, err := whatwg.ParseRef("https://app.example/some/page", in)
+		if err != nil {
+			t.Fatalf("SafeReturnPath accepted %q, which a browser cannot resolve: %v", in, err)
+		}
+		if u.Scheme() != "https" || u.Host() != "app.example" || strings.HasPrefix(u.Pathname(), "//") {
+			t.Fatalf("SafeReturnPath accepted %q; a browser resolves it to %s", in, u.Href(false))
 		}
 	})
 }

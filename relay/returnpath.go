@@ -39,7 +39,15 @@ func sameOriginPath(p string) bool {
 	}
 	// Dot segments resolve away in the browser: "/..//host" becomes the
 	// path "//host", which the next relative redirect would read as a host.
-	return !dotSegmentsLeadToNetworkPath(u.EscapedPath())
+	// The browser splits the string as it was sent (%2F is no separator),
+	// so the rule looks at the raw path: Go's EscapedPath rebuilds it from
+	// the decoded one when the raw form holds a non-ASCII byte, and then
+	// sees other segments than the browser does.
+	raw := p
+	if i := strings.IndexAny(raw, "?#"); i >= 0 {
+		raw = raw[:i]
+	}
+	return !dotSegmentsLeadToNetworkPath(raw)
 }
 
 // dotSegmentsLeadToNetworkPath removes dot segments as browsers do (WHATWG
