@@ -109,6 +109,10 @@ func (h *Handler) readRelayBody(w http.ResponseWriter, r *http.Request) (string,
 // state proves the login was started by this browser, here, and not used.
 func (h *Handler) finishLogin(w http.ResponseWriter, r *http.Request, tr *relay.TokenResponse) error {
 	pending, err := h.states.Take(w, r, tr.State)
+	resume := pending.ReturnTo == "" // too long for the state cookie: the relay page kept it
+	if resume {
+		pending.ReturnTo = "/" // where error pages' "Try again" leads
+	}
 	if err != nil {
 		h.logRefusal(zap.WarnLevel, "refused a login", zap.String("reason", err.Error()))
 		return h.loginFailed(w, r, failure{code: codeInvalidState})
@@ -163,7 +167,7 @@ func (h *Handler) finishLogin(w http.ResponseWriter, r *http.Request, tr *relay.
 	h.setSessionCookie(w, r, value, int(ttl/time.Second))
 	h.logger.Info("login finished", zap.String("user", id.Subject), zap.Duration("session_lifetime", ttl), zap.String("scope", loggable(tr.Scope)))
 	countLogin(loginSuccess)
-	return writeJSON(w, http.StatusOK, relayAnswer{Location: pending.ReturnTo})
+	return writeJSON(w, http.StatusOK, relayAnswer{Location: pending.ReturnTo, Resume: resume})
 }
 
 // verifyToken proves the token the server's (for this client, where the
@@ -209,7 +213,10 @@ func (h *Handler) sessionLifetime(expiresIn int64) time.Duration {
 // relayAnswer is what the relay script gets back: where to go next.
 type relayAnswer struct {
 	Location string `json:"location"`
-	Error    string `json:"error,omitempty"`
+	// Resume: go back to the path the start page kept in this tab, if it
+	// kept one (a return path too long for the state cookie).
+	Resume bool   `json:"resume,omitempty"`
+	Error  string `json:"error,omitempty"`
 }
 
 // sameOrigin accepts only requests a browser marks as coming from the

@@ -66,11 +66,7 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnTo st
 	if h.OpenID != "" {
 		location += "&nonce=" + h.nonce(state)
 	}
-	keepFragmentFor := returnTo
-	if h.PreserveFragment != nil && !*h.PreserveFragment {
-		keepFragmentFor = ""
-	}
-	return relay.ServeStart(w, location, keepFragmentFor)
+	return relay.ServeStart(w, location, returnTo, h.PreserveFragment == nil || *h.PreserveFragment)
 }
 
 // authorizeRequest is the authorization request up to the state's value:

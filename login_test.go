@@ -1,6 +1,7 @@
 package implicitgrant
 
 import (
+	"html"
 	"bufio"
 	"fmt"
 	"net"
@@ -58,7 +59,7 @@ func TestLoginRedirectAndStartPage(t *testing.T) {
 
 	// preserve_fragment off: the start page keeps no fragment.
 	off := newTestSite(t, siteOptions{handler: func(h *Handler) { h.PreserveFragment = new(bool) }})
-	if page := bodyOf(newBrowser(t).Navigate(off.origin + "/oauth/login?return_to=%2Fapp")); strings.Contains(page, `data-return-to="`) {
+	if page := bodyOf(newBrowser(t).Navigate(off.origin + "/oauth/login?return_to=%2Fapp")); !strings.Contains(page, `data-keep-fragment="false"`) {
 		t.Errorf("preserve_fragment off still keeps the fragment:\n%s", page)
 	}
 }
@@ -226,5 +227,35 @@ func TestExpiryRelogsInToSameURL(t *testing.T) {
 	}
 	if got := s.upstream.last(t).Header.Get("Authorization"); got == firstToken || got != "Bearer "+tokenFrom(t, callback) {
 		t.Errorf("after re-login the upstream got %q, want the new token", got)
+	}
+}
+
+// TestManyPendingLoginsWithLongURLs: twenty logins pending in one browser,
+// each for a 4 KB URL, keep the browser's Cookie header small (the site
+// keeps answering), and every one of them can still finish: a return path
+// too long for the state cookie comes back from the start page (the relay
+// answer says to resume it).
+func TestManyPendingLoginsWithLongURLs(t *testing.T) {
+	s := newTestSite(t, siteOptions{})
+	b := newBrowser(t)
+	var authorize string
+	for i := 0; i < 20; i++ {
+		target := fmt.Sprintf("/dash/%02d?q=%s", i, strings.Repeat("x", 4096))
+		start := b.Navigate(s.origin + target)
+		authorize = b.AuthorizationRequest(start)
+		if !strings.Contains(html.UnescapeString(bodyOf(b.Navigate(s.origin+start.Header.Get("Location")))), `data-return-to="`+target) {
+			t.Fatalf("the start page does not keep the %d-byte return path", len(target))
+		}
+	}
+	cookieBytes := 0
+	for _, c := range b.Client.Jar.Cookies(mustURL(t, s.origin)) {
+		cookieBytes += len(c.Name) + len(c.Value) + 3
+	}
+	if cookieBytes > 4096 {
+		t.Errorf("twenty pending logins make a %d-byte Cookie header", cookieBytes)
+	}
+	resp := b.RelayPost(s.origin+"/oauth/callback", b.AuthorizeAt(authorize, true).EscapedFragment(), s.origin)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(bodyOf(resp), `"resume":true`) {
+		t.Fatalf("the newest login: %d %s", resp.StatusCode, bodyOf(resp))
 	}
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -322,4 +323,28 @@ func (u *upstream) lastAuth() string {
 		return ""
 	}
 	return u.auths[len(u.auths)-1]
+}
+
+// TestManyPendingLoginsWithLongURLs: twenty logins left pending in one
+// browser, each for a 4 KB URL with a fragment, do not lock the browser
+// out, and the newest one lands on its exact URL (the return path too long
+// for the state cookie is kept by the start page in the tab).
+func TestManyPendingLoginsWithLongURLs(t *testing.T) {
+	chromiumPath(t)
+	s := newSite(t, devProvider(), 0, "")
+	b := newBrowser(t)
+	var target string
+	for i := 0; i < 20; i++ {
+		target = fmt.Sprintf("/long/%02d?q=%s#/panel/%d", i, strings.Repeat("x", 4000), i)
+		b.navigate(b.ctx, s.origin+target)
+		b.waitFor(b.ctx, `!!document.querySelector("#approve")`, "the consent page")
+	}
+	b.decide(b.ctx, "approve")
+	if loc := b.waitLocation(b.ctx, s.origin+"/long/19"); loc != s.origin+target {
+		t.Fatalf("landed on %d bytes %q…, want the exact %d-byte URL", len(loc), loc[:min(len(loc), 80)], len(s.origin+target))
+	}
+	b.upstreamSaysValid(t, b.ctx)
+	if errs := b.consoleErrors(); len(errs) > 0 {
+		t.Errorf("console errors:\n%s", strings.Join(errs, "\n"))
+	}
 }

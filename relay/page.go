@@ -40,10 +40,11 @@ var (
 // as they are, so the hashes in the CSPs match them.
 type pageData struct {
 	Message
-	Next     string // start page: where it sends the browser
-	ReturnTo string // start page: where the login comes back to, whose fragment it keeps
-	Script   template.JS
-	Style    template.CSS
+	Next         string // start page: where it sends the browser
+	ReturnTo     string // start page: where the login comes back to
+	KeepFragment bool   // start page: keep the URL's fragment too
+	Script       template.JS
+	Style        template.CSS
 }
 
 // pageTemplate parses a page together with the head all pages share.
@@ -91,15 +92,14 @@ func ServePage(w http.ResponseWriter) {
 }
 
 // ServeStart writes the page that sends a browser to next (the
-// authorization URL) after keeping the URL's fragment, which only a script
-// can see, for the relay page to restore when the login comes back to
-// returnTo ("" keeps no fragment). Without JavaScript a meta refresh does
-// the redirect. The URL is in the body, not in a header: bodies stay out
-// of access logs.
-func ServeStart(w http.ResponseWriter, next, returnTo string) error {
+// authorization URL) after keeping, for the relay page, the path the login
+// comes back to and (with keepFragment) the URL's fragment, which only a
+// script can see. Without JavaScript a meta refresh does the redirect. The
+// URL is in the body, not in a header: bodies stay out of access logs.
+func ServeStart(w http.ResponseWriter, next, returnTo string, keepFragment bool) error {
 	setPageHeaders(w, startCSP)
 	w.WriteHeader(http.StatusOK)
-	return execute(w, startPage, pageData{Message: Message{Title: "Signing in…"}, Next: next, ReturnTo: returnTo, Script: template.JS(startScript)})
+	return execute(w, startPage, pageData{Message: Message{Title: "Signing in…"}, Next: next, ReturnTo: returnTo, KeepFragment: keepFragment, Script: template.JS(startScript)})
 }
 
 // Message is a page for a person: what happened, in plain words, and

@@ -10,17 +10,22 @@
   // is gone even if the POST below fails.
   history.replaceState(null, "", location.pathname);
 
-  // The fragment the login started from (kept by the start page in this
-  // tab), if the login returns to the same page.
-  function savedFragment(path) {
+  // What the start page kept in this tab for this login: the path it
+  // comes back to and the URL's fragment.
+  function kept() {
     try {
-      var saved = JSON.parse(sessionStorage.getItem("implicit_grant_fragment") || "null");
-      sessionStorage.removeItem("implicit_grant_fragment");
-      if (saved && saved.path === path && /^#[^\s]*$/.test(saved.hash)) {
-        return saved.hash;
+      var key = "implicit_grant_login:" + new URLSearchParams(fragment).get("state");
+      var saved = JSON.parse(sessionStorage.getItem(key) || "null");
+      sessionStorage.removeItem(key);
+      if (saved && typeof saved.path === "string" && typeof saved.hash === "string") {
+        return saved;
       }
-    } catch (e) { /* storage disabled or garbled: no fragment */ }
-    return "";
+    } catch (e) { /* storage disabled or garbled: nothing kept */ }
+    return null;
+  }
+  // Only a same-origin path: "/x", never "//host" or "/\host".
+  function samePath(p) {
+    return /^\/(?![\/\\])[^\s\\]*$/.test(p);
   }
 
   function fail(text) {
@@ -41,10 +46,16 @@
   }).then(function (resp) {
     return resp.json();
   }).then(function (answer) {
-    if (typeof answer.location !== "string" || answer.location.charAt(0) !== "/") {
+    if (typeof answer.location !== "string" || !samePath(answer.location)) {
       throw new Error("unexpected answer");
     }
-    location.replace(answer.location + savedFragment(answer.location));
+    var saved = kept();
+    var target = answer.location;
+    if (answer.resume && saved && samePath(saved.path)) {
+      target = saved.path; // too long for the state cookie: this tab kept it
+    }
+    var hash = saved && saved.path === target && /^#[^\s]*$/.test(saved.hash) ? saved.hash : "";
+    location.replace(target + hash);
   }).catch(function () {
     fail("Signing in failed: the server could not be reached or gave an unexpected answer.");
   });

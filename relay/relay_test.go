@@ -37,7 +37,8 @@ func TestSafeReturnPath(t *testing.T) {
 		"/\xc3\xa9/..//evil.example":    "/",
 		"/caf\xc3\xa9/menu?x=1":         "/caf\xc3\xa9/menu?x=1",
 		"/x?next=//evil.example":        "/x?next=//evil.example", // a query is data, not a location
-		"/" + strings.Repeat("a", 5000): "/",
+		"/" + strings.Repeat("a", 5000): "/" + strings.Repeat("a", 5000),
+		"/" + strings.Repeat("a", 9000): "/",
 	} {
 		if got := SafeReturnPath(in); got != want {
 			t.Errorf("SafeReturnPath(%q) = %q, want %q", in, got, want)

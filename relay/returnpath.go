@@ -5,6 +5,9 @@ import (
 	"strings"
 )
 
+// MaxReturnPath is the longest return path kept: longer ones go to "/".
+const MaxReturnPath = 8192
+
 // SafeReturnPath returns p if a browser given it as a location would stay
 // on this origin, and "/" otherwise. p is a request URI (path and query)
 // that came from the client, so anything a browser might read as another
@@ -22,7 +25,7 @@ func SafeReturnPath(p string) string {
 }
 
 func sameOriginPath(p string) bool {
-	if len(p) == 0 || p[0] != '/' || len(p) > 4096 {
+	if len(p) == 0 || p[0] != '/' || len(p) > MaxReturnPath {
 		return false
 	}
 	if len(p) > 1 && (p[1] == '/' || p[1] == '\\') {

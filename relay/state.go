@@ -35,9 +35,16 @@ type StateCookies struct {
 // PendingLogin is what a state cookie remembers.
 type PendingLogin struct {
 	State    string
-	ReturnTo string
+	ReturnTo string // "" when it was too long for the cookie: the page resumes it
 	Expires  time.Time
 }
+
+// MaxCookieReturnPath is the longest return path a state cookie carries.
+// A longer one stays with the start page, in the tab's sessionStorage (the
+// relay page resumes it): however long the URL, every pending login's
+// cookie stays small, so neither one cookie nor the whole Cookie header
+// outgrows what browsers and Caddy accept.
+const MaxCookieReturnPath = 512
 
 // Issue binds a new login's state (made by the caller, from crypto/rand)
 // to this browser: it sets the state's cookie on w and removes the oldest
@@ -45,6 +52,9 @@ type PendingLogin struct {
 func (c *StateCookies) Issue(w http.ResponseWriter, r *http.Request, state, returnTo string) {
 	expires := c.now().Add(c.TTL)
 	name := c.cookieName(state)
+	if len(returnTo) > MaxCookieReturnPath {
+		returnTo = "" // the start page keeps it
+	}
 	payload := strconv.FormatInt(expires.Unix(), 10) + "|" + state + "|" + returnTo
 
 	c.trim(w, r, c.MaxPending-1)

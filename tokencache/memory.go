@@ -41,9 +41,18 @@ type memoryEntry struct {
 type memoryShard struct {
 	mu       sync.RWMutex
 	sessions map[sessionKey]memoryEntry
+	bytes    int64 // the records' bytes, for a byte bound
 	// Keep each shard's lock on cache lines of its own: readers on two
 	// cores otherwise fight over a line they do not even share logically.
-	_ [128 - 32]byte
+	_ [128 - 40]byte
+}
+
+// remove deletes k, keeping the byte count; the shard's lock is held.
+func (sh *memoryShard) remove(k sessionKey) {
+	if e, ok := sh.sessions[k]; ok {
+		sh.bytes -= int64(len(e.record))
+		delete(sh.sessions, k)
+	}
 }
 
 // Memory is the in-process store: TTL-aware, bounded and safe for heavy
@@ -54,6 +63,7 @@ type Memory struct {
 	statesMu   sync.Mutex
 	states     map[[32]byte]int64 // SHA-256 of used login states → when the record may go (logins are rare: one lock is enough)
 	perShard   atomic.Int64
+	shardBytes atomic.Int64 // 0: no byte bound
 	evictions  atomic.Uint64
 	stopSweep  chan struct{}
 	sweepDone  chan struct{}
@@ -88,6 +98,12 @@ func (m *Memory) SetMaxSessions(n int) {
 	m.perShard.Store(int64(max(1, (n+memoryShards-1)/memoryShards)))
 }
 
+// SetMaxBytes bounds the bytes of the records kept (0: no bound): the
+// Redis store's local copies are bounded this way, whatever token sizes.
+func (m *Memory) SetMaxBytes(n int64) {
+	m.shardBytes.Store(max(0, n/memoryShards))
+}
+
 // maxClaims bounds the used-state records: past it, new logins are refused
 // until records expire, rather than memory growing with a flood.
 const maxClaims = 1_000_000
@@ -118,12 +134,19 @@ func (m *Memory) set(id string, s Session) {
 	if !ok {
 		return
 	}
+	e := memoryEntry{record: joinRecord(s), expires: s.Expires.UnixNano()}
+	maxBytes := m.shardBytes.Load()
+	if maxBytes > 0 && int64(len(e.record)) > maxBytes {
+		return // larger than a shard may hold: not kept (a near-cache then reads Redis)
+	}
 	sh := m.shard(&k)
 	sh.mu.Lock()
-	if int64(len(sh.sessions)) >= m.perShard.Load() {
+	sh.remove(k)
+	for len(sh.sessions) > 0 && (int64(len(sh.sessions)) >= m.perShard.Load() || maxBytes > 0 && sh.bytes+int64(len(e.record)) > maxBytes) {
 		m.evictLocked(sh)
 	}
-	sh.sessions[k] = memoryEntry{record: joinRecord(s), expires: s.Expires.UnixNano()}
+	sh.sessions[k] = e
+	sh.bytes += int64(len(e.record))
 	sh.mu.Unlock()
 }
 
@@ -133,6 +156,7 @@ func (m *Memory) clear() {
 		sh := &m.shards[i]
 		sh.mu.Lock()
 		clear(sh.sessions)
+		sh.bytes = 0
 		sh.mu.Unlock()
 	}
 }
@@ -146,7 +170,7 @@ func (m *Memory) evictLocked(sh *memoryShard) {
 	soonest, seen := int64(0), 0
 	for k, e := range sh.sessions { // map iteration starts at a random place
 		if e.expires <= now {
-			delete(sh.sessions, k)
+			sh.remove(k)
 			return
 		}
 		if seen == 0 || e.expires < soonest {
@@ -156,7 +180,7 @@ func (m *Memory) evictLocked(sh *memoryShard) {
 			break
 		}
 	}
-	delete(sh.sessions, victim)
+	sh.remove(victim)
 	m.evictions.Add(1)
 	if m.OnEviction != nil {
 		m.OnEviction()
@@ -186,7 +210,7 @@ func (m *Memory) Delete(_ context.Context, cookieValue string) error {
 	if k, ok := decodeKey(cookieValue); ok {
 		sh := m.shard(&k)
 		sh.mu.Lock()
-		delete(sh.sessions, k)
+		sh.remove(k)
 		sh.mu.Unlock()
 	}
 	return nil
@@ -261,7 +285,7 @@ func (m *Memory) Sweep() {
 		sh.mu.Lock()
 		for k, e := range sh.sessions {
 			if e.expires <= now {
-				delete(sh.sessions, k)
+				sh.remove(k)
 			}
 		}
 		sh.mu.Unlock()

@@ -130,3 +130,25 @@ func BenchmarkMemoryHeapPerSession(b *testing.B) {
 		})
 	}
 }
+
+// TestMemoryByteBound: with a byte bound, large records push out older
+// ones; the bytes held never pass the bound, however large the tokens.
+func TestMemoryByteBound(t *testing.T) {
+	m := NewMemory(1_000_000, time.Hour)
+	defer m.Close()
+	m.SetMaxBytes(1 << 20)
+	big := "Bearer " + strings.Repeat("t", 6<<10)
+	for i := 0; i < 200; i++ {
+		_, _ = m.Put(context.Background(), Session{Authorization: big, Expires: time.Now().Add(time.Hour)})
+	}
+	var held int64
+	for i := range m.shards {
+		held += m.shards[i].bytes
+	}
+	if held > 1<<20 {
+		t.Errorf("%d bytes held under a 1 MiB bound", held)
+	}
+	if m.Len() == 0 || m.Evictions() == 0 {
+		t.Errorf("%d sessions kept, %d evicted", m.Len(), m.Evictions())
+	}
+}

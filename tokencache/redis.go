@@ -65,6 +65,8 @@ type RedisOptions struct {
 	Timeout time.Duration
 	// NearCacheSize bounds the local copies. Default 100,000.
 	NearCacheSize int
+	// NearCacheBytes bounds the local copies' bytes. Default 64 MiB.
+	NearCacheBytes int64
 }
 
 // NewRedis connects to Redis. It fails when Redis cannot be reached now.
@@ -83,9 +85,12 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	if o.NearCacheSize <= 0 {
 		o.NearCacheSize = 100_000
 	}
+	if o.NearCacheBytes <= 0 {
+		o.NearCacheBytes = 64 << 20
+	}
 	r := &Redis{
 		sealer: s, prefix: o.KeyPrefix, binding: o.Binding, timeout: o.Timeout,
-		near: NewMemory(o.NearCacheSize, time.Minute), byDigest: map[[32]byte]string{}, reading: map[[32]byte]bool{}, limit: o.NearCacheSize,
+		near: newBoundedMemory(o.NearCacheSize, o.NearCacheBytes), byDigest: map[[32]byte]string{}, reading: map[[32]byte]bool{}, limit: o.NearCacheSize,
 	}
 	opt.OnInvalidations = r.invalidate
 	if opt.Dialer.Timeout == 0 {
@@ -337,4 +342,11 @@ func (c *RedisConfig) Open(site Site) (Store, error) {
 	return NewRedis(RedisOptions{
 		URL: c.URL, KeyPrefix: c.KeyPrefix, Key: site.SealKey, Binding: site.Binding, Timeout: time.Duration(c.Timeout),
 	})
+}
+
+// newBoundedMemory is a near-cache bounded in entries and in bytes.
+func newBoundedMemory(entries int, bytes int64) *Memory {
+	m := NewMemory(entries, time.Minute)
+	m.SetMaxBytes(bytes)
+	return m
 }
