@@ -1,9 +1,9 @@
 package implicitgrant
 
 import (
-	"html"
 	"bufio"
 	"fmt"
+	"html"
 	"net"
 	"net/http"
 	"net/url"
