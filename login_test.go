@@ -6,12 +6,14 @@ import (
 	"html"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/implicitgrant/caddy-implicit-grant/devprovider"
 )
@@ -257,5 +259,21 @@ func TestManyPendingLoginsWithLongURLs(t *testing.T) {
 	resp := b.RelayPost(s.origin+"/oauth/callback", b.AuthorizeAt(authorize, true).EscapedFragment(), s.origin)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(bodyOf(resp), `"resume":true`) {
 		t.Fatalf("the newest login: %d %s", resp.StatusCode, bodyOf(resp))
+	}
+}
+
+// BenchmarkLoginStart is how fast a stranger can make the handler mint
+// logins (a state, its signed cookie, the start page): the work a flood of
+// GET /oauth/login costs, nothing of which is kept on the server.
+func BenchmarkLoginStart(b *testing.B) {
+	h := newTestHandler(b, nil)
+	h.logger = zap.NewNop() // production logs at info: "login started" is a debug line
+	r := httptest.NewRequest(http.MethodGet, "https://app.example/oauth/login?return_to=%2Freports", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		if err := h.ServeHTTP(w, r, noopNext); err != nil || w.Code != http.StatusOK {
+			b.Fatalf("%d %v", w.Code, err)
+		}
 	}
 }
