@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/implicitgrant/caddy-implicit-grant/internal/testcaddy"
 )
 
 // TestLogsNeverContainSecrets captures every log line Caddy writes, at
@@ -82,5 +84,77 @@ func TestLogsNeverContainSecrets(t *testing.T) {
 				t.Errorf("the %s appears in a log or metrics line:\n%s", name, line)
 			}
 		}
+	}
+}
+
+// TestLoginThroughBufferingHandlers: with templates, encode or intercept
+// wrapping the module (inside one route, in that order), the login redirect
+// keeps its Location, the start page leads to the authorization server, a
+// login finishes, and no state reaches the logs.
+func TestLoginThroughBufferingHandlers(t *testing.T) {
+	for name, wrap := range map[string]string{
+		"templates": "templates",
+		"encode":    "encode gzip",
+		"intercept": "intercept {\n\t\t\t@redirect status 3xx\n\t\t\thandle_response @redirect {\n\t\t\t\theader X-Intercepted yes\n\t\t\t}\n\t\t}",
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			up := newRecorder(t)
+			sitePort, providerPort := testcaddy.FreePort(t), testcaddy.FreePort(t)
+			origin, provider := fmt.Sprintf("http://localhost:%d", sitePort), fmt.Sprintf("http://127.0.0.1:%d", providerPort)
+			proc := testcaddy.Start(t, "debug", fmt.Sprintf(`
+http://localhost:%[1]d {
+	log {
+		level DEBUG
+	}
+	route {
+		%[6]s
+		implicit_grant {
+			authorize_url %[2]s/authorize
+			client_id     test-client
+			redirect_uri  %[3]s/oauth/callback
+			secret        {env.IG_TEST_SECRET}
+			validate      introspect %[2]s/introspect
+		}
+		reverse_proxy 127.0.0.1:%[4]d
+	}
+}
+http://127.0.0.1:%[5]d {
+	implicit_grant_dev_provider {
+		client test-client %[3]s/oauth/callback
+	}
+}
+`, sitePort, provider, origin, up.port, providerPort, wrap), "", "IG_TEST_SECRET="+testSecret)
+
+			b := newBrowser(t)
+			req, _ := http.NewRequest(http.MethodGet, origin+"/dash?x=1", nil)
+			req.Header.Set("Accept", "text/html")
+			req.Header.Set("Accept-Encoding", "gzip")
+			req.Header.Set("Sec-Fetch-Mode", "navigate")
+			first := b.Do(req)
+			if first.StatusCode != http.StatusFound || first.Header.Get("Location") != "/oauth/login?return_to=%2Fdash%3Fx%3D1" {
+				t.Fatalf("login redirect: %d, Location %q", first.StatusCode, first.Header.Get("Location"))
+			}
+			if name == "intercept" && first.Header.Get("X-Intercepted") != "yes" {
+				t.Error("intercept did not handle the redirect: the test does not wrap the module")
+			}
+			authorize := b.AuthorizationRequest(first)
+			au, _ := url.Parse(authorize)
+			state := au.Query().Get("state")
+			if status, back := b.FinishAtCallback(b.AuthorizeAt(authorize, true)); status != http.StatusOK || back != "/dash?x=1" {
+				t.Fatalf("login: %d %q", status, back)
+			}
+			if page := b.Navigate(origin + "/dash?x=1"); page.StatusCode != http.StatusOK {
+				t.Fatalf("with the session: %d", page.StatusCode)
+			}
+			time.Sleep(200 * time.Millisecond)
+			logs := proc.Output.String()
+			if !strings.Contains(logs, `"logger":"http.log.access`) {
+				t.Fatal("no access log lines to check")
+			}
+			if state == "" || strings.Contains(logs, state) {
+				t.Errorf("the state (%d bytes) is in the logs", len(state))
+			}
+		})
 	}
 }
