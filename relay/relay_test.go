@@ -204,3 +204,21 @@ func TestPagesHeaders(t *testing.T) {
 		t.Errorf("error page: %d\n%s", w.Code, body)
 	}
 }
+
+// TestPagesNameAnInlineIcon: every page names an empty inline icon that
+// its CSP admits, so browsers do not ask for /favicon.ico (which the CSP
+// would refuse, a console error in Firefox on every page).
+func TestPagesNameAnInlineIcon(t *testing.T) {
+	for name, serve := range map[string]func(w http.ResponseWriter){
+		"relay":   ServePage,
+		"start":   func(w http.ResponseWriter) { _ = ServeStart(w, "https://as.example/a?state=s", "/", true) },
+		"message": func(w http.ResponseWriter) { _ = ServeMessage(w, http.StatusOK, Message{Title: "t"}) },
+		"form":    func(w http.ResponseWriter) { _ = ServeMessage(w, http.StatusOK, Message{Title: "t", FormAction: "/out", FormButton: "Sign out"}) },
+	} {
+		w := httptest.NewRecorder()
+		serve(w)
+		if !strings.Contains(w.Body.String(), `<link rel="icon" href="data:,">`) || !strings.Contains(w.Header().Get("Content-Security-Policy"), "img-src data:") {
+			t.Errorf("%s page: no inline icon the CSP admits", name)
+		}
+	}
+}
