@@ -26,9 +26,9 @@ var (
 	// The pages name an empty inline icon (data:), so browsers that look
 	// for /favicon.ico (Firefox does, on every page) do not, and the CSP
 	// admits that one image source.
-	iconSrc = "; img-src data:"
-	relayCSP  = "default-src 'none'; script-src " + cspHash(relayScript) + "; style-src " + styleHash + iconSrc + "; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-	startCSP  = "default-src 'none'; script-src " + cspHash(startScript) + "; style-src " + styleHash + iconSrc + "; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+	iconSrc  = "; img-src data:"
+	relayCSP = "default-src 'none'; script-src " + cspHash(relayScript) + "; style-src " + styleHash + iconSrc + "; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+	startCSP = "default-src 'none'; script-src " + cspHash(startScript) + "; style-src " + styleHash + iconSrc + "; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 	// Pages without a script still deny them all; one with a form may post
 	// it to this site only.
 	messageCSP = "default-src 'none'; style-src " + styleHash + iconSrc + "; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"

@@ -213,7 +213,9 @@ func TestPagesNameAnInlineIcon(t *testing.T) {
 		"relay":   ServePage,
 		"start":   func(w http.ResponseWriter) { _ = ServeStart(w, "https://as.example/a?state=s", "/", true) },
 		"message": func(w http.ResponseWriter) { _ = ServeMessage(w, http.StatusOK, Message{Title: "t"}) },
-		"form":    func(w http.ResponseWriter) { _ = ServeMessage(w, http.StatusOK, Message{Title: "t", FormAction: "/out", FormButton: "Sign out"}) },
+		"form": func(w http.ResponseWriter) {
+			_ = ServeMessage(w, http.StatusOK, Message{Title: "t", FormAction: "/out", FormButton: "Sign out"})
+		},
 	} {
 		w := httptest.NewRecorder()
 		serve(w)
