@@ -2,6 +2,7 @@ package implicitgrant
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"html"
 	"net"
@@ -275,5 +276,61 @@ func BenchmarkLoginStart(b *testing.B) {
 		if err := h.ServeHTTP(w, r, noopNext); err != nil || w.Code != http.StatusOK {
 			b.Fatalf("%d %v", w.Code, err)
 		}
+	}
+}
+
+// TestSecureSiteCookies: an https site's cookies carry Secure and the
+// __Host- prefix (only a plain-http loopback site drops them); and http is
+// refused for any redirect_uri host but a loopback one.
+func TestSecureSiteCookies(t *testing.T) {
+	providerL, siteL := listen(t), listen(t)
+	origin := "https://" + siteL.Addr().String() // the test certificate names 127.0.0.1
+	provider := "http://" + providerL.Addr().String()
+	p := &devprovider.Provider{Clients: map[string]string{"tls-client": origin + "/oauth/callback"}}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	if err := p.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	serve(t, providerL, p, noopNext)
+	h := newTestHandler(t, func(h *Handler) {
+		h.AuthorizeURL, h.ClientID, h.RedirectURI = provider+"/authorize", "tls-client", origin+"/oauth/callback"
+		h.Validation = &Validation{Mode: validateIntrospect, URL: provider + "/introspect"}
+	})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
+		_ = h.ServeHTTP(w, r, noopNext)
+	}))
+	srv.Listener.Close()
+	srv.Listener = siteL
+	srv.StartTLS()
+	defer srv.Close()
+
+	b := newBrowser(t)
+	b.Client.Transport = srv.Client().Transport
+	start := b.Navigate(origin + "/oauth/login?return_to=%2F")
+	for _, c := range start.Cookies() {
+		if !strings.HasPrefix(c.Name, "__Host-implicit_grant_state_") || !c.Secure {
+			t.Errorf("state cookie %s: secure=%v", c.Name, c.Secure)
+		}
+	}
+	resp := b.RelayPost(origin+"/oauth/callback", b.AuthorizeAt(b.AuthorizationRequest(start), true).EscapedFragment(), origin)
+	var session *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == DefaultCookieName {
+			session = c
+		}
+	}
+	if session == nil || !session.Secure || !session.HttpOnly || session.SameSite != http.SameSiteLaxMode || session.Path != "/" || session.Domain != "" {
+		t.Fatalf("https session cookie: %d %+v", resp.StatusCode, session)
+	}
+
+	for _, host := range []string{"app.example", "10.0.0.5"} {
+		bad := &Handler{AuthorizeURL: "https://as.example/a", ClientID: "c", RedirectURI: "http://" + host + "/cb", Secret: testSecret, Validation: &Validation{Mode: validateNone}}
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		if err := bad.Provision(ctx); err == nil || !strings.Contains(err.Error(), "redirect_uri") {
+			t.Errorf("http redirect_uri on %s: %v", host, err)
+		}
+		cancel()
 	}
 }

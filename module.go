@@ -121,7 +121,10 @@ type Handler struct {
 	Secret string `json:"secret,omitempty"`
 
 	// Name of the session cookie. Default "__Host-implicit_grant". Pending
-	// logins use cookies named <cookie_name>_state_*.
+	// logins use cookies named <cookie_name>_state_*. On a plain-http
+	// loopback site (a developer's machine) the __Host- prefix is dropped
+	// with the Secure attribute it requires: Safari and WebKit refuse
+	// Secure cookies on http://localhost.
 	CookieName string `json:"cookie_name,omitempty"`
 
 	// Path that starts a login explicitly: GET <login_path>?return_to=/page.
@@ -184,6 +187,7 @@ type Handler struct {
 	nonceKey        []byte
 	rechecks        *rechecks // with revalidate
 	refusals        *refusalLog
+	plainHTTP       bool // redirect_uri is http on a loopback host: cookies without Secure
 	callbackPath    string
 	origin          string // scheme://host of redirect_uri: what Origin must say on the relay POST
 	secret          []byte

@@ -78,7 +78,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.provisionTrust(repl); err != nil {
 		return err
 	}
-	if !strings.HasPrefix(h.CookieName, "__Host-") {
+	if ru, _ := url.Parse(h.RedirectURI); ru.Scheme == "http" {
+		// Only on a loopback host (checkServer): a developer's machine.
+		// Safari and WebKit drop Secure cookies on http://localhost, and the
+		// __Host- prefix needs Secure, so both go; no https site is touched.
+		h.plainHTTP = true
+		h.CookieName = strings.TrimPrefix(strings.TrimPrefix(h.CookieName, "__Host-"), "__Secure-")
+		h.logger.Info("redirect_uri is plain http on a loopback host: cookies without Secure and the __Host- prefix (development only)",
+			zap.String("cookie_name", h.CookieName))
+	} else if !strings.HasPrefix(h.CookieName, "__Host-") {
 		// Allowed (some setups need a plain name), but the prefix is what
 		// stops sibling subdomains from planting cookies.
 		h.logger.Warn("cookie_name lacks the __Host- prefix; sibling subdomains could set this cookie")
@@ -233,6 +241,9 @@ func (h *Handler) checkServer() error {
 	if err != nil || ru.Host == "" || (ru.Scheme != "https" && ru.Scheme != "http") || ru.Fragment != "" || ru.RawQuery != "" {
 		return fmt.Errorf("redirect_uri: %q must be an absolute http(s) URL without query or fragment", h.RedirectURI)
 	}
+	if ru.Scheme == "http" && !isLoopback(ru.Hostname()) {
+		return fmt.Errorf("redirect_uri: %q must use https (http is allowed only for loopback hosts: browsers keep no secure cookie elsewhere)", h.RedirectURI)
+	}
 	return nil
 }
 
@@ -363,8 +374,9 @@ func (h *Handler) derive() {
 		NamePrefix: h.CookieName + "_state_",
 		TTL:        time.Duration(h.StateTTL),
 		MaxPending: DefaultMaxPendingLogins,
+		Insecure:   h.plainHTTP,
 	}
-	h.errorNotes = relay.ErrorNote{Key: deriveKey(h.secret, "error note"), Name: h.CookieName + "_error"}
+	h.errorNotes = relay.ErrorNote{Key: deriveKey(h.secret, "error note"), Name: h.CookieName + "_error", Insecure: h.plainHTTP}
 }
 
 // defaultSibling is the default login or logout path: beside the callback,

@@ -54,7 +54,7 @@ func (h *Handler) sessionCookie(name, value string, maxAge int) *http.Cookie {
 		Value:    value,
 		Path:     "/",
 		MaxAge:   maxAge,
-		Secure:   true,
+		Secure:   !h.plainHTTP,
 		HttpOnly: true,
 		SameSite: http.SameSiteLaxMode,
 	}

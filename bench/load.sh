@@ -83,7 +83,7 @@ hz=$(getconf CLK_TCK)
 declare -A url=([plain]=http://localhost:9302/ [plain2]=http://localhost:9305/ [guarded]=http://localhost:9303/)
 declare -A cpu reqs
 load() { # url seconds -> wrk output
-	$pin wrk -t1 -c16 -d"$2s" -H "Cookie: theme=dark; __Host-implicit_grant=$cookie" -H "Accept: application/json" "$1"
+	$pin wrk -t1 -c16 -d"$2s" -H "Cookie: theme=dark; implicit_grant=$cookie" -H "Accept: application/json" "$1"
 }
 run() { # name -> sets last_us (µs CPU per request)
 	local before after out n

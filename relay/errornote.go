@@ -17,8 +17,9 @@ import (
 // to the error page cannot put a stranger's text on the site.
 type ErrorNote struct {
 	Key  []byte // HMAC key, derived from the configured secret
-	Name string // the cookie's name
-	Now  func() time.Time
+	Name     string // the cookie's name
+	Insecure bool   // no Secure attribute: plain http on a loopback host only
+	Now      func() time.Time
 }
 
 // noteTTL is how long the note waits for the error page: the relay script
@@ -33,7 +34,7 @@ func (n ErrorNote) Set(w http.ResponseWriter, code, description string) {
 		Value:    base64.RawURLEncoding.EncodeToString([]byte(payload)) + "." + n.mac(payload),
 		Path:     "/",
 		MaxAge:   int(noteTTL / time.Second),
-		Secure:   true,
+		Secure:   !n.Insecure,
 		HttpOnly: true,
 		SameSite: http.SameSiteLaxMode,
 	})
@@ -46,7 +47,7 @@ func (n ErrorNote) Take(w http.ResponseWriter, r *http.Request, code string) (st
 	if err != nil {
 		return "", false
 	}
-	http.SetCookie(w, &http.Cookie{Name: n.Name, Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, &http.Cookie{Name: n.Name, Path: "/", MaxAge: -1, Secure: !n.Insecure, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 	enc, sig, _ := strings.Cut(ck.Value, ".")
 	raw, err := base64.RawURLEncoding.DecodeString(enc)
 	if err != nil || !hmac.Equal([]byte(sig), []byte(n.mac(string(raw)))) {

@@ -29,6 +29,9 @@ type StateCookies struct {
 	NamePrefix string        // e.g. "__Host-implicit_grant_state_"
 	TTL        time.Duration // how long a login may take
 	MaxPending int
+	// Insecure drops the Secure attribute: only for a site on plain http
+	// on a loopback host (a developer's machine).
+	Insecure bool
 	Now        func() time.Time
 }
 
@@ -63,7 +66,7 @@ func (c *StateCookies) Issue(w http.ResponseWriter, r *http.Request, state, retu
 		Value:    base64.RawURLEncoding.EncodeToString([]byte(payload)) + "." + c.mac(name, payload),
 		Path:     "/",
 		MaxAge:   int(c.TTL / time.Second),
-		Secure:   true,
+		Secure:   !c.Insecure,
 		HttpOnly: true,
 		SameSite: http.SameSiteLaxMode,
 	})
@@ -143,7 +146,7 @@ func (c *StateCookies) trim(w http.ResponseWriter, r *http.Request, keep int) {
 }
 
 func (c *StateCookies) expire(w http.ResponseWriter, name string) {
-	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, Secure: !c.Insecure, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 }
 
 // cookieName gives each pending login its own cookie. The suffix is a MAC

@@ -56,7 +56,7 @@ func main() {
 	var answer struct{ Location string }
 	check(json.NewDecoder(resp.Body).Decode(&answer))
 	for _, ck := range resp.Cookies() {
-		if ck.Name == "__Host-implicit_grant" {
+		if ck.Name == "implicit_grant" { // a plain-http loopback site's name
 			fmt.Println(ck.Value)
 			return
 		}

@@ -18,8 +18,9 @@ import (
 	"time"
 )
 
-// SessionCookie is the default session cookie's name.
-const SessionCookie = "__Host-implicit_grant"
+// SessionCookie is the default session cookie's name on the plain-http
+// loopback sites the suites run (the __Host- prefix goes with Secure there).
+const SessionCookie = "implicit_grant"
 
 // Browser is one browser: its own cookies.
 type Browser struct {
