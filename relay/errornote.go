@@ -16,7 +16,7 @@ import (
 // shows the server's description only with a valid note, so a crafted link
 // to the error page cannot put a stranger's text on the site.
 type ErrorNote struct {
-	Key  []byte // HMAC key, derived from the configured secret
+	Key      []byte // HMAC key, derived from the configured secret
 	Name     string // the cookie's name
 	Insecure bool   // no Secure attribute: plain http on a loopback host only
 	Now      func() time.Time

@@ -32,7 +32,7 @@ type StateCookies struct {
 	// Insecure drops the Secure attribute: only for a site on plain http
 	// on a loopback host (a developer's machine).
 	Insecure bool
-	Now        func() time.Time
+	Now      func() time.Time
 }
 
 // PendingLogin is what a state cookie remembers.
