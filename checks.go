@@ -1,0 +1,240 @@
+// Config checks: every rule a config value must pass, grouped, each in one
+// place, for Caddyfile and JSON users alike. They run in Provision, once
+// placeholders are replaced.
+
+package implicitgrant
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/implicitgrant/caddy-implicit-grant/relay"
+)
+
+// checkConfig refuses every bad value with the field's name. It runs in
+// Provision because values are known only once placeholders are replaced,
+// and no store may be opened for a config that fails. Each rule lives in
+// one of the groups below, and nowhere else.
+func (h *Handler) checkConfig() error {
+	for _, check := range []func() error{h.checkSizes, h.checkServer, h.checkRequest, h.checkPaths, h.checkTimes, h.checkPolicies} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Bounds on config values: generous for any real setup, and small enough
+// that no value can make a request's work, a cookie or a header explode.
+const (
+	maxURLBytes      = 2048
+	maxNameBytes     = 64 // cookie_name, a param's or claim's name
+	maxPathBytes     = 256
+	maxValueBytes    = 1024 // client_id, a param's value, a pattern
+	maxSecretBytes   = 4096
+	maxListEntries   = 32 // scopes, params, claims, allow rules, patterns, audiences
+	maxStateTTL      = time.Hour
+	maxTokenLifetime = 365 * 24 * time.Hour
+)
+
+// checkSizes bounds every value's size and every list's length.
+func (h *Handler) checkSizes() error {
+	for field, v := range map[string]string{
+		"authorize_url": h.AuthorizeURL, "redirect_uri": h.RedirectURI, "logout_redirect": h.LogoutRedirect, "openid": h.OpenID,
+	} {
+		if len(v) > maxURLBytes {
+			return fmt.Errorf("%s: %d bytes; at most %d", field, len(v), maxURLBytes)
+		}
+	}
+	for field, v := range map[string]string{"cookie_name": h.CookieName, "login_path": h.LoginPath, "logout_path": h.LogoutPath, "client_id": h.ClientID} {
+		limit := map[string]int{"cookie_name": maxNameBytes, "client_id": maxValueBytes}[field]
+		if limit == 0 {
+			limit = maxPathBytes
+		}
+		if len(v) > limit {
+			return fmt.Errorf("%s: %d bytes; at most %d", field, len(v), limit)
+		}
+	}
+	if len(h.Secret) > maxSecretBytes {
+		return fmt.Errorf("secret: at most %d bytes", maxSecretBytes)
+	}
+	for field, n := range map[string]int{"scope": len(h.Scopes), "param": len(h.Params), "claims": len(h.Claims), "allow": len(h.Allow)} {
+		if n > maxListEntries {
+			return fmt.Errorf("%s: %d entries; at most %d", field, n, maxListEntries)
+		}
+	}
+	for _, s := range h.Scopes {
+		if len(s) > maxPathBytes {
+			return fmt.Errorf("scope: a scope of %d bytes; at most %d", len(s), maxPathBytes)
+		}
+	}
+	for k, v := range h.Params {
+		if len(k) > maxNameBytes || len(v) > maxValueBytes {
+			return fmt.Errorf("param: %.32q: names at most %d bytes, values %d", k, maxNameBytes, maxValueBytes)
+		}
+	}
+	for _, c := range h.Claims {
+		if len(c) > maxNameBytes {
+			return fmt.Errorf("claims: a name of %d bytes; at most %d", len(c), maxNameBytes)
+		}
+	}
+	for _, rule := range h.Allow {
+		if len(rule.Claim) > maxNameBytes || len(rule.Patterns) > maxListEntries {
+			return fmt.Errorf("allow: %.32q: at most %d patterns, names at most %d bytes", rule.Claim, maxListEntries, maxNameBytes)
+		}
+		for _, p := range rule.Patterns {
+			if len(p) > maxValueBytes {
+				return fmt.Errorf("allow %.32q: a pattern of %d bytes; at most %d", rule.Claim, len(p), maxValueBytes)
+			}
+		}
+	}
+	if v := h.Validation; v != nil {
+		for field, s := range map[string]string{"issuer": v.Issuer, "jwks_url": v.JWKSURL, "url": v.URL, "client_id": v.ClientID, "client_secret": v.ClientSecret} {
+			if len(s) > maxURLBytes {
+				return fmt.Errorf("validate: %s: %d bytes; at most %d", field, len(s), maxURLBytes)
+			}
+		}
+		if len(v.Audience) > maxListEntries {
+			return fmt.Errorf("validate: audience: %d entries; at most %d", len(v.Audience), maxListEntries)
+		}
+	}
+	return nil
+}
+
+// checkServer: where the authorization server and the callback are.
+func (h *Handler) checkServer() error {
+	if h.AuthorizeURL == "" {
+		if h.OpenID == "" { // with openid, discovery gives it
+			return errors.New("authorize_url: required (or openid, whose discovery gives it)")
+		}
+	} else if err := checkAuthorizeURL(h.AuthorizeURL); err != nil {
+		return fmt.Errorf("authorize_url: %w", err)
+	}
+	if h.ClientID == "" {
+		return errors.New("client_id: required")
+	}
+	if h.RedirectURI == "" {
+		return errors.New("redirect_uri: required")
+	}
+	ru, err := url.Parse(h.RedirectURI)
+	if err != nil || ru.Host == "" || (ru.Scheme != "https" && ru.Scheme != "http") || ru.Fragment != "" || ru.RawQuery != "" {
+		return fmt.Errorf("redirect_uri: %q must be an absolute http(s) URL without query or fragment", h.RedirectURI)
+	}
+	if ru.Scheme == "http" && !isLoopback(ru.Hostname()) {
+		return fmt.Errorf("redirect_uri: %q must use https (http is allowed only for loopback hosts: browsers keep no secure cookie elsewhere)", h.RedirectURI)
+	}
+	return nil
+}
+
+// checkAuthorizeURL: an authorization endpoint, configured or discovered.
+func checkAuthorizeURL(authorize string) error {
+	au, err := url.Parse(authorize)
+	if err != nil || au.Host == "" || au.Fragment != "" {
+		return fmt.Errorf("%q is not an absolute URL without a fragment", authorize)
+	}
+	if au.Scheme != "https" && !(au.Scheme == "http" && isLoopback(au.Hostname())) {
+		return fmt.Errorf("%q must use https (http is allowed only for loopback hosts)", authorize)
+	}
+	for name := range au.Query() {
+		if slices.Contains(ownParams, name) {
+			return fmt.Errorf("its query sets %q, which implicit_grant sets itself", name)
+		}
+	}
+	return nil
+}
+
+// ownParams are the authorization request parameters the module sets.
+var ownParams = []string{"response_type", "client_id", "redirect_uri", "state", "nonce"}
+
+// checkRequest: what the authorization request asks for.
+func (h *Handler) checkRequest() error {
+	for _, s := range h.Scopes {
+		if s == "" || strings.ContainsAny(s, " \"\\") || !isPrintableASCII(s) {
+			return fmt.Errorf("scope: %q is not a valid scope token", s)
+		}
+	}
+	for name, value := range h.Params {
+		switch {
+		case name == "":
+			return errors.New("param: empty parameter name")
+		case slices.Contains(ownParams, name):
+			return fmt.Errorf("param: %q is set by implicit_grant itself and cannot be overridden", name)
+		case name == "scope" && len(h.Scopes) > 0:
+			return errors.New("param: scope is already set by the scope subdirective")
+		case name == "show_dialog" && h.ShowDialog:
+			return errors.New("param: show_dialog is already set by the show_dialog subdirective")
+		case name == "response_mode" && value != "fragment":
+			return fmt.Errorf("param: response_mode %q is not supported; the token must arrive in the fragment", value)
+		}
+	}
+	return nil
+}
+
+// checkPaths: the handler's own paths and cookie.
+func (h *Handler) checkPaths() error {
+	callback := callbackPathOf(h.RedirectURI)
+	for _, p := range []struct{ field, path string }{{"login_path", h.LoginPath}, {"logout_path", h.LogoutPath}} {
+		if !strings.HasPrefix(p.path, "/") || strings.HasPrefix(p.path, "//") || strings.ContainsAny(p.path, "?#\\%") || !isPrintableASCII(p.path) {
+			return fmt.Errorf("%s: %q must be a plain path starting with / (no query, fragment, escapes or spaces)", p.field, p.path)
+		}
+		if p.path == callback {
+			return fmt.Errorf("%s: %q is the redirect_uri's path; they must differ", p.field, p.path)
+		}
+	}
+	if h.LoginPath == h.LogoutPath {
+		return fmt.Errorf("logout_path: %q is also the login_path", h.LogoutPath)
+	}
+	if lr := h.LogoutRedirect; lr != "" {
+		// A path gets the return-path rule browsers are held to ("/\host" is
+		// another host to them); an absolute URL must be http(s).
+		lu, err := url.Parse(lr)
+		isURL := err == nil && lu.Host != "" && (lu.Scheme == "https" || lu.Scheme == "http") && !strings.ContainsAny(lr, "\\\t\r\n")
+		if !isURL && relay.SafeReturnPath(lr) != lr {
+			return fmt.Errorf("logout_redirect: %q must be an absolute http(s) URL or a same-origin path", lr)
+		}
+	}
+	if h.CookieName == "" || strings.ContainsAny(h.CookieName, " \t\r\n;,=\"") || !isPrintableASCII(h.CookieName) {
+		return fmt.Errorf("cookie_name: %q is not a valid cookie name", h.CookieName)
+	}
+	return nil
+}
+
+// checkTimes: lifetimes.
+func (h *Handler) checkTimes() error {
+	switch {
+	case time.Duration(h.DefaultExpiresIn) < 0:
+		return fmt.Errorf("default_expires_in: %s must be positive", time.Duration(h.DefaultExpiresIn))
+	case time.Duration(h.ExpiryLeeway) < 0:
+		return fmt.Errorf("expiry_leeway: %s must not be negative", time.Duration(h.ExpiryLeeway))
+	case time.Duration(h.StateTTL) < time.Second:
+		return fmt.Errorf("state_ttl: %s is too short for anyone to log in (minimum 1s)", time.Duration(h.StateTTL))
+	case time.Duration(h.StateTTL) > maxStateTTL:
+		return fmt.Errorf("state_ttl: %s; at most %s (a pending login is a door held open)", time.Duration(h.StateTTL), maxStateTTL)
+	case time.Duration(h.DefaultExpiresIn) > maxTokenLifetime:
+		return fmt.Errorf("default_expires_in: %s; at most a year", time.Duration(h.DefaultExpiresIn))
+	case time.Duration(h.MaxSessionLifetime) < time.Minute || time.Duration(h.MaxSessionLifetime) > maxTokenLifetime:
+		return fmt.Errorf("max_session_lifetime: %s must be between 1m and a year", time.Duration(h.MaxSessionLifetime))
+	case h.MaxTokenBytes < 256 || h.MaxTokenBytes > relay.MaxFragmentBytes/2:
+		return fmt.Errorf("max_token_bytes: %d must be between 256 and %d", h.MaxTokenBytes, relay.MaxFragmentBytes/2)
+	}
+	return nil
+}
+
+// checkPolicies: the modes.
+func (h *Handler) checkPolicies() error {
+	switch h.Unauthenticated {
+	case UnauthenticatedAuto, UnauthenticatedRedirect, UnauthenticatedReject:
+	default:
+		return fmt.Errorf("unauthenticated: %q must be auto, redirect or reject", h.Unauthenticated)
+	}
+	switch h.ErrorPages {
+	case ErrorPagesBuiltin, ErrorPagesHandleErrors:
+	default:
+		return fmt.Errorf("error_pages: %q must be builtin or handle_errors", h.ErrorPages)
+	}
+	return nil
+}
