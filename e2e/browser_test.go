@@ -56,6 +56,7 @@ func newBrowser(t testing.TB) *browser {
 		chromedp.WindowSize(1000, 760),
 		chromedp.Flag("disable-gpu", true),
 		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("ignore-certificate-errors", true), // the https sites' certificates are made by the tests
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 	)

@@ -6,10 +6,19 @@
 package e2e
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"html/template"
+	"math/big"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -171,15 +180,63 @@ type site struct {
 
 func newSite(t *testing.T, srv authServer, tokenLifetime time.Duration, extra string) *site {
 	t.Helper()
+	return newSiteWith(t, srv, tokenLifetime, extra, "")
+}
+
+// newSiteWith is newSite with more site-level directives.
+func newSiteWith(t *testing.T, srv authServer, tokenLifetime time.Duration, extra, siteExtra string) *site {
+	t.Helper()
+	return startSite(t, "http", srv, tokenLifetime, extra, siteExtra)
+}
+
+// newHTTPSSite serves the site over https, with a self-signed certificate
+// for localhost made here (the browsers are told to accept it).
+func newHTTPSSite(t *testing.T, srv authServer, siteExtra string) *site {
+	t.Helper()
+	cert, key := selfSigned(t)
+	return startSite(t, "https", srv, 0, "", fmt.Sprintf("tls %s %s\n\t%s", cert, key, siteExtra))
+}
+
+// selfSigned writes a certificate and key for localhost, and returns their files.
+func selfSigned(t *testing.T) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalECPrivateKey(key)
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+func startSite(t *testing.T, scheme string, srv authServer, tokenLifetime time.Duration, extra, siteExtra string) *site {
+	t.Helper()
 	port := testcaddy.FreePort(t)
-	s := &site{origin: fmt.Sprintf("http://localhost:%d", port), upstream: &upstream{check: srv.check}}
+	s := &site{origin: fmt.Sprintf("%s://localhost:%d", scheme, port), upstream: &upstream{check: srv.check}}
 	l := freeListener(t)
 	hs := &http.Server{Handler: s.upstream}
 	go hs.Serve(l)
 	t.Cleanup(func() { hs.Close() })
 	directives, sites := srv.setup(t, s.origin, tokenLifetime)
 	caddyfile := fmt.Sprintf(`
-http://localhost:%d {
+%s {
+	%s
 	implicit_grant {
 		%s
 		redirect_uri %s/oauth/callback
@@ -190,7 +247,7 @@ http://localhost:%d {
 		header_up X-Forwarded-User {http.auth.user.id}
 	}
 }
-%s`, port, directives, s.origin, extra, l.Addr().String(), sites)
+%s`, s.origin, siteExtra, directives, s.origin, extra, l.Addr().String(), sites)
 	s.caddy = testcaddy.Start(t, "", caddyfile, "", "IG_E2E_SECRET="+e2eSecret)
 	return s
 }

@@ -350,3 +350,28 @@ func TestManyPendingLoginsWithLongURLs(t *testing.T) {
 		t.Errorf("console errors:\n%s", strings.Join(errs, "\n"))
 	}
 }
+
+// TestFragmentSurvivesOverHTTPS: over https, Chromium keeps the URL's
+// fragment across the login, and the session cookie is Secure with the
+// __Host- prefix.
+func TestFragmentSurvivesOverHTTPS(t *testing.T) {
+	s := newHTTPSSite(t, devProvider(), "")
+	b := newBrowser(t)
+	target := s.origin + "/reports?range=7d#/panel/3"
+	if loc := b.loginTo(t, s, "/reports?range=7d#/panel/3", "/reports", true); loc != target {
+		t.Fatalf("landed on %s, want %s", loc, target)
+	}
+	cookies := cdpCall(b, b.ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{s.origin + "/"}})
+	var found bool
+	for _, c := range cookies.Cookies {
+		if c.Name == "__Host-implicit_grant" {
+			found = c.Secure && c.HTTPOnly
+		}
+	}
+	if !found {
+		t.Error("no Secure, HttpOnly __Host-implicit_grant cookie over https")
+	}
+	if errs := b.consoleErrors(); len(errs) > 0 {
+		t.Errorf("console errors:\n%s", strings.Join(errs, "\n"))
+	}
+}
