@@ -279,24 +279,41 @@ func TestRelayWithoutJavaScript(t *testing.T) {
 	b.screenshot(b.ctx, screenshotPath(t, "relay-page.png"))
 }
 
-// TestDemoInBrowser runs Caddyfile.example, the README's first command,
-// and logs in through it as a person would.
-func TestDemoInBrowser(t *testing.T) {
+// TestDemoInEveryEngine runs Caddyfile.example, the README's first
+// command, on its fixed ports, and logs in through it as a person would
+// with Chromium, Firefox and WebKit in turn.
+func TestDemoInEveryEngine(t *testing.T) {
 	chromiumPath(t)
 	demo, err := os.ReadFile("../Caddyfile.example")
 	if err != nil {
 		t.Fatal(err)
 	}
 	testcaddy.StartRaw(t, string(demo))
-	b := newBrowser(t)
-	b.navigate(b.ctx, "http://localhost:8080/reports?range=7d")
-	b.decide(b.ctx, "approve")
-	b.waitLocation(b.ctx, "http://localhost:8080/reports?range=7d")
-	b.upstreamSaysValid(t, b.ctx)
-	if user := b.text(b.ctx, "#user"); user != "demo-user" {
-		t.Errorf("dashboard user %q", user)
-	}
-	b.screenshot(b.ctx, screenshotPath(t, "dashboard.png"))
+	const target = "http://localhost:8080/reports?range=7d#/panel/2"
+	const dashboardReady = `document.querySelector("#token-status") && document.querySelector("#token-status").textContent.trim() === "valid" && document.querySelector("#forwarded-user").textContent === "demo-user"`
+
+	t.Run("chromium", func(t *testing.T) {
+		b := newBrowser(t)
+		b.navigate(b.ctx, target)
+		b.decide(b.ctx, "approve")
+		b.waitLocation(b.ctx, target)
+		b.waitFor(b.ctx, dashboardReady, "the dashboard with a valid token for demo-user")
+		b.screenshot(b.ctx, screenshotPath(t, "dashboard.png"))
+	})
+	t.Run("firefox", func(t *testing.T) {
+		f := newFirefox(t)
+		f.navigate(target)
+		f.click("#approve")
+		f.waitLocation(target)
+		f.waitFor(dashboardReady, "the dashboard with a valid token for demo-user")
+	})
+	t.Run("webkit", func(t *testing.T) {
+		b := newWebKit(t)
+		b.navigate(target)
+		b.click("#approve")
+		b.waitLocation(target)
+		b.waitFor("return "+dashboardReady, "the dashboard with a valid token for demo-user")
+	})
 }
 
 // upstreamSaysValid waits for the upstream's page in ctx and fails unless
