@@ -2,7 +2,10 @@
 // path (a plain 302 with nothing secret in it, so it survives any handler
 // that buffers responses and any access log); the login path answers with
 // the start page, whose body alone carries the state on to the
-// authorization server.
+// authorization server. Every client gets the same: no request header
+// decides who gets the start page (WebKit sends Upgrade-Insecure-Requests
+// only over plain http, so choosing by it cost Safari users the URL's
+// fragment on https).
 
 package implicitgrant
 

@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/implicitgrant/caddy-implicit-grant/internal/browsers"
 	"github.com/implicitgrant/caddy-implicit-grant/internal/testcaddy"
 )
 
@@ -301,18 +302,18 @@ func TestDemoInEveryEngine(t *testing.T) {
 		b.screenshot(b.ctx, screenshotPath(t, "dashboard.png"))
 	})
 	t.Run("firefox", func(t *testing.T) {
-		f := newFirefox(t)
-		f.navigate(target)
-		f.click("#approve")
-		f.waitLocation(target)
-		f.waitFor(dashboardReady, "the dashboard with a valid token for demo-user")
+		f := browsers.StartFirefox(t)
+		f.Navigate(target)
+		f.Click("#approve")
+		f.WaitLocation(target)
+		f.WaitFor(dashboardReady, "the dashboard with a valid token for demo-user")
 	})
 	t.Run("webkit", func(t *testing.T) {
-		b := newWebKit(t)
-		b.navigate(target)
-		b.click("#approve")
-		b.waitLocation(target)
-		b.waitFor("return "+dashboardReady, "the dashboard with a valid token for demo-user")
+		b := browsers.StartWebKit(t)
+		b.Navigate(target)
+		b.Click("#approve")
+		b.WaitLocation(target)
+		b.WaitFor("return "+dashboardReady, "the dashboard with a valid token for demo-user")
 	})
 }
 
