@@ -166,6 +166,7 @@ func (f *Firefox) try(method string, params any, out any) error {
 	}
 }
 
+// Navigate loads url and waits for the page.
 func (f *Firefox) Navigate(url string) {
 	f.t.Helper()
 	f.call("browsingContext.navigate", map[string]any{"context": f.context, "url": url, "wait": "complete"}, nil)
@@ -192,26 +193,19 @@ func (f *Firefox) Eval(expr string, out any) error {
 	return nil
 }
 
+// WaitFor polls until the expression is true.
 func (f *Firefox) WaitFor(expr, what string) {
 	f.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		var ok bool
-		if f.Eval(expr, &ok) == nil && ok {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	var at string
-	_ = f.Eval("location.href", &at)
-	f.t.Fatalf("timed out waiting for %s; at %s", what, at)
+	waitUntil(f.t, what, func(out any) error { return f.Eval(expr, out) }, func(out any) error { return f.Eval("location.href", out) })
 }
 
+// WaitLocation waits until the page is loaded at exactly want.
 func (f *Firefox) WaitLocation(want string) {
 	f.t.Helper()
 	f.WaitFor(fmt.Sprintf("location.href === %q && document.readyState === 'complete'", want), "location "+want)
 }
 
+// Click clicks the element css selects, once it is there.
 func (f *Firefox) Click(css string) {
 	f.t.Helper()
 	f.WaitFor(fmt.Sprintf("!!document.querySelector(%q)", css), css)

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // RequireTool finds a program the engine suites need; without it they
@@ -33,4 +34,21 @@ func startGroup(t testing.TB, cmd *exec.Cmd) {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		_ = cmd.Wait()
 	})
+}
+
+// waitUntil polls check (which decodes a boolean) until it says true, for
+// up to 20 s; then it fails the test, saying where the page is.
+func waitUntil(t testing.TB, what string, check, location func(out any) error) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		var ok bool
+		if check(&ok) == nil && ok {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var at string
+	_ = location(&at)
+	t.Fatalf("timed out waiting for %s; at %s", what, at)
 }

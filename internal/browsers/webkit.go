@@ -119,29 +119,19 @@ func (b *WebKit) Eval(script string, out any) error {
 	return b.call(http.MethodPost, b.session+"/execute/sync", map[string]any{"script": script, "args": []any{}}, out)
 }
 
-// waitFor polls until the script returns true.
+// WaitFor polls until the script returns true.
 func (b *WebKit) WaitFor(script, what string) {
 	b.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		var ok bool
-		if b.Eval(script, &ok) == nil && ok {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	var at string
-	_ = b.Eval("return location.href", &at)
-	b.t.Fatalf("timed out waiting for %s; at %s", what, at)
+	waitUntil(b.t, what, func(out any) error { return b.Eval(script, out) }, func(out any) error { return b.Eval("return location.href", out) })
 }
 
-// waitLocation waits until the page is loaded at exactly want.
+// WaitLocation waits until the page is loaded at exactly want.
 func (b *WebKit) WaitLocation(want string) {
 	b.t.Helper()
 	b.WaitFor(fmt.Sprintf("return location.href === %q && document.readyState === 'complete'", want), "location "+want)
 }
 
-// click clicks the element css selects, once it is there.
+// Click clicks the element css selects, once it is there.
 func (b *WebKit) Click(css string) {
 	b.t.Helper()
 	b.WaitFor(fmt.Sprintf("return !!document.querySelector(%q)", css), css)
