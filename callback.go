@@ -167,6 +167,7 @@ func (h *Handler) finishLogin(w http.ResponseWriter, r *http.Request, tr *relay.
 	h.setSessionCookie(w, r, value, int(ttl/time.Second))
 	h.logger.Info("login finished", zap.String("user", id.Subject), zap.Duration("session_lifetime", ttl), zap.String("scope", loggable(tr.Scope)))
 	countLogin(loginSuccess)
+	metrics.duration.Observe(time.Since(pending.Expires.Add(-time.Duration(h.StateTTL))).Seconds())
 	return writeJSON(w, http.StatusOK, relayAnswer{Location: pending.ReturnTo, Resume: resume})
 }
 

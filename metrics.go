@@ -1,4 +1,5 @@
-// Metrics: counters registered in Caddy's metrics registry.
+// Metrics: counters, a gauge and a histogram registered in Caddy's metrics
+// registry.
 
 package implicitgrant
 
@@ -7,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
 )
 
 // Metrics are process-wide (a config reload keeps counting) and registered
@@ -17,6 +20,8 @@ var metrics struct {
 	logins   *prometheus.CounterVec
 	requests *prometheus.CounterVec
 	logouts  prometheus.Counter
+	sessions prometheus.GaugeFunc
+	duration prometheus.Histogram
 
 	// Resolved once, so the hot path only adds atomically.
 	authenticated, loginRedirect, unauthenticated, storeError, serverUnavailable prometheus.Counter
@@ -51,13 +56,22 @@ func registerMetrics(reg *prometheus.Registry) error {
 			Namespace: ns, Subsystem: sub, Name: "logouts_total",
 			Help: "Requests to the logout path.",
 		})
+		metrics.sessions = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "sessions",
+			Help: "Sessions held by memory stores in this process (expired ones not yet swept included).",
+		}, liveMemorySessions)
+		metrics.duration = prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "login_duration_seconds",
+			Help:    "How long successful logins took, from the start page to the relay post (whole seconds: the state cookie's resolution).",
+			Buckets: []float64{1, 2, 5, 10, 20, 30, 60, 120, 300, 600},
+		})
 		metrics.authenticated = metrics.requests.WithLabelValues("authenticated")
 		metrics.loginRedirect = metrics.requests.WithLabelValues("login_redirect")
 		metrics.unauthenticated = metrics.requests.WithLabelValues("unauthenticated")
 		metrics.storeError = metrics.requests.WithLabelValues("store_error")
 		metrics.serverUnavailable = metrics.requests.WithLabelValues("server_unavailable")
 	})
-	for _, c := range []prometheus.Collector{metrics.logins, metrics.requests, metrics.logouts} {
+	for _, c := range []prometheus.Collector{metrics.logins, metrics.requests, metrics.logouts, metrics.sessions, metrics.duration} {
 		if err := reg.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
 			return err
 		}
@@ -66,3 +80,16 @@ func registerMetrics(reg *prometheus.Registry) error {
 }
 
 func countLogin(outcome string) { metrics.logins.WithLabelValues(outcome).Inc() }
+
+// liveMemorySessions adds up the sessions of every memory store in the
+// pool (each site's, shared by its config generations).
+func liveMemorySessions() float64 {
+	n := 0
+	stores.Range(func(_, v any) bool {
+		if m, ok := v.(pooledStore).Store.(*tokencache.Memory); ok {
+			n += m.Len()
+		}
+		return true
+	})
+	return float64(n)
+}

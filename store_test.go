@@ -89,3 +89,18 @@ func TestReloadAppliesStoreOptions(t *testing.T) {
 		t.Error("the session made before the reload is gone")
 	}
 }
+
+// TestSessionsGauge: caddy_implicit_grant_sessions counts the sessions
+// of the memory stores in the pool.
+func TestSessionsGauge(t *testing.T) {
+	h := newTestHandler(t, nil)
+	before := liveMemorySessions()
+	for i := 0; i < 3; i++ {
+		if _, err := h.store.Put(t.Context(), tokencache.Session{Authorization: "Bearer t", Expires: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := liveMemorySessions() - before; got != 3 {
+		t.Errorf("the gauge moved by %v for 3 sessions", got)
+	}
+}

@@ -62,6 +62,9 @@ func TestLogsNeverContainSecrets(t *testing.T) {
 		`caddy_implicit_grant_requests_total{result="authenticated"}`,
 		`caddy_implicit_grant_requests_total{result="unauthenticated"}`,
 		`caddy_implicit_grant_logouts_total 1`,
+		`caddy_implicit_grant_login_duration_seconds_count 1`,
+		`caddy_implicit_grant_login_duration_seconds_bucket{le="600"} 1`,
+		`# TYPE caddy_implicit_grant_sessions gauge`,
 	} {
 		if !strings.Contains(metricsText, want) {
 			t.Errorf("metrics lack %s", want)
