@@ -167,6 +167,7 @@ func (h *Handler) finishLogin(w http.ResponseWriter, r *http.Request, tr *relay.
 	h.setSessionCookie(w, r, value, int(ttl/time.Second))
 	h.logger.Info("login finished", zap.String("user", id.Subject), zap.Duration("session_lifetime", ttl), zap.String("scope", loggable(tr.Scope)))
 	countLogin(loginSuccess)
+	h.events.emit(eventLogin, map[string]any{"user": id.Subject, "store": h.storeType, "trust": h.trustMode()})
 	metrics.duration.Observe(time.Since(pending.Expires.Add(-time.Duration(h.StateTTL))).Seconds())
 	return writeJSON(w, http.StatusOK, relayAnswer{Location: pending.ReturnTo, Resume: resume})
 }
@@ -194,6 +195,7 @@ func (h *Handler) verifyToken(r *http.Request, tr *relay.TokenResponse) (verify.
 	}
 	if rule := h.refusedBy(id); rule != nil {
 		h.logRefusal(zap.InfoLevel, "refused a login: the allow rules do not admit the user", zap.String("user", id.Subject), zap.Stringer("rule", rule))
+		h.events.emit(eventForbidden, map[string]any{"user": id.Subject, "rule": rule.String()})
 		return id, &failure{code: codeForbidden, description: displayName(id), verified: true}
 	}
 	return id, nil

@@ -81,6 +81,13 @@ func printableOnly(s string) string {
 	}, s)
 }
 
+// subjectOf is a packed identity's subject.
+func subjectOf(packed string) string {
+	_, rest, _ := strings.Cut(packed, "\x00")
+	sub, _, _ := strings.Cut(rest, "\x00")
+	return sub
+}
+
 // checkedAt is when a packed identity's token was last checked.
 func checkedAt(packed string) time.Time {
 	unix, _, _ := strings.Cut(packed, "\x00")

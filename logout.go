@@ -24,11 +24,15 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
 	}
 	metrics.logouts.Inc()
 	if value := h.sessionValue(r); value != "" {
+		s, found, _ := h.store.Get(r.Context(), value)
 		if err := h.store.Delete(r.Context(), value); err != nil {
 			h.logRefusal(zap.ErrorLevel, "session store failed during logout", zap.Error(err))
 			return h.fail(w, r, failure{code: codeStoreUnavailable})
 		}
-		h.logRefusal(zap.InfoLevel, "logged out") // a stranger can send any cookie value here
+		if found {
+			h.logger.Info("logged out", zap.String("user", subjectOf(s.Identity)))
+			h.events.emit(eventLogout, map[string]any{"user": subjectOf(s.Identity)})
+		}
 	}
 	h.setSessionCookie(w, r, "", -1)
 	w.Header().Set("Cache-Control", "no-store")

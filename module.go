@@ -188,6 +188,8 @@ type Handler struct {
 	rechecks        *rechecks // with revalidate
 	refusals        *refusalLog
 	plainHTTP       bool // redirect_uri is http on a loopback host: cookies without Secure
+	events          events
+	storeType       string // the store module's name, for events
 	callbackPath    string
 	origin          string // scheme://host of redirect_uri: what Origin must say on the relay POST
 	secret          []byte

@@ -28,6 +28,7 @@ import (
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.refusals = &refusalLog{windows: map[string]*logWindowState{}}
+	h.events = newEvents(ctx)
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}

@@ -179,6 +179,7 @@ func (h *Handler) loginFailed(w http.ResponseWriter, r *http.Request, f failure)
 		o = outcomes[codeUnknownServerError]
 	}
 	countLogin(o.metric)
+	h.events.emit(eventLoginFailed, map[string]any{"outcome": string(f.code)})
 	return h.fail(w, r, f)
 }
 

@@ -59,6 +59,10 @@ func (h *Handler) openStore(ctx caddy.Context) error {
 		CookieName: h.CookieName,
 		Logger:     h.logger,
 	}
+	h.storeType = "memory"
+	if m, ok := backend.(caddy.Module); ok {
+		h.storeType = caddy.GetModuleName(m)
+	}
 	key := backend.PoolKey(site)
 	pooled, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
 		s, err := backend.Open(site)

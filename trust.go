@@ -160,6 +160,14 @@ func (h *Handler) provisionValidation(repl *caddy.Replacer) error {
 	return nil
 }
 
+// trustMode names the configured way of proving tokens, for events.
+func (h *Handler) trustMode() string {
+	if h.OpenID != "" {
+		return "openid"
+	}
+	return h.Validation.Mode
+}
+
 // newVerifier builds what checks tokens for the configured mode.
 func (h *Handler) newVerifier() verify.Verifier {
 	if h.OpenID != "" {
