@@ -50,6 +50,10 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) error {
 // serveRelayPost takes what the relay script posted: the callback's
 // fragment, as the authorization server wrote it.
 func (h *Handler) serveRelayPost(w http.ResponseWriter, r *http.Request) error {
+	if h.failures.blocked(clientAddress(r), time.Now()) {
+		h.logRefusal(zap.WarnLevel, "refused a relay post: too many failed ones from this address", zap.String("client", loggable(clientAddress(r))))
+		return h.loginFailed(w, r, failure{code: codeTooManyFailures})
+	}
 	body, refusal := h.readRelayBody(w, r)
 	if refusal != "" {
 		return h.loginFailed(w, r, failure{code: refusal})
@@ -180,7 +184,13 @@ func (h *Handler) verifyToken(r *http.Request, tr *relay.TokenResponse) (verify.
 	if h.OpenID != "" {
 		resp.Nonce = h.nonce(tr.State)
 	}
+	release, ok := h.verifySlot()
+	if !ok {
+		h.logRefusal(zap.WarnLevel, "refused a login: too many logins proving their tokens at once", zap.Int("in_flight", maxVerifying))
+		return verify.Identity{}, &failure{code: codeBusy}
+	}
 	id, err := h.verifier.Verify(r.Context(), resp)
+	release()
 	if err != nil {
 		if errors.Is(err, verify.ErrUnavailable) {
 			h.logRefusal(zap.ErrorLevel, "cannot verify a login: the authorization server is unavailable", zap.Error(err))

@@ -39,6 +39,7 @@ const (
 	loginInvalidToken      = "invalid_token"      // the token could not be proved the server's, for this client, live
 	loginForbidden         = "forbidden"          // a verified user the allow rules do not admit
 	loginServerUnavailable = "server_unavailable" // the server could not be reached to verify
+	loginThrottled         = "throttled"          // refused by a limit: too many at once, or too many failures from one address
 )
 
 func registerMetrics(reg *prometheus.Registry) error {

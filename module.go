@@ -189,6 +189,8 @@ type Handler struct {
 	refusals        *refusalLog
 	plainHTTP       bool // redirect_uri is http on a loopback host: cookies without Secure
 	events          events
+	verifying       chan struct{} // places for logins proving their token
+	failures        *failedRelays
 	storeType       string // the store module's name, for events
 	callbackPath    string
 	origin          string // scheme://host of redirect_uri: what Origin must say on the relay POST

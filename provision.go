@@ -29,6 +29,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.refusals = &refusalLog{windows: map[string]*logWindowState{}}
 	h.events = newEvents(ctx)
+	h.verifying = make(chan struct{}, maxVerifying)
+	h.failures = &failedRelays{windows: map[string]*failureWindowState{}}
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}

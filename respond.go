@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -36,6 +37,8 @@ const (
 	codeForbidden         code = "forbidden"
 	codeServerUnavailable code = "server_unavailable"
 	codeTokenTooLarge     code = "token_too_large"
+	codeBusy              code = "busy"
+	codeTooManyFailures   code = "too_many_failures"
 	// codeUnknownServerError stands for a server's code we do not know
 	// when we cannot tell that it was really the server's.
 	codeUnknownServerError code = "error"
@@ -79,6 +82,10 @@ var outcomes = map[code]outcome{
 		"The authorization server cannot be reached right now to check the sign-in, so nobody can be signed in. Nothing was stored. Try again in a moment."},
 	codeTokenTooLarge: {http.StatusRequestEntityTooLarge, loginInvalidResponse, false, "Sign-in failed",
 		"The authorization server issued a token larger than this site accepts, so nothing was stored. Tell the site's administrator (max_token_bytes; with the cookie store, a token this large needs the memory or redis store)."},
+	codeBusy: {http.StatusTooManyRequests, loginThrottled, false, "Sign-in is busy",
+		"Too many sign-ins are being checked with the authorization server right now. Nothing was stored. Try again in a moment."},
+	codeTooManyFailures: {http.StatusTooManyRequests, loginThrottled, false, "Too many failed sign-ins",
+		"Too many sign-ins from your network failed in the last few minutes, so this one was not tried. Nothing was stored. Wait a few minutes and try again."},
 	codeCrossOrigin:      {http.StatusForbidden, loginRefused, false, "Sign-in refused", relayRefused},
 	codeUnsupportedMedia: {http.StatusUnsupportedMediaType, loginRefused, false, "Sign-in refused", relayRefused},
 	codeTooLarge:         {http.StatusRequestEntityTooLarge, loginRefused, false, "Sign-in refused", relayRefused},
@@ -180,6 +187,12 @@ func (h *Handler) loginFailed(w http.ResponseWriter, r *http.Request, f failure)
 	}
 	countLogin(o.metric)
 	h.events.emit(eventLoginFailed, map[string]any{"outcome": string(f.code)})
+	if r.Method == http.MethodPost && o.metric != loginThrottled {
+		h.failures.add(clientAddress(r), time.Now()) // a failed relay post
+	}
+	if o.status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "5")
+	}
 	return h.fail(w, r, f)
 }
 

@@ -1,0 +1,49 @@
+package implicitgrant
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestFailedRelayPostsPerAddress: one address that fails relay posts again
+// and again is refused (429, Retry-After) for the rest of the window, even
+// with a genuine answer; another site's count is its own.
+func TestFailedRelayPostsPerAddress(t *testing.T) {
+	s := newTestSite(t, siteOptions{})
+	b := newBrowser(t)
+	for i := 0; i < maxFailuresPerAddress; i++ {
+		if resp := b.RelayPost(s.origin+"/oauth/callback", "access_token=a&token_type=Bearer&state=s", "https://evil.example"); resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("failure %d: %d", i, resp.StatusCode)
+		}
+	}
+	authorize := b.AuthorizationRequest(b.Navigate(s.origin + "/dash"))
+	resp := b.RelayPost(s.origin+"/oauth/callback", b.AuthorizeAt(authorize, true).EscapedFragment(), s.origin)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || !strings.Contains(bodyOf(resp), "too_many_failures") {
+		t.Errorf("after %d failures: %d Retry-After=%q %s", maxFailuresPerAddress, resp.StatusCode, resp.Header.Get("Retry-After"), bodyOf(resp))
+	}
+	if other := newTestSite(t, siteOptions{}); newBrowser(t).Navigate(other.origin+"/dash").StatusCode != http.StatusFound {
+		t.Error("another site refuses this address too")
+	}
+}
+
+// TestVerifyingIsBounded: with every place to prove a token taken, a login
+// waits a moment, then gets 429 with Retry-After and no session; once a
+// place is free, logins go through.
+func TestVerifyingIsBounded(t *testing.T) {
+	s := newTestSite(t, siteOptions{})
+	for i := 0; i < maxVerifying; i++ {
+		s.h.verifying <- struct{}{} // as many logins as allowed, all stuck at the server
+	}
+	b := newBrowser(t)
+	authorize := b.AuthorizationRequest(b.Navigate(s.origin + "/dash"))
+	fragment := b.AuthorizeAt(authorize, true).EscapedFragment()
+	resp := b.RelayPost(s.origin+"/oauth/callback", fragment, s.origin)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("with no place free: %d Retry-After=%q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	<-s.h.verifying
+	if page, _ := newBrowser(t).Login(s.origin, "/dash"); page.StatusCode != http.StatusOK {
+		t.Errorf("with a place free: %d", page.StatusCode)
+	}
+}
