@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/implicitgrant/caddy-implicit-grant/internal/testcaddy"
 )
 
@@ -144,7 +146,39 @@ var upstreamPage = template.Must(template.New("u").Parse(`<!doctype html><html><
 <p>token: <b id="token-status">{{if .Valid}}valid{{else}}invalid{{end}}</b> for <span id="user">{{.User}}</span></p>
 <p id="hash"></p></body></html>`))
 
+// wsUpgrader accepts WebSockets from the site's own origin.
+var wsUpgrader = websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+
+// serveWebSocket upgrades /ws only for a bearer the server accepts, then
+// answers every message with "<user>: <message>".
+func (u *upstream) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	valid, user := u.check(token)
+	if token == "" || !valid {
+		http.Error(w, "no valid bearer on the upgrade", http.StatusUnauthorized)
+		return
+	}
+	conn, err := wsUpgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	for {
+		kind, msg, err := conn.ReadMessage()
+		if err != nil {
+			return
+		}
+		if err := conn.WriteMessage(kind, []byte(user+": "+string(msg))); err != nil {
+			return
+		}
+	}
+}
+
 func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/ws" {
+		u.serveWebSocket(w, r)
+		return
+	}
 	auth := r.Header.Get("Authorization")
 	u.mu.Lock()
 	u.auths = append(u.auths, auth)

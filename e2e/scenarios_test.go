@@ -3,12 +3,15 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
@@ -391,5 +394,34 @@ func TestFragmentSurvivesOverHTTPS(t *testing.T) {
 	}
 	if errs := b.consoleErrors(); len(errs) > 0 {
 		t.Errorf("console errors:\n%s", strings.Join(errs, "\n"))
+	}
+}
+
+// TestWebSocket: a WebSocket opened in Chromium through the module reaches
+// a real WebSocket upstream that checks the bearer on the upgrade, and
+// works both ways; without a session the upgrade gets 401 and no tunnel.
+func TestWebSocket(t *testing.T) {
+	s := newSite(t, devProvider(), 0, "")
+	b := newBrowser(t)
+	b.loginTo(t, s, "/board", "/board", true)
+	wsURL := strings.Replace(s.origin, "http://", "ws://", 1) + "/ws"
+	echo := eval[string](b, b.ctx, fmt.Sprintf(`new Promise(function (resolve) {
+		var ws = new WebSocket(%q);
+		ws.onopen = function () { ws.send("ping"); };
+		ws.onmessage = function (e) { resolve(e.data); ws.close(); };
+		ws.onerror = function () { resolve("error"); };
+	})`, wsURL))
+	if echo != "demo-user: ping" {
+		t.Errorf("through the module the socket answered %q, want the upstream's echo for demo-user", echo)
+	}
+
+	// No session: the upgrade is refused by the module, before any tunnel.
+	_, resp, err := websocket.DefaultDialer.Dial(wsURL, http.Header{"Origin": {s.origin}})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Errorf("an upgrade without a session: %v, status %d, want 401 from the module", err, status)
 	}
 }
