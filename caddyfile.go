@@ -31,7 +31,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		show_dialog
 //		preserve_fragment  on|off
 //		param              <name> <value>
-//		secret             <secret>
+//		secret             <secret> [<previous secret>...]
 //		cookie_name        <name>
 //		login_path         <path>
 //		logout_path        <path>
@@ -85,7 +85,14 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "redirect_uri":
 			h.RedirectURI, err = oneArg(d)
 		case "secret":
-			h.Secret, err = oneArg(d)
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("secret: expected a value")
+			}
+			h.Secret = args[0]
+			if len(args) > 1 {
+				h.PreviousSecrets = args[1:]
+			}
 		case "cookie_name":
 			h.CookieName, err = oneArg(d)
 		case "login_path":

@@ -27,7 +27,7 @@ func TestUnmarshalCaddyfileEverySubdirective(t *testing.T) {
 		preserve_fragment  off
 		param              audience https://api.example.com
 		param              prompt consent
-		secret             {env.IMPLICIT_GRANT_SECRET}
+		secret             {env.IMPLICIT_GRANT_SECRET} {env.OLD_SECRET}
 		cookie_name        __Host-dash
 		login_path         /auth/login
 		logout_path        /auth/logout
@@ -64,6 +64,7 @@ func TestUnmarshalCaddyfileEverySubdirective(t *testing.T) {
 		PreserveFragment: new(bool),
 		Params:           map[string]string{"audience": "https://api.example.com", "prompt": "consent"},
 		Secret:           "{env.IMPLICIT_GRANT_SECRET}",
+		PreviousSecrets:  []string{"{env.OLD_SECRET}"},
 		CookieName:       "__Host-dash",
 		LoginPath:        "/auth/login",
 		LogoutPath:       "/auth/logout",

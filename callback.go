@@ -182,7 +182,7 @@ func (h *Handler) finishLogin(w http.ResponseWriter, r *http.Request, tr *relay.
 func (h *Handler) verifyToken(r *http.Request, tr *relay.TokenResponse) (verify.Identity, *failure) {
 	resp := verify.Response{AccessToken: tr.AccessToken, IDToken: tr.IDToken}
 	if h.OpenID != "" {
-		resp.Nonce = h.nonce(tr.State)
+		resp.Nonces = h.nonces(tr.State)
 	}
 	release, ok := h.verifySlot()
 	if !ok {

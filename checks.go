@@ -59,8 +59,13 @@ func (h *Handler) checkSizes() error {
 			return fmt.Errorf("%s: %d bytes; at most %d", field, len(v), limit)
 		}
 	}
-	if len(h.Secret) > maxSecretBytes {
-		return fmt.Errorf("secret: at most %d bytes", maxSecretBytes)
+	if len(h.Secret) > maxSecretBytes || len(h.PreviousSecrets) > 4 {
+		return fmt.Errorf("secret: at most %d bytes, and at most 4 previous secrets", maxSecretBytes)
+	}
+	for _, p := range h.PreviousSecrets {
+		if len(p) > maxSecretBytes {
+			return fmt.Errorf("secret: a previous secret is over %d bytes", maxSecretBytes)
+		}
 	}
 	for field, n := range map[string]int{"scope": len(h.Scopes), "param": len(h.Params), "claims": len(h.Claims), "allow": len(h.Allow)} {
 		if n > maxListEntries {

@@ -92,5 +92,19 @@ func (h *Handler) authorizeRequest(ctx context.Context) (string, error) {
 // nonce binds an ID token to the login whose state it is: derived from the
 // state, so nothing more is stored, and not guessable without the secret.
 func (h *Handler) nonce(state string) string {
-	return base64.RawURLEncoding.EncodeToString(deriveKey(h.nonceKey, state)[:18])
+	return nonceWith(h.nonceKeys[0], state)
+}
+
+// nonces are the nonces a login with state may carry: one per secret in
+// use, since it may have started before the current one.
+func (h *Handler) nonces(state string) []string {
+	out := make([]string, len(h.nonceKeys))
+	for i, key := range h.nonceKeys {
+		out[i] = nonceWith(key, state)
+	}
+	return out
+}
+
+func nonceWith(key []byte, state string) string {
+	return base64.RawURLEncoding.EncodeToString(deriveKey(key, state)[:18])
 }

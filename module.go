@@ -115,10 +115,16 @@ type Handler struct {
 	// response_type, client_id, redirect_uri and state cannot be set here.
 	Params map[string]string `json:"params,omitempty"`
 
-	// Key material (at least 32 bytes) that signs login states. Use a
-	// placeholder such as {env.IMPLICIT_GRANT_SECRET}. When omitted, a random
-	// secret is generated once and kept in Caddy's storage.
+	// Key material (at least 32 bytes) that signs login states and seals
+	// sessions. Use a placeholder such as {env.IMPLICIT_GRANT_SECRET}. When
+	// omitted, a random secret is generated once and kept in Caddy's storage.
 	Secret string `json:"secret,omitempty"`
+
+	// Secrets used before secret, newest first: what they signed or sealed
+	// (pending logins, sessions in the cookie and Redis stores) still opens
+	// until it expires; nothing new uses them. To rotate, reload with the
+	// new secret as secret and the old one here.
+	PreviousSecrets []string `json:"previous_secrets,omitempty"`
 
 	// Name of the session cookie. Default "__Host-implicit_grant". Pending
 	// logins use cookies named <cookie_name>_state_*. On a plain-http
@@ -184,7 +190,7 @@ type Handler struct {
 	authorizePrefix string // the authorization request up to the state's value; "" until discovery gives the endpoint
 	verifier        verify.Verifier
 	openid          *verify.OpenID // with openid: discovery, for the authorization endpoint
-	nonceKey        []byte
+	nonceKeys       [][]byte
 	rechecks        *rechecks // with revalidate
 	refusals        *refusalLog
 	plainHTTP       bool // redirect_uri is http on a loopback host: cookies without Secure
@@ -193,8 +199,8 @@ type Handler struct {
 	failures        *failedRelays
 	storeType       string // the store module's name, for events
 	callbackPath    string
-	origin          string // scheme://host of redirect_uri: what Origin must say on the relay POST
-	secret          []byte
+	origin          string   // scheme://host of redirect_uri: what Origin must say on the relay POST
+	secrets         [][]byte // the current secret, then the previous ones
 	states          relay.StateCookies
 	errorNotes      relay.ErrorNote
 	store           tokencache.Store

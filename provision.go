@@ -111,13 +111,23 @@ func (h *Handler) provisionSecret(ctx caddy.Context, repl *caddy.Replacer) error
 		case len(s) < minSecretBytes:
 			return fmt.Errorf("secret: must be at least %d bytes, got %d", minSecretBytes, len(s))
 		}
-		h.secret = []byte(s)
+		h.secrets = [][]byte{[]byte(s)}
+		for i, p := range h.PreviousSecrets {
+			p = repl.ReplaceKnown(p, "")
+			if len(p) < minSecretBytes {
+				return fmt.Errorf("secret: previous secret %d must be at least %d bytes, got %d", i+1, minSecretBytes, len(p))
+			}
+			h.secrets = append(h.secrets, []byte(p))
+		}
 		return nil
+	}
+	if len(h.PreviousSecrets) > 0 {
+		return errors.New("secret: previous secrets need a current one")
 	}
 	storage := ctx.Storage()
 	stored, err := storage.Load(ctx, secretStorageKey)
 	if err == nil && len(stored) >= minSecretBytes {
-		h.secret = stored
+		h.secrets = [][]byte{stored}
 		return nil
 	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -125,8 +135,8 @@ func (h *Handler) provisionSecret(ctx caddy.Context, repl *caddy.Replacer) error
 	}
 	buf := make([]byte, 32)
 	_, _ = rand.Read(buf)
-	h.secret = []byte(hex.EncodeToString(buf))
-	if err := storage.Store(ctx, secretStorageKey, h.secret); err != nil {
+	h.secrets = [][]byte{[]byte(hex.EncodeToString(buf))}
+	if err := storage.Store(ctx, secretStorageKey, h.secrets[0]); err != nil {
 		return fmt.Errorf("secret: none configured and storing a generated one failed: %w", err)
 	}
 	h.logger.Info("no secret configured: generated one and stored it in caddy's storage; set 'secret' when several instances must share sessions",
@@ -143,18 +153,18 @@ func (h *Handler) derive() {
 		h.authorizePrefix = h.authorizePrefixFor(h.AuthorizeURL)
 	}
 	h.verifier = h.newVerifier()
-	h.nonceKey = deriveKey(h.secret, "nonce")
+	h.nonceKeys = h.keys("nonce")
 	if h.Revalidate > 0 {
 		h.rechecks = &rechecks{every: time.Duration(h.Revalidate), verifier: h.verifier, checked: map[string]time.Time{}, inflight: map[string]*recheck{}}
 	}
 	h.states = relay.StateCookies{
-		Key:        deriveKey(h.secret, "state cookie"),
+		Keys:       h.keys("state cookie"),
 		NamePrefix: h.CookieName + "_state_",
 		TTL:        time.Duration(h.StateTTL),
 		MaxPending: DefaultMaxPendingLogins,
 		Insecure:   h.plainHTTP,
 	}
-	h.errorNotes = relay.ErrorNote{Key: deriveKey(h.secret, "error note"), Name: h.CookieName + "_error", Insecure: h.plainHTTP}
+	h.errorNotes = relay.ErrorNote{Keys: h.keys("error note"), Name: h.CookieName + "_error", Insecure: h.plainHTTP}
 }
 
 // defaultSibling is the default login or logout path: beside the callback,
@@ -205,6 +215,15 @@ func (h *Handler) authorizePrefixFor(endpoint string) string {
 	// Encode sorts by key; spaces become %20, which every server reads,
 	// rather than "+", which some do not.
 	return authorize.String() + "?" + strings.ReplaceAll(q.Encode(), "+", "%20") + "&state="
+}
+
+// keys derives the key for purpose from each secret: the current one first.
+func (h *Handler) keys(purpose string) [][]byte {
+	keys := make([][]byte, len(h.secrets))
+	for i, s := range h.secrets {
+		keys[i] = deriveKey(s, purpose)
+	}
+	return keys
 }
 
 // deriveKey gives each use of the secret its own key, so a key leaked from

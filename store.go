@@ -55,7 +55,7 @@ func (h *Handler) openStore(ctx caddy.Context) error {
 		// Sessions made for one authorization server and client never
 		// authenticate requests meant for another.
 		Binding:    h.AuthorizeURL + "|" + h.OpenID + "|" + h.ClientID,
-		SealKey:    deriveKey(h.secret, "session seal"),
+		SealKeys:   h.keys("session seal"),
 		CookieName: h.CookieName,
 		Logger:     h.logger,
 	}
@@ -73,8 +73,10 @@ func (h *Handler) openStore(ctx caddy.Context) error {
 	}
 	h.storePoolKey = key
 	h.store = pooled.(pooledStore).Store
-	if r, ok := backend.(interface{ Reconfigure(tokencache.Store) }); ok {
-		r.Reconfigure(h.store) // options a reload may change without replacing the store
+	if r, ok := backend.(interface {
+		Reconfigure(tokencache.Store, tokencache.Site)
+	}); ok {
+		r.Reconfigure(h.store, site) // what a reload may change without replacing the store: bounds, keys
 	}
 	// The cookie store's values are the sealed session itself, which may
 	// need several cookies.

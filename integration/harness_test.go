@@ -77,9 +77,20 @@ type siteOptions struct {
 	globals       string // more global options (e.g. debug)
 	otherSite     string // if set, the body of a second site, http://b.example, on the protected site's port
 	proxyExtra    string // inside the reverse_proxy block (e.g. header_up)
+	secret        string // the secret directive's values; default {env.IG_TEST_SECRET}
 }
 
-const testSecret = "an-integration-test-secret-of-more-than-32-bytes"
+func cmpOr(s, fallback string) string {
+	if s == "" {
+		return fallback
+	}
+	return s
+}
+
+const (
+	testSecret = "an-integration-test-secret-of-more-than-32-bytes"
+	newSecret  = "a-rotated-in-integration-secret-of-over-32-bytes"
+)
 
 func newSite(t testing.TB, opt siteOptions) *site {
 	t.Helper()
@@ -87,7 +98,7 @@ func newSite(t testing.TB, opt siteOptions) *site {
 	sitePort, providerPort := testcaddy.FreePort(t), testcaddy.FreePort(t)
 	s.origin = fmt.Sprintf("http://localhost:%d", sitePort)
 	s.provider = fmt.Sprintf("http://127.0.0.1:%d", providerPort) // another host: its cookies stay its own
-	s.caddy = testcaddy.Start(t, opt.globals, s.caddyfile(sitePort, providerPort, opt), "", "IG_TEST_SECRET="+testSecret)
+	s.caddy = testcaddy.Start(t, opt.globals, s.caddyfile(sitePort, providerPort, opt), "", "IG_TEST_SECRET="+testSecret, "IG_NEW_SECRET="+newSecret)
 	return s
 }
 
@@ -102,7 +113,7 @@ http://localhost:%[1]d {
 		client_id     test-client
 		redirect_uri  http://localhost:%[1]d/oauth/callback
 		scope         profile reports:read
-		secret        {env.IG_TEST_SECRET}
+		secret        %[10]s
 		validate      introspect %[2]s/introspect
 		%[4]s
 	}
@@ -119,7 +130,7 @@ http://127.0.0.1:%[5]d {
 	}
 }
 %[8]s
-`, sitePort, s.provider, s.upstream.port, opt.extra, providerPort, opt.siteExtra, opt.providerExtra, otherSite(sitePort, opt.otherSite), opt.proxyExtra)
+`, sitePort, s.provider, s.upstream.port, opt.extra, providerPort, opt.siteExtra, opt.providerExtra, otherSite(sitePort, opt.otherSite), opt.proxyExtra, cmpOr(opt.secret, "{env.IG_TEST_SECRET}"))
 }
 
 func otherSite(port int, body string) string {

@@ -349,3 +349,86 @@ func TestCookieStoreLargeToken(t *testing.T) {
 		t.Errorf("after logout: %d", next.StatusCode)
 	}
 }
+
+// TestSecretRotationUnderLoad: reloading with a new secret first and the
+// old one after it logs nobody out, with any store, while logged-in
+// clients keep calling; a login started before the rotation finishes after
+// it. Dropping the old secret later ends what only it sealed (the cookie
+// and Redis stores' sessions); the memory store seals nothing.
+func TestSecretRotationUnderLoad(t *testing.T) {
+	for name, store := range map[string]func() string{
+		"memory": func() string { return "" },
+		"cookie": func() string { return "store cookie" },
+		"redis":  func() string { return "store redis " + testredis.Start(t).URL },
+	} {
+		t.Run(name, func(t *testing.T) {
+			opt := siteOptions{extra: store()}
+			s := newSite(t, opt)
+			sitePort, providerPort := portOf(s.origin), portOf(s.provider)
+			var cookies []string
+			for i := 0; i < 3; i++ {
+				b := newBrowser(t)
+				b.Login(s.origin, "/")
+				cookies = append(cookies, jarCookie(t, b, s.origin, sessionCookie))
+			}
+			pending := newBrowser(t)
+			authorize := pending.AuthorizationRequest(pending.Navigate(s.origin + "/started-before"))
+
+			ctx, stop := context.WithCancel(context.Background())
+			var ok, bad atomic.Int64
+			var wg sync.WaitGroup
+			for _, c := range cookies {
+				wg.Add(1)
+				go func(cookie string) {
+					defer wg.Done()
+					client := &http.Client{Timeout: 5 * time.Second}
+					for ctx.Err() == nil {
+						status, err := apiCall(client, s.origin+"/api/load", cookie)
+						switch {
+						case err != nil: // a reload may close a keep-alive connection: retry
+						case status == http.StatusOK:
+							ok.Add(1)
+						default:
+							bad.Add(1)
+						}
+					}
+				}(c)
+			}
+			rotated := opt
+			rotated.secret = "{env.IG_NEW_SECRET} {env.IG_TEST_SECRET}"
+			for i := 0; i < 3; i++ {
+				s.caddy.Load(t, s.caddyfile(sitePort, providerPort, rotated))
+				time.Sleep(100 * time.Millisecond)
+			}
+			stop()
+			wg.Wait()
+			if bad.Load() != 0 || ok.Load() < 30 {
+				t.Fatalf("during the rotation: %d refused, %d served", bad.Load(), ok.Load())
+			}
+			if status, back := pending.FinishAtCallback(pending.AuthorizeAt(authorize, true)); status != http.StatusOK || back != "/started-before" {
+				t.Errorf("a login started before the rotation: %d %q", status, back)
+			}
+			fresh := newBrowser(t)
+			if page, _ := fresh.Login(s.origin, "/after"); page.StatusCode != http.StatusOK {
+				t.Fatalf("a login after the rotation: %d", page.StatusCode)
+			}
+
+			// The old secret dropped: what only it sealed ends.
+			done := opt
+			done.secret = "{env.IG_NEW_SECRET}"
+			s.caddy.Load(t, s.caddyfile(sitePort, providerPort, done))
+			client := &http.Client{Timeout: 5 * time.Second}
+			status, _ := apiCall(client, s.origin+"/api/x", cookies[0])
+			want := http.StatusUnauthorized
+			if name == "memory" {
+				want = http.StatusOK
+			}
+			if status != want {
+				t.Errorf("a session from before, with the old secret dropped: %d, want %d", status, want)
+			}
+			if status, _ := apiCall(client, s.origin+"/api/x", jarCookie(t, fresh, s.origin, sessionCookie)); status != http.StatusOK {
+				t.Errorf("a session sealed with the new secret: %d", status)
+			}
+		})
+	}
+}

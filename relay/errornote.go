@@ -1,8 +1,6 @@
 package relay
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
 	"net/http"
 	"strconv"
@@ -16,9 +14,9 @@ import (
 // shows the server's description only with a valid note, so a crafted link
 // to the error page cannot put a stranger's text on the site.
 type ErrorNote struct {
-	Key      []byte // HMAC key, derived from the configured secret
-	Name     string // the cookie's name
-	Insecure bool   // no Secure attribute: plain http on a loopback host only
+	Keys     [][]byte // HMAC keys from the configured secrets: the first signs, any verifies
+	Name     string   // the cookie's name
+	Insecure bool     // no Secure attribute: plain http on a loopback host only
 	Now      func() time.Time
 }
 
@@ -31,7 +29,7 @@ func (n ErrorNote) Set(w http.ResponseWriter, code, description string) {
 	payload := strconv.FormatInt(n.now().Add(noteTTL).Unix(), 10) + "|" + code + "|" + description
 	http.SetCookie(w, &http.Cookie{
 		Name:     n.Name,
-		Value:    base64.RawURLEncoding.EncodeToString([]byte(payload)) + "." + n.mac(payload),
+		Value:    base64.RawURLEncoding.EncodeToString([]byte(payload)) + "." + mac(n.Keys[0], "error note", payload),
 		Path:     "/",
 		MaxAge:   int(noteTTL / time.Second),
 		Secure:   !n.Insecure,
@@ -50,7 +48,7 @@ func (n ErrorNote) Take(w http.ResponseWriter, r *http.Request, code string) (st
 	http.SetCookie(w, &http.Cookie{Name: n.Name, Path: "/", MaxAge: -1, Secure: !n.Insecure, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 	enc, sig, _ := strings.Cut(ck.Value, ".")
 	raw, err := base64.RawURLEncoding.DecodeString(enc)
-	if err != nil || !hmac.Equal([]byte(sig), []byte(n.mac(string(raw)))) {
+	if err != nil || !signedByOneOf(n.Keys, sig, "error note", string(raw)) {
 		return "", false
 	}
 	exp, rest, _ := strings.Cut(string(raw), "|")
@@ -60,13 +58,6 @@ func (n ErrorNote) Take(w http.ResponseWriter, r *http.Request, code string) (st
 		return "", false
 	}
 	return description, true
-}
-
-func (n ErrorNote) mac(payload string) string {
-	m := hmac.New(sha256.New, n.Key)
-	m.Write([]byte("error note\x00"))
-	m.Write([]byte(payload))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
 func (n ErrorNote) now() time.Time {

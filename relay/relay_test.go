@@ -99,7 +99,7 @@ func TestParseFragment(t *testing.T) {
 }
 
 func stateCookies(now *time.Time) *StateCookies {
-	return &StateCookies{Key: []byte("0123456789abcdef0123456789abcdef"), NamePrefix: "__Host-ig_state_", TTL: time.Minute, MaxPending: 3, Now: func() time.Time { return *now }}
+	return &StateCookies{Keys: [][]byte{[]byte("0123456789abcdef0123456789abcdef")}, NamePrefix: "__Host-ig_state_", TTL: time.Minute, MaxPending: 3, Now: func() time.Time { return *now }}
 }
 
 // browserRequest carries the cookies a browser kept from earlier responses.
@@ -164,7 +164,7 @@ func TestStateCookieTamperingAndMoving(t *testing.T) {
 		c.Issue(w, browserRequest(jar), s, "/")
 		keep(jar, w)
 	}
-	nameA, nameB := c.cookieName("state-a"), c.cookieName("state-b")
+	nameA, nameB := c.cookieName(c.Keys[0], "state-a"), c.cookieName(c.Keys[0], "state-b")
 	moved := map[string]string{nameB: jar[nameA]} // a valid value under another login's name
 	if _, err := c.Take(httptest.NewRecorder(), browserRequest(moved), "state-b"); err != ErrStateInvalid {
 		t.Errorf("moved cookie: %v", err)
@@ -173,7 +173,7 @@ func TestStateCookieTamperingAndMoving(t *testing.T) {
 	if _, err := c.Take(httptest.NewRecorder(), browserRequest(tampered), "state-a"); err != ErrStateInvalid {
 		t.Errorf("tampered cookie: %v", err)
 	}
-	other := &StateCookies{Key: []byte("another key, another deployment!"), NamePrefix: c.NamePrefix, TTL: time.Minute, MaxPending: 3}
+	other := &StateCookies{Keys: [][]byte{[]byte("another key, another deployment!")}, NamePrefix: c.NamePrefix, TTL: time.Minute, MaxPending: 3}
 	if _, err := other.Take(httptest.NewRecorder(), browserRequest(jar), "state-a"); err == nil {
 		t.Error("a cookie signed with another key was accepted")
 	}
@@ -222,5 +222,27 @@ func TestPagesNameAnInlineIcon(t *testing.T) {
 		if !strings.Contains(w.Body.String(), `<link rel="icon" href="data:,">`) || !strings.Contains(w.Header().Get("Content-Security-Policy"), "img-src data:") {
 			t.Errorf("%s page: no inline icon the CSP admits", name)
 		}
+	}
+}
+
+// TestStateCookiesAcrossRotation: a login started under the old key
+// finishes after the key rotates (the old key is second in Keys), and one
+// started under a key no longer listed does not.
+func TestStateCookiesAcrossRotation(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	old := stateCookies(&now)
+	jar := map[string]string{}
+	w := httptest.NewRecorder()
+	old.Issue(w, browserRequest(jar), "state-x", "/x")
+	keep(jar, w)
+	rotated := stateCookies(&now)
+	rotated.Keys = [][]byte{[]byte("a brand new key, after rotation!"), old.Keys[0]}
+	if p, err := rotated.Take(httptest.NewRecorder(), browserRequest(jar), "state-x"); err != nil || p.ReturnTo != "/x" {
+		t.Errorf("a login started before the rotation: %+v %v", p, err)
+	}
+	gone := stateCookies(&now)
+	gone.Keys = [][]byte{[]byte("a brand new key, after rotation!")}
+	if _, err := gone.Take(httptest.NewRecorder(), browserRequest(jar), "state-x"); err == nil {
+		t.Error("a key no longer configured still verifies")
 	}
 }

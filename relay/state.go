@@ -25,7 +25,9 @@ var (
 // logins in several tabs do not overwrite each other; at most MaxPending
 // are kept, the oldest going first.
 type StateCookies struct {
-	Key        []byte        // HMAC key, derived from the configured secret
+	// HMAC keys, derived from the configured secrets: the first signs, any
+	// of them verifies (a rotated-out secret's logins still finish).
+	Keys       [][]byte
 	NamePrefix string        // e.g. "__Host-implicit_grant_state_"
 	TTL        time.Duration // how long a login may take
 	MaxPending int
@@ -54,7 +56,7 @@ const MaxCookieReturnPath = 512
 // pending logins beyond MaxPending.
 func (c *StateCookies) Issue(w http.ResponseWriter, r *http.Request, state, returnTo string) {
 	expires := c.now().Add(c.TTL)
-	name := c.cookieName(state)
+	name := c.cookieName(c.Keys[0], state)
 	if len(returnTo) > MaxCookieReturnPath {
 		returnTo = "" // the start page keeps it
 	}
@@ -63,7 +65,7 @@ func (c *StateCookies) Issue(w http.ResponseWriter, r *http.Request, state, retu
 	c.trim(w, r, c.MaxPending-1)
 	http.SetCookie(w, &http.Cookie{
 		Name:     name,
-		Value:    base64.RawURLEncoding.EncodeToString([]byte(payload)) + "." + c.mac(name, payload),
+		Value:    base64.RawURLEncoding.EncodeToString([]byte(payload)) + "." + mac(c.Keys[0], name, payload),
 		Path:     "/",
 		MaxAge:   int(c.TTL / time.Second),
 		Secure:   !c.Insecure,
@@ -79,9 +81,17 @@ func (c *StateCookies) Take(w http.ResponseWriter, r *http.Request, state string
 	if state == "" {
 		return PendingLogin{}, ErrStateMissing
 	}
-	name := c.cookieName(state)
-	ck, err := r.Cookie(name)
-	if err != nil {
+	var name string
+	var ck *http.Cookie
+	for _, key := range c.Keys { // the cookie's name depends on the key that made it
+		if name = c.cookieName(key, state); ck == nil {
+			ck, _ = r.Cookie(name)
+		}
+		if ck != nil {
+			break
+		}
+	}
+	if ck == nil {
 		return PendingLogin{}, ErrStateMissing
 	}
 	c.expire(w, name)
@@ -105,7 +115,7 @@ func (c *StateCookies) open(name, value string) (PendingLogin, error) {
 		return PendingLogin{}, ErrStateInvalid
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(enc)
-	if err != nil || !hmac.Equal([]byte(sig), []byte(c.mac(name, string(raw)))) {
+	if err != nil || !signedByOneOf(c.Keys, sig, name, string(raw)) {
 		return PendingLogin{}, ErrStateInvalid
 	}
 	exp, rest, _ := strings.Cut(string(raw), "|")
@@ -151,18 +161,28 @@ func (c *StateCookies) expire(w http.ResponseWriter, name string) {
 
 // cookieName gives each pending login its own cookie. The suffix is a MAC
 // of the state, so the name reveals nothing about the state itself.
-func (c *StateCookies) cookieName(state string) string {
-	return c.NamePrefix + c.mac("name", state)[:12]
+func (c *StateCookies) cookieName(key []byte, state string) string {
+	return c.NamePrefix + mac(key, "name", state)[:12]
 }
 
 // mac signs payload for the cookie called name, so a valid value cannot be
 // moved to another pending login's cookie.
-func (c *StateCookies) mac(name, payload string) string {
-	m := hmac.New(sha256.New, c.Key)
+func mac(key []byte, name, payload string) string {
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte(name))
 	m.Write([]byte{0})
 	m.Write([]byte(payload))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// signedByOneOf reports whether sig is payload's MAC under one of keys.
+func signedByOneOf(keys [][]byte, sig, name, payload string) bool {
+	for _, key := range keys {
+		if hmac.Equal([]byte(sig), []byte(mac(key, name, payload))) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *StateCookies) now() time.Time {

@@ -1,10 +1,6 @@
 package tokencache
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
-
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
@@ -19,21 +15,17 @@ type Site struct {
 	// Binding names the site: its authorization server and client. A
 	// sealed session is valid only for the site it was sealed for.
 	Binding string
-	// SealKey seals sessions (32 bytes, derived from the configured secret).
-	SealKey []byte
+	// SealKeys seal sessions (32 bytes each, derived from the configured
+	// secrets): the first seals, every one opens.
+	SealKeys [][]byte
 	// CookieName is the session cookie's name.
 	CookieName string
 	// Logger is for the operator: a store never logs a session id or token.
 	Logger *zap.Logger
 }
 
-// keyID fingerprints the seal key, so a store sealing with another secret
-// is another store; it reveals nothing of the key.
-func (s Site) keyID() string {
-	m := hmac.New(sha256.New, s.SealKey)
-	m.Write([]byte("fingerprint"))
-	return hex.EncodeToString(m.Sum(nil)[:8])
-}
+// rekeyer is a store whose key ring a reload may change in place.
+type rekeyer interface{ Rekey([][]byte) error }
 
 // noArgs checks that a store's Caddyfile line names only the store.
 func noArgs(d *caddyfile.Dispenser) error {

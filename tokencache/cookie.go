@@ -22,7 +22,7 @@ import (
 // (their cookie is deleted on use). Use the redis store when logout must
 // reach every instance.
 type Cookie struct {
-	sealer
+	*sealer
 	binding []byte // associated data: what a sealed value is valid for
 	claims  *Memory
 }
@@ -31,8 +31,8 @@ type Cookie struct {
 // from the configured secret). binding (the cookie's name and whatever
 // else identifies the site, such as its client) is sealed in as associated
 // data: a value is valid only where it was made.
-func NewCookie(key []byte, binding string) (*Cookie, error) {
-	s, err := newSealer(key)
+func NewCookie(keys [][]byte, binding string) (*Cookie, error) {
+	s, err := newSealer(keys)
 	if err != nil {
 		return nil, err
 	}
@@ -109,12 +109,21 @@ func (c *CookieConfig) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// PoolKey: a changed cookie name or secret is another store.
+// Reconfigure gives the shared store a reload's key ring: logouts recorded
+// here, and sessions sealed with a secret still listed, survive rotation.
+func (c *CookieConfig) Reconfigure(s Store, site Site) {
+	if r, ok := s.(rekeyer); ok {
+		_ = r.Rekey(site.SealKeys)
+	}
+}
+
+// PoolKey: a changed cookie name is another store; a changed secret is not
+// (Reconfigure rekeys it).
 func (c *CookieConfig) PoolKey(site Site) string {
-	return "cookie|" + site.CookieName + "|" + site.Binding + "|" + site.keyID()
+	return "cookie|" + site.CookieName + "|" + site.Binding
 }
 
 // Open makes the store; the cookie's name is sealed in with the site.
 func (c *CookieConfig) Open(site Site) (Store, error) {
-	return NewCookie(site.SealKey, site.CookieName+"|"+site.Binding)
+	return NewCookie(site.SealKeys, site.CookieName+"|"+site.Binding)
 }

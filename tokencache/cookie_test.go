@@ -10,7 +10,7 @@ import (
 )
 
 func newTestCookie(t *testing.T, name string) *Cookie {
-	c, err := NewCookie(bytes.Repeat([]byte{7}, 32), name)
+	c, err := NewCookie([][]byte{bytes.Repeat([]byte{7}, 32)}, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func TestCookieSealing(t *testing.T) {
 	if _, ok, _ := c.Get(ctx, base64.RawURLEncoding.EncodeToString(raw)); ok {
 		t.Error("a tampered value was accepted")
 	}
-	other, _ := NewCookie(bytes.Repeat([]byte{8}, 32), "__Host-a")
+	other, _ := NewCookie([][]byte{bytes.Repeat([]byte{8}, 32)}, "__Host-a")
 	defer other.Close()
 	if _, ok, _ := other.Get(ctx, v); ok {
 		t.Error("a value sealed with another secret was accepted")
@@ -47,7 +47,7 @@ func TestCookieSealing(t *testing.T) {
 }
 
 func BenchmarkCookieGet(b *testing.B) {
-	c, _ := NewCookie(bytes.Repeat([]byte{7}, 32), "__Host-s")
+	c, _ := NewCookie([][]byte{bytes.Repeat([]byte{7}, 32)}, "__Host-s")
 	defer c.Close()
 	ctx := context.Background()
 	v, _ := c.Put(ctx, Session{Authorization: "Bearer " + strings.Repeat("t", 300), Expires: time.Now().Add(time.Hour)})
@@ -62,7 +62,7 @@ func BenchmarkCookieGet(b *testing.B) {
 }
 
 func BenchmarkCookiePut(b *testing.B) {
-	c, _ := NewCookie(bytes.Repeat([]byte{7}, 32), "__Host-s")
+	c, _ := NewCookie([][]byte{bytes.Repeat([]byte{7}, 32)}, "__Host-s")
 	defer c.Close()
 	ctx := context.Background()
 	s := Session{Authorization: "Bearer " + strings.Repeat("t", 300), Expires: time.Now().Add(time.Hour)}

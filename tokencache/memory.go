@@ -327,7 +327,7 @@ func (MemoryConfig) CaddyModule() caddy.ModuleInfo {
 
 // Reconfigure applies this config's bound to the store a reload shares:
 // the sessions stay.
-func (c *MemoryConfig) Reconfigure(s Store) {
+func (c *MemoryConfig) Reconfigure(s Store, _ Site) {
 	if m, ok := s.(*Memory); ok {
 		m.SetMaxSessions(c.MaxSessions)
 	}

@@ -28,7 +28,7 @@ import (
 // whole near-cache is dropped, so an outage fails closed instead of serving
 // stale sessions.
 type Redis struct {
-	sealer
+	*sealer
 	client  rueidis.Client
 	prefix  string
 	binding string
@@ -54,8 +54,9 @@ type RedisOptions struct {
 	URL string
 	// KeyPrefix is put before every key, e.g. "implicit_grant:".
 	KeyPrefix string
-	// Key seals session values (32 bytes, derived from the secret).
-	Key []byte
+	// Keys seal session values (32 bytes each, derived from the secrets):
+	// the first seals, every one opens.
+	Keys [][]byte
 	// Binding is sealed in with each value as associated data (with the
 	// key name): sessions of one site are not valid for another that
 	// shares the Redis, prefix and secret.
@@ -71,7 +72,7 @@ type RedisOptions struct {
 
 // NewRedis connects to Redis. It fails when Redis cannot be reached now.
 func NewRedis(o RedisOptions) (*Redis, error) {
-	s, err := newSealer(o.Key)
+	s, err := newSealer(o.Keys)
 	if err != nil {
 		return nil, err
 	}
@@ -247,6 +248,26 @@ func (r *Redis) forget(digest [32]byte) {
 	}
 }
 
+// Rekey takes a new key ring (secret rotation). When the ring changed, the
+// local copies go too: they were opened with keys the new ring may not
+// hold, and Redis will answer for them again.
+func (r *Redis) Rekey(keys [][]byte) error {
+	if r.sameRing(keys) {
+		return nil
+	}
+	if err := r.sealer.Rekey(keys); err != nil {
+		return err
+	}
+	r.nearMu.Lock()
+	for d := range r.reading {
+		r.reading[d] = true
+	}
+	clear(r.byDigest)
+	r.near.clear()
+	r.nearMu.Unlock()
+	return nil
+}
+
 // Close disconnects.
 func (r *Redis) Close() error {
 	r.client.Close()
@@ -331,16 +352,23 @@ func (c *RedisConfig) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// PoolKey: configs naming the same Redis, prefix, timeout and secret for
-// the same site share one connection across reloads.
+// Reconfigure gives the shared store a reload's key ring (secret rotation).
+func (c *RedisConfig) Reconfigure(s Store, site Site) {
+	if r, ok := s.(rekeyer); ok {
+		_ = r.Rekey(site.SealKeys)
+	}
+}
+
+// PoolKey: configs naming the same Redis, prefix and timeout for the same
+// site share one connection across reloads, whatever their secrets.
 func (c *RedisConfig) PoolKey(site Site) string {
-	return "redis|" + c.URL + "|" + c.KeyPrefix + "|" + time.Duration(c.Timeout).String() + "|" + site.Binding + "|" + site.keyID()
+	return "redis|" + c.URL + "|" + c.KeyPrefix + "|" + time.Duration(c.Timeout).String() + "|" + site.Binding
 }
 
 // Open connects; it fails when Redis cannot be reached now.
 func (c *RedisConfig) Open(site Site) (Store, error) {
 	return NewRedis(RedisOptions{
-		URL: c.URL, KeyPrefix: c.KeyPrefix, Key: site.SealKey, Binding: site.Binding, Timeout: time.Duration(c.Timeout),
+		URL: c.URL, KeyPrefix: c.KeyPrefix, Keys: site.SealKeys, Binding: site.Binding, Timeout: time.Duration(c.Timeout),
 	})
 }
 

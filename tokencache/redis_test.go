@@ -13,7 +13,7 @@ import (
 
 func newTestRedis(t testing.TB, url, prefix string) *Redis {
 	t.Helper()
-	r, err := NewRedis(RedisOptions{URL: url, KeyPrefix: prefix, Key: bytes.Repeat([]byte{9}, 32), Timeout: 500 * time.Millisecond})
+	r, err := NewRedis(RedisOptions{URL: url, KeyPrefix: prefix, Keys: [][]byte{bytes.Repeat([]byte{9}, 32)}, Timeout: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestRedisSharedAcrossInstances(t *testing.T) {
 			t.Fatalf("b reads a's session: %+v %v %v", s, ok, err)
 		}
 	}
-	other, err := NewRedis(RedisOptions{URL: srv.URL, KeyPrefix: "ig:", Key: bytes.Repeat([]byte{9}, 32), Binding: "another site"})
+	other, err := NewRedis(RedisOptions{URL: srv.URL, KeyPrefix: "ig:", Keys: [][]byte{bytes.Repeat([]byte{9}, 32)}, Binding: "another site"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,48 +4,96 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
 // sealer encrypts session records with AES-256-GCM, so that neither a
 // cookie nor a Redis dump reveals a token. The associated data binds a
-// sealed record to where it is kept (a cookie name, a Redis key).
-type sealer struct{ aead cipher.AEAD }
+// sealed record to where it is kept (a cookie name, a Redis key). It holds
+// a key ring: the first key seals, every key opens, so a rotated-out
+// secret's sessions stay valid until they expire.
+type sealer struct {
+	aeads atomic.Pointer[[]cipher.AEAD]
+	ring  atomic.Pointer[[32]byte] // digest of the keys, to tell a changed ring
+}
 
-func newSealer(key []byte) (sealer, error) {
-	if len(key) != 32 {
-		return sealer{}, errors.New("sealing key must be 32 bytes")
+func newSealer(keys [][]byte) (*sealer, error) {
+	s := &sealer{}
+	return s, s.Rekey(keys)
+}
+
+// Rekey replaces the key ring (the first key seals from now on); sessions
+// sealed with a key still in the ring keep opening.
+func (s *sealer) Rekey(keys [][]byte) error {
+	if len(keys) == 0 {
+		return errors.New("no sealing key")
 	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return sealer{}, err
+	aeads := make([]cipher.AEAD, len(keys))
+	for i, key := range keys {
+		if len(key) != 32 {
+			return errors.New("sealing key must be 32 bytes")
+		}
+		block, err := aes.NewCipher(key)
+		if err != nil {
+			return err
+		}
+		if aeads[i], err = cipher.NewGCM(block); err != nil {
+			return err
+		}
 	}
-	aead, err := cipher.NewGCM(block)
-	return sealer{aead}, err
+	s.aeads.Store(&aeads)
+	s.ring.Store(ringDigest(keys))
+	return nil
+}
+
+func ringDigest(keys [][]byte) *[32]byte {
+	h := sha256.New()
+	for _, k := range keys {
+		h.Write(k)
+	}
+	var d [32]byte
+	h.Sum(d[:0])
+	return &d
+}
+
+// sameRing reports whether keys are the ring the sealer holds.
+func (s *sealer) sameRing(keys [][]byte) bool {
+	r := s.ring.Load()
+	return r != nil && *r == *ringDigest(keys)
 }
 
 // seal returns nonce | ciphertext of (expiry | authorization NUL identity).
-func (s sealer) seal(sess Session, ad []byte) []byte {
+func (s *sealer) seal(sess Session, ad []byte) []byte {
+	aead := (*s.aeads.Load())[0]
 	plain := make([]byte, 8, 8+len(sess.Authorization)+1+len(sess.Identity))
 	binary.BigEndian.PutUint64(plain, uint64(sess.Expires.UnixNano()))
 	plain = append(plain, joinRecord(sess)...)
-	out := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(plain)+s.aead.Overhead())
+	out := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plain)+aead.Overhead())
 	_, _ = rand.Read(out)
-	return s.aead.Seal(out, out, plain, ad)
+	return aead.Seal(out, out, plain, ad)
 }
 
-// open reverses seal; ok is false for anything forged, truncated or sealed
-// for another place.
-func (s sealer) open(sealed, ad []byte) (Session, bool) {
-	n := s.aead.NonceSize()
-	if len(sealed) < n+8+s.aead.Overhead() {
-		return Session{}, false
+// open reverses seal with whichever key of the ring sealed it; ok is false
+// for anything forged, truncated, sealed for another place or with a key
+// no longer in the ring.
+func (s *sealer) open(sealed, ad []byte) (Session, bool) {
+	var plain []byte
+	for _, aead := range *s.aeads.Load() {
+		n := aead.NonceSize()
+		if len(sealed) < n+8+aead.Overhead() {
+			return Session{}, false
+		}
+		if p, err := aead.Open(nil, sealed[:n], sealed[n:], ad); err == nil {
+			plain = p
+			break
+		}
 	}
-	plain, err := s.aead.Open(nil, sealed[:n], sealed[n:], ad)
-	if err != nil {
+	if plain == nil {
 		return Session{}, false
 	}
 	sess := splitRecord(string(plain[8:]))

@@ -69,7 +69,7 @@ func (o *OpenID) Verify(ctx context.Context, r Response) (Identity, error) {
 	if tok.IssuedAt.After(o.now().Add(Leeway)) {
 		return Identity{}, untrusted("id_token issued in the future")
 	}
-	if r.Nonce == "" || subtle.ConstantTimeCompare([]byte(tok.Nonce), []byte(r.Nonce)) != 1 {
+	if !nonceMatches(tok.Nonce, r.Nonces) {
 		return Identity{}, untrusted("id_token nonce does not match this login")
 	}
 	if tok.AccessTokenHash == "" {
@@ -109,4 +109,13 @@ func (o *OpenID) AuthorizationEndpoint(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return doc.AuthorizationEndpoint, nil
+}
+
+func nonceMatches(got string, want []string) bool {
+	for _, w := range want {
+		if w != "" && subtle.ConstantTimeCompare([]byte(got), []byte(w)) == 1 {
+			return true
+		}
+	}
+	return false
 }

@@ -21,8 +21,8 @@ import (
 // Response is what the authorization server sent the browser.
 type Response struct {
 	AccessToken string
-	IDToken     string // with OpenID Connect
-	Nonce       string // the nonce the login asked for, with OpenID Connect
+	IDToken     string   // with OpenID Connect
+	Nonces      []string // with OpenID Connect: the nonces this login may carry (any one matches)
 }
 
 // Identity is who a verified token was issued for.
