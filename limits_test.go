@@ -1,9 +1,12 @@
 package implicitgrant
 
 import (
+	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestFailedRelayPostsPerAddress: one address that fails relay posts again
@@ -46,4 +49,24 @@ func TestVerifyingIsBounded(t *testing.T) {
 	if page, _ := newBrowser(t).Login(s.origin, "/dash"); page.StatusCode != http.StatusOK {
 		t.Errorf("with a place free: %d", page.StatusCode)
 	}
+}
+
+// TestFailureTableIsBounded: failed relay posts from 300,000 addresses keep
+// the table at its bound, and the heap with it.
+func TestFailureTableIsBounded(t *testing.T) {
+	f := &failedRelays{windows: map[string]*failureWindowState{}}
+	before := liveHeap()
+	now := time.Now()
+	for i := 0; i < 300_000; i++ {
+		f.add(fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), now)
+	}
+	if n := len(f.windows); n > failureAddresses {
+		t.Errorf("%d addresses remembered; bound %d", n, failureAddresses)
+	}
+	grew := int64(liveHeap()) - int64(before)
+	t.Logf("300,000 addresses: %d remembered, heap %+d bytes", len(f.windows), grew)
+	if grew > 32<<20 {
+		t.Errorf("the table grew the heap by %d bytes", grew)
+	}
+	runtime.KeepAlive(f)
 }
