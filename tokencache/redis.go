@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -44,6 +45,8 @@ type Redis struct {
 	byDigest map[[32]byte]string
 	reading  map[[32]byte]bool
 	limit    int
+
+	waitReplicas int
 }
 
 // RedisOptions configure NewRedis.
@@ -68,6 +71,9 @@ type RedisOptions struct {
 	NearCacheSize int
 	// NearCacheBytes bounds the local copies' bytes. Default 64 MiB.
 	NearCacheBytes int64
+	// WaitReplicas: a new session counts only once this many replicas
+	// have it (Redis WAIT, within Timeout). 0: do not wait.
+	WaitReplicas int
 }
 
 // NewRedis connects to Redis. It fails when Redis cannot be reached now.
@@ -91,7 +97,8 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	}
 	r := &Redis{
 		sealer: s, prefix: o.KeyPrefix, binding: o.Binding, timeout: o.Timeout,
-		near: newBoundedMemory(o.NearCacheSize, o.NearCacheBytes), byDigest: map[[32]byte]string{}, reading: map[[32]byte]bool{}, limit: o.NearCacheSize,
+		waitReplicas: o.WaitReplicas,
+		near:         newBoundedMemory(o.NearCacheSize, o.NearCacheBytes), byDigest: map[[32]byte]string{}, reading: map[[32]byte]bool{}, limit: o.NearCacheSize,
 	}
 	opt.OnInvalidations = r.invalidate
 	if opt.Dialer.Timeout == 0 {
@@ -129,8 +136,27 @@ func (r *Redis) Put(ctx context.Context, s Session) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	cmd := r.client.B().Set().Key(key).Value(rueidis.BinaryString(r.seal(s, []byte(r.binding+"|"+key)))).Px(ttl).Build()
-	if err := r.client.Do(ctx, cmd).Error(); err != nil {
+	if r.waitReplicas == 0 {
+		if err := r.client.Do(ctx, cmd).Error(); err != nil {
+			return "", fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		return id, nil
+	}
+	// WAIT counts the replicas that have the writes of this connection:
+	// it goes with the SET, in one round trip on one connection.
+	wait := r.client.B().Wait().Numreplicas(int64(r.waitReplicas)).Timeout(int64(r.timeout / time.Millisecond)).Build()
+	answers := r.client.DoMulti(ctx, cmd, wait)
+	if err := answers[0].Error(); err != nil {
 		return "", fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	acked, err := answers[1].AsInt64()
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if acked < int64(r.waitReplicas) {
+		// A failover now could lose the session: refuse it rather than hand
+		// out a cookie that may stop working.
+		return "", fmt.Errorf("%w: %d of %d replicas acknowledged the new session", ErrUnavailable, acked, r.waitReplicas)
 	}
 	return id, nil
 }
@@ -291,6 +317,11 @@ type RedisConfig struct {
 	// How long one call may take before the request fails with 503.
 	// Default 1s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	// A new session counts only once this many replicas have it (Redis
+	// WAIT, within timeout): a failover then cannot lose a session a
+	// browser was given. Default 0: do not wait.
+	WaitReplicas int `json:"wait_replicas,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -312,6 +343,9 @@ func (c *RedisConfig) Provision(caddy.Context) error {
 	}
 	if c.Timeout < 0 {
 		return fmt.Errorf("store: timeout %s must be positive", time.Duration(c.Timeout))
+	}
+	if c.WaitReplicas < 0 || c.WaitReplicas > 16 {
+		return fmt.Errorf("store: wait_replicas %d must be from 0 to 16", c.WaitReplicas)
 	}
 	return nil
 }
@@ -345,6 +379,12 @@ func (c *RedisConfig) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("timeout: bad duration value '%s'", val)
 			}
 			c.Timeout = caddy.Duration(dur)
+		case "wait_replicas":
+			n, err := strconv.Atoi(val)
+			if err != nil || n < 0 || n > 16 {
+				return d.Errf("wait_replicas: expected a number of replicas from 0 to 16, got '%s'", val)
+			}
+			c.WaitReplicas = n
 		default:
 			return d.Errf("store: unrecognized option for redis: %s", opt)
 		}
@@ -362,13 +402,13 @@ func (c *RedisConfig) Reconfigure(s Store, site Site) {
 // PoolKey: configs naming the same Redis, prefix and timeout for the same
 // site share one connection across reloads, whatever their secrets.
 func (c *RedisConfig) PoolKey(site Site) string {
-	return "redis|" + c.URL + "|" + c.KeyPrefix + "|" + time.Duration(c.Timeout).String() + "|" + site.Binding
+	return "redis|" + c.URL + "|" + c.KeyPrefix + "|" + time.Duration(c.Timeout).String() + "|" + strconv.Itoa(c.WaitReplicas) + "|" + site.Binding
 }
 
 // Open connects; it fails when Redis cannot be reached now.
 func (c *RedisConfig) Open(site Site) (Store, error) {
 	return NewRedis(RedisOptions{
-		URL: c.URL, KeyPrefix: c.KeyPrefix, Keys: site.SealKeys, Binding: site.Binding, Timeout: time.Duration(c.Timeout),
+		URL: c.URL, KeyPrefix: c.KeyPrefix, Keys: site.SealKeys, Binding: site.Binding, Timeout: time.Duration(c.Timeout), WaitReplicas: c.WaitReplicas,
 	})
 }
 

@@ -3,6 +3,7 @@ package tokencache
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -219,4 +220,39 @@ func BenchmarkRedisPut(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestRedisWaitReplicas: with wait_replicas, a new session is refused
+// until a replica acknowledges it, and then the replica has it.
+func TestRedisWaitReplicas(t *testing.T) {
+	master := testredis.Start(t)
+	r, err := NewRedis(RedisOptions{URL: master.URL, KeyPrefix: "wait:", Keys: [][]byte{bytes.Repeat([]byte{9}, 32)}, Timeout: 300 * time.Millisecond, WaitReplicas: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	s := Session{Authorization: "Bearer durable", Expires: time.Now().Add(time.Hour)}
+	if _, err := r.Put(context.Background(), s); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("with no replica: %v, want ErrUnavailable", err)
+	}
+	testredis.StartReplica(t, master)
+	var id string
+	deadline := time.Now().Add(10 * time.Second)
+	for id == "" && time.Now().Before(deadline) { // until the replica has synced
+		id, _ = r.Put(context.Background(), s)
+	}
+	if id == "" {
+		t.Fatal("no session was acknowledged by the replica")
+	}
+	start := time.Now()
+	const n = 50
+	for i := 0; i < n; i++ {
+		if _, err := r.Put(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("Put with WAIT 1: %s each", time.Since(start)/n)
+	if got, ok, _ := r.Get(context.Background(), id); !ok || got.Authorization != "Bearer durable" {
+		t.Errorf("the acknowledged session: %+v %v", got, ok)
+	}
 }

@@ -87,6 +87,12 @@ func run(t testing.TB, args ...string) *Server {
 	return s
 }
 
+// StartReplica runs a replica of master.
+func StartReplica(t testing.TB, master *Server) *Server {
+	t.Helper()
+	return run(t, "--replicaof", "127.0.0.1", strconv.Itoa(master.Port), "--appendonly", "no")
+}
+
 // StartSentinel runs a master and a Sentinel watching it, and returns the
 // Sentinel with the URL a client uses: the sentinel's address and
 // ?master_set=mymaster.
