@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -254,5 +256,114 @@ func TestRedisWaitReplicas(t *testing.T) {
 	t.Logf("Put with WAIT 1: %s each", time.Since(start)/n)
 	if got, ok, _ := r.Get(context.Background(), id); !ok || got.Authorization != "Bearer durable" {
 		t.Errorf("the acknowledged session: %+v %v", got, ok)
+	}
+}
+
+// TestRedisFailover kills the master of a Sentinel-watched pair while
+// sessions are written and read. During the failover, reads of a session
+// written well before fail closed (an error, so a 503, never "no session",
+// which would be a 401 sending people to log in); afterwards it is there.
+// It counts the sessions acknowledged before the kill that the promoted
+// replica lacks: asynchronous replication can lose the last writes, and
+// wait_replicas 1 is meant to lose none.
+func TestRedisFailover(t *testing.T) {
+	for _, wait := range []int{0, 1} {
+		t.Run(fmt.Sprintf("wait_replicas=%d", wait), func(t *testing.T) {
+			f := testredis.StartFailover(t)
+			r, err := NewRedis(RedisOptions{URL: f.Sentinel.URL, KeyPrefix: "fo:", Keys: [][]byte{bytes.Repeat([]byte{9}, 32)}, Timeout: 500 * time.Millisecond, WaitReplicas: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := Session{Authorization: "Bearer before", Expires: time.Now().Add(time.Hour)}
+			var seed string
+			for deadline := time.Now().Add(15 * time.Second); seed == "" && time.Now().Before(deadline); {
+				seed, _ = r.Put(context.Background(), s) // acknowledged by the replica: it has synced
+			}
+			if seed == "" {
+				t.Fatal("the replica never acknowledged a write")
+			}
+			plain := r // waits for one replica: used below only to tell when a new master answers
+			defer plain.Close()
+			r, err = NewRedis(RedisOptions{URL: f.Sentinel.URL, KeyPrefix: "fo:", Keys: [][]byte{bytes.Repeat([]byte{9}, 32)}, Timeout: 500 * time.Millisecond, WaitReplicas: wait})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+
+			var mu sync.Mutex
+			var written []string
+			var killedAt time.Time
+			var lostRead, failedWrites, failedReads atomic.Int64
+			ctx, stop := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			wg.Add(2)
+			go func() { // writer
+				defer wg.Done()
+				for ctx.Err() == nil {
+					id, err := r.Put(ctx, Session{Authorization: "Bearer w", Expires: time.Now().Add(time.Hour)})
+					if err != nil {
+						failedWrites.Add(1)
+						time.Sleep(10 * time.Millisecond)
+						continue
+					}
+					mu.Lock()
+					if killedAt.IsZero() {
+						written = append(written, id)
+					}
+					mu.Unlock()
+				}
+			}()
+			go func() { // reader of a session written long before
+				defer wg.Done()
+				for ctx.Err() == nil {
+					_, ok, err := r.Get(ctx, seed)
+					switch {
+					case err != nil:
+						failedReads.Add(1)
+						time.Sleep(10 * time.Millisecond)
+					case !ok:
+						lostRead.Add(1)
+					}
+				}
+			}()
+			time.Sleep(500 * time.Millisecond)
+			mu.Lock()
+			killedAt = time.Now()
+			mu.Unlock()
+			f.Master.Stop()
+			// Wait for the promotion: the new master answers reads. (With
+			// wait_replicas 1 it refuses new sessions until a replica joins
+			// it again: its only replica was the one promoted.)
+			recovered := time.Time{}
+			for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+				if _, ok, err := plain.Get(context.Background(), seed); err == nil && ok {
+					recovered = time.Now()
+					break
+				}
+			}
+			time.Sleep(300 * time.Millisecond)
+			stop()
+			wg.Wait()
+			if recovered.IsZero() {
+				t.Fatal("no new master within 20 s")
+			}
+			lost := 0
+			for _, id := range written {
+				if _, ok, err := r.Get(context.Background(), id); err == nil && !ok {
+					lost++
+				}
+			}
+			t.Logf("wait_replicas=%d: %d sessions written before the kill, %d lost; failover %s; %d writes and %d reads failed closed meanwhile",
+				wait, len(written), lost, recovered.Sub(killedAt).Round(10*time.Millisecond), failedWrites.Load(), failedReads.Load())
+			if lostRead.Load() != 0 {
+				t.Errorf("%d reads of a session written long before said 'no session' instead of failing closed", lostRead.Load())
+			}
+			if _, ok, err := r.Get(context.Background(), seed); err != nil || !ok {
+				t.Errorf("the session written long before is gone after the failover: %v %v", ok, err)
+			}
+			if wait > 0 && lost != 0 {
+				t.Errorf("wait_replicas=%d lost %d acknowledged sessions", wait, lost)
+			}
+		})
 	}
 }

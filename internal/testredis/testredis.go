@@ -98,11 +98,31 @@ func StartReplica(t testing.TB, master *Server) *Server {
 // ?master_set=mymaster.
 func StartSentinel(t testing.TB) *Server {
 	t.Helper()
+	return startSentinel(t, run(t, "--appendonly", "no"), "")
+}
+
+// Failover is a master with one replica and a Sentinel that promotes the
+// replica within seconds of the master's death.
+type Failover struct {
+	Master, Replica, Sentinel *Server
+}
+
+// StartFailover runs a master, a replica of it and a Sentinel watching
+// them (down after 1 s, failover within 5 s).
+func StartFailover(t testing.TB) *Failover {
+	t.Helper()
 	master := run(t, "--appendonly", "no")
+	replica := StartReplica(t, master)
+	sentinel := startSentinel(t, master, "sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 5000\n")
+	return &Failover{Master: master, Replica: replica, Sentinel: sentinel}
+}
+
+func startSentinel(t testing.TB, master *Server, extra string) *Server {
+	t.Helper()
 	bin := redisServer(t)
 	s := &Server{dir: t.TempDir(), Port: testport.Free(t)}
 	conf := filepath.Join(s.dir, "sentinel.conf")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf("port %d\nbind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 %d 1\n", s.Port, master.Port)), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf("port %d\nbind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 %d 1\n%s", s.Port, master.Port, extra)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	s.URL = fmt.Sprintf("redis://127.0.0.1:%d?master_set=mymaster", s.Port)
