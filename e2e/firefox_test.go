@@ -21,17 +21,12 @@ func TestFirefoxLogin(t *testing.T) {
 	f.Click("#approve")
 	f.WaitLocation(target)
 	f.WaitFor(`document.querySelector("#token-status") && document.querySelector("#token-status").textContent === "valid"`, "the upstream's page with a valid token")
-	var found bool
-	for _, c := range f.Cookies() {
-		if c.Name == sessionCookie {
-			found = true
-			if !c.HTTPOnly || c.Path != "/" || !strings.EqualFold(c.SameSite, "lax") {
-				t.Errorf("session cookie: %+v", c)
-			}
-		}
-	}
-	if !found {
+	c, ok := cookieNamed(f.Cookies(), sessionCookie)
+	if !ok {
 		t.Fatalf("no %s cookie in Firefox", sessionCookie)
+	}
+	if !c.HTTPOnly || c.Path != "/" || !strings.EqualFold(c.SameSite, "lax") {
+		t.Errorf("session cookie: %+v", c)
 	}
 	var visible string
 	if err := f.Eval("document.cookie", &visible); err != nil || strings.Contains(visible, "implicit_grant") {
@@ -90,16 +85,20 @@ func TestFirefoxOverHTTPS(t *testing.T) {
 	f.Navigate(target)
 	f.Click("#approve")
 	f.WaitLocation(target)
-	var secure bool
-	for _, c := range f.Cookies() {
-		if c.Name == "__Host-implicit_grant" {
-			secure = c.Secure && c.HTTPOnly
-		}
-	}
-	if !secure {
+	if c, ok := cookieNamed(f.Cookies(), "__Host-implicit_grant"); !ok || !c.Secure || !c.HTTPOnly {
 		t.Errorf("no Secure, HttpOnly __Host-implicit_grant cookie over https")
 	}
 	if errs := f.ConsoleErrors(); len(errs) > 0 {
 		t.Errorf("console errors:\n%s", strings.Join(errs, "\n"))
 	}
+}
+
+// cookieNamed finds a cookie in what Firefox or WebKit reports.
+func cookieNamed(cookies []browsers.Cookie, name string) (browsers.Cookie, bool) {
+	for _, c := range cookies {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return browsers.Cookie{}, false
 }

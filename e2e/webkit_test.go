@@ -75,17 +75,12 @@ func TestWebKitLogin(t *testing.T) {
 	if got := b.Text("#token-status"); got != "valid" {
 		t.Fatalf("the upstream says its token is %q", got)
 	}
-	var found bool
-	for _, c := range b.Cookies() {
-		if c.Name == sessionCookie {
-			found = true
-			if !c.HTTPOnly || c.Path != "/" || !strings.EqualFold(c.SameSite, "Lax") {
-				t.Errorf("session cookie: %+v", c)
-			}
-		}
-	}
-	if !found {
+	c, ok := cookieNamed(b.Cookies(), sessionCookie)
+	if !ok {
 		t.Fatalf("no %s cookie in WebKit (it drops Secure cookies on http://localhost)", sessionCookie)
+	}
+	if !c.HTTPOnly || c.Path != "/" || !strings.EqualFold(c.SameSite, "Lax") {
+		t.Errorf("session cookie: %+v", c)
 	}
 	var visible string
 	b.Must(b.Eval("return document.cookie", &visible))
@@ -159,13 +154,7 @@ func TestWebKitOverHTTPS(t *testing.T) {
 	b.Navigate(target)
 	b.Click("#approve")
 	b.WaitLocation(target)
-	var found bool
-	for _, c := range b.Cookies() {
-		if c.Name == "__Host-implicit_grant" {
-			found = c.Secure && c.HTTPOnly && c.Path == "/"
-		}
-	}
-	if !found {
+	if c, ok := cookieNamed(b.Cookies(), "__Host-implicit_grant"); !ok || !c.Secure || !c.HTTPOnly || c.Path != "/" {
 		t.Errorf("no Secure, HttpOnly __Host-implicit_grant cookie over https: %+v", b.Cookies())
 	}
 	reports.none(t)

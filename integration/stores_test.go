@@ -33,48 +33,26 @@ func TestReloadKeepsSessions(t *testing.T) {
 		cookies = append(cookies, jarCookie(t, b, s.origin, sessionCookie))
 	}
 
-	ctx, stop := context.WithCancel(context.Background())
-	var ok, bad atomic.Int64
-	var firstBad atomic.Value
-	var wg sync.WaitGroup
-	for _, c := range cookies {
-		wg.Add(1)
-		go func(cookie string) {
-			defer wg.Done()
-			client := &http.Client{Timeout: 5 * time.Second}
-			for ctx.Err() == nil {
-				status, err := apiCall(client, s.origin+"/api/load", cookie)
-				switch {
-				case err != nil: // a reload may close a keep-alive connection under a request: retry
-				case status == http.StatusOK:
-					ok.Add(1)
-				default:
-					bad.Add(1)
-					firstBad.CompareAndSwap(nil, status)
-				}
-			}
-		}(c)
+	ok, bad, firstBad := underLoad(s.origin+"/api/load", cookies, func() {
+		for i := 0; i < 20; i++ {
+			opt := siteOptions{extra: fmt.Sprintf("param reload_generation %d", i)}
+			s.caddy.Load(t, s.caddyfile(sitePort, providerPort, opt))
+			time.Sleep(50 * time.Millisecond)
+		}
+		time.Sleep(200 * time.Millisecond)
+	})
+	if bad != 0 {
+		t.Fatalf("%d requests failed during reloads (first status %v), %d succeeded", bad, firstBad, ok)
 	}
-	for i := 0; i < 20; i++ {
-		opt := siteOptions{extra: fmt.Sprintf("param reload_generation %d", i)}
-		s.caddy.Load(t, s.caddyfile(sitePort, providerPort, opt))
-		time.Sleep(50 * time.Millisecond)
-	}
-	time.Sleep(200 * time.Millisecond)
-	stop()
-	wg.Wait()
-	if bad.Load() != 0 {
-		t.Fatalf("%d requests failed during reloads (first status %v), %d succeeded", bad.Load(), firstBad.Load(), ok.Load())
-	}
-	if ok.Load() < 100 {
-		t.Fatalf("only %d requests went through during the reloads", ok.Load())
+	if ok < 100 {
+		t.Fatalf("only %d requests went through during the reloads", ok)
 	}
 	// The reloads took effect: the authorize URL carries the last generation.
 	fresh := newBrowser(t)
 	if authorize := fresh.AuthorizationRequest(fresh.Navigate(s.origin + "/")); !strings.Contains(authorize, "reload_generation=19") {
 		t.Errorf("the last config is not in use: %s", authorize)
 	}
-	t.Logf("%d authenticated requests across 20 reloads, none refused", ok.Load())
+	t.Logf("%d authenticated requests across 20 reloads, none refused", ok)
 }
 
 func apiCall(client *http.Client, target, cookie string) (int, error) {
@@ -374,36 +352,16 @@ func TestSecretRotationUnderLoad(t *testing.T) {
 			pending := newBrowser(t)
 			authorize := pending.AuthorizationRequest(pending.Navigate(s.origin + "/started-before"))
 
-			ctx, stop := context.WithCancel(context.Background())
-			var ok, bad atomic.Int64
-			var wg sync.WaitGroup
-			for _, c := range cookies {
-				wg.Add(1)
-				go func(cookie string) {
-					defer wg.Done()
-					client := &http.Client{Timeout: 5 * time.Second}
-					for ctx.Err() == nil {
-						status, err := apiCall(client, s.origin+"/api/load", cookie)
-						switch {
-						case err != nil: // a reload may close a keep-alive connection: retry
-						case status == http.StatusOK:
-							ok.Add(1)
-						default:
-							bad.Add(1)
-						}
-					}
-				}(c)
-			}
 			rotated := opt
 			rotated.secret = "{env.IG_NEW_SECRET} {env.IG_TEST_SECRET}"
-			for i := 0; i < 3; i++ {
-				s.caddy.Load(t, s.caddyfile(sitePort, providerPort, rotated))
-				time.Sleep(100 * time.Millisecond)
-			}
-			stop()
-			wg.Wait()
-			if bad.Load() != 0 || ok.Load() < 30 {
-				t.Fatalf("during the rotation: %d refused, %d served", bad.Load(), ok.Load())
+			ok, bad, _ := underLoad(s.origin+"/api/load", cookies, func() {
+				for i := 0; i < 3; i++ {
+					s.caddy.Load(t, s.caddyfile(sitePort, providerPort, rotated))
+					time.Sleep(100 * time.Millisecond)
+				}
+			})
+			if bad != 0 || ok < 30 {
+				t.Fatalf("during the rotation: %d refused, %d served", bad, ok)
 			}
 			if status, back := pending.FinishAtCallback(pending.AuthorizeAt(authorize, true)); status != http.StatusOK || back != "/started-before" {
 				t.Errorf("a login started before the rotation: %d %q", status, back)
@@ -431,4 +389,36 @@ func TestSecretRotationUnderLoad(t *testing.T) {
 			}
 		})
 	}
+}
+
+// underLoad keeps each cookie's session busy with calls to url while
+// during runs, and counts the answers. A transport error is retried: a
+// reload may close a keep-alive connection under a request.
+func underLoad(url string, cookies []string, during func()) (ok, bad int64, firstBad any) {
+	ctx, stop := context.WithCancel(context.Background())
+	var okN, badN atomic.Int64
+	var first atomic.Value
+	var wg sync.WaitGroup
+	for _, c := range cookies {
+		wg.Add(1)
+		go func(cookie string) {
+			defer wg.Done()
+			client := &http.Client{Timeout: 5 * time.Second}
+			for ctx.Err() == nil {
+				status, err := apiCall(client, url, cookie)
+				switch {
+				case err != nil:
+				case status == http.StatusOK:
+					okN.Add(1)
+				default:
+					badN.Add(1)
+					first.CompareAndSwap(nil, status)
+				}
+			}
+		}(c)
+	}
+	during()
+	stop()
+	wg.Wait()
+	return okN.Load(), badN.Load(), first.Load()
 }

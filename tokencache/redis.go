@@ -239,13 +239,7 @@ func (r *Redis) ClaimState(ctx context.Context, state string, until time.Time) (
 // means everything (the connection was lost or flushed).
 func (r *Redis) invalidate(keys []rueidis.RedisMessage) {
 	if keys == nil {
-		r.nearMu.Lock()
-		for d := range r.reading {
-			r.reading[d] = true
-		}
-		clear(r.byDigest)
-		r.near.clear()
-		r.nearMu.Unlock()
+		r.forgetAll()
 		return
 	}
 	sessionPrefix := r.prefix + "s:"
@@ -274,6 +268,18 @@ func (r *Redis) forget(digest [32]byte) {
 	}
 }
 
+// forgetAll drops every near-cache copy and marks the reads in flight, so
+// that what they fetched is not cached.
+func (r *Redis) forgetAll() {
+	r.nearMu.Lock()
+	defer r.nearMu.Unlock()
+	for d := range r.reading {
+		r.reading[d] = true
+	}
+	clear(r.byDigest)
+	r.near.clear()
+}
+
 // Rekey takes a new key ring (secret rotation). When the ring changed, the
 // local copies go too: they were opened with keys the new ring may not
 // hold, and Redis will answer for them again.
@@ -284,13 +290,7 @@ func (r *Redis) Rekey(keys [][]byte) error {
 	if err := r.sealer.Rekey(keys); err != nil {
 		return err
 	}
-	r.nearMu.Lock()
-	for d := range r.reading {
-		r.reading[d] = true
-	}
-	clear(r.byDigest)
-	r.near.clear()
-	r.nearMu.Unlock()
+	r.forgetAll()
 	return nil
 }
 
