@@ -20,6 +20,9 @@ type Site struct {
 	SealKeys [][]byte
 	// CookieName is the session cookie's name.
 	CookieName string
+	// MaxSessionsPerUser: starting one more ends a user's oldest session
+	// (stores that index by user). 0: no limit.
+	MaxSessionsPerUser int
 	// Logger is for the operator: a store never logs a session id or token.
 	Logger *zap.Logger
 }

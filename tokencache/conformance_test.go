@@ -104,4 +104,99 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 		wg.Wait()
 	})
+	revoker := func(t *testing.T) (Store, Revoker) {
+		s := newStore(t)
+		r, ok := s.(Revoker)
+		if !ok {
+			t.Skipf("%T keeps no sessions on the server to end", s)
+		}
+		return s, r
+	}
+	live := func(s Store, values ...string) (n int) {
+		for _, v := range values {
+			if _, ok, _ := s.Get(ctx, v); ok {
+				n++
+			}
+		}
+		return n
+	}
+	t.Run("per-user limit ends the oldest", func(t *testing.T) {
+		s, _ := revoker(t)
+		s.(interface{ SetMaxPerUser(int) }).SetMaxPerUser(3)
+		var alice []string
+		for i := range 5 {
+			v, err := s.Put(ctx, Session{Authorization: fmt.Sprint("Bearer a", i), Expires: time.Now().Add(time.Hour + time.Duration(i)*time.Minute), Subject: "alice"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			alice = append(alice, v)
+		}
+		bob, _ := s.Put(ctx, Session{Authorization: "Bearer b", Expires: time.Now().Add(time.Hour), Subject: "bob"})
+		anonymous, _ := s.Put(ctx, Session{Authorization: "Bearer n", Expires: time.Now().Add(time.Hour)})
+		if n := live(s, alice[:2]...); n != 0 {
+			t.Errorf("%d of alice's two oldest sessions outlived the limit of 3", n)
+		}
+		if n := live(s, alice[2:]...); n != 3 {
+			t.Errorf("alice's newest three: %d live, want 3", n)
+		}
+		if live(s, bob, anonymous) != 2 {
+			t.Error("another user's session, or one without a user, ended")
+		}
+		// One token replayed through many logins: same expiry for all.
+		// The newest session always lives, and the user keeps three.
+		expires := time.Now().Add(time.Hour)
+		var replayed []string
+		for i := range 10 {
+			v, _ := s.Put(ctx, Session{Authorization: "Bearer stolen", Expires: expires, Subject: "mallory"})
+			if live(s, v) != 1 {
+				t.Fatalf("login %d: the session just made was ended", i)
+			}
+			replayed = append(replayed, v)
+		}
+		if n := live(s, replayed...); n != 3 {
+			t.Errorf("replayed logins: %d live sessions, want 3", n)
+		}
+	})
+	t.Run("end a user, then everyone", func(t *testing.T) {
+		s, r := revoker(t)
+		var alice, others []string
+		for i := range 2 {
+			v, _ := s.Put(ctx, Session{Authorization: fmt.Sprint("Bearer a", i), Expires: time.Now().Add(time.Hour), Subject: "alice"})
+			alice = append(alice, v)
+			v, _ = s.Put(ctx, Session{Authorization: fmt.Sprint("Bearer b", i), Expires: time.Now().Add(time.Hour), Subject: "bob"})
+			others = append(others, v)
+		}
+		v, _ := s.Put(ctx, Session{Authorization: "Bearer n", Expires: time.Now().Add(time.Hour)})
+		others = append(others, v)
+		gone, _ := s.Put(ctx, Session{Authorization: "Bearer gone", Expires: time.Now().Add(time.Hour), Subject: "bob"})
+		_ = s.Delete(ctx, gone)
+		if n, exact, err := r.Count(ctx); err != nil || n != 5 || !exact {
+			t.Fatalf("count: %d %v %v, want 5 exact", n, exact, err)
+		}
+		if n, err := r.EndUser(ctx, "alice"); err != nil || n != 2 {
+			t.Fatalf("EndUser(alice) = %d, %v; want 2", n, err)
+		}
+		if live(s, alice...) != 0 || live(s, others...) != 3 {
+			t.Fatalf("after ending alice: alice %d live (want 0), others %d (want 3)", live(s, alice...), live(s, others...))
+		}
+		if n, err := r.EndUser(ctx, "nobody"); err != nil || n != 0 {
+			t.Errorf("EndUser(nobody) = %d, %v", n, err)
+		}
+		if n, _, _ := r.Count(ctx); n != 3 {
+			t.Errorf("count after ending alice: %d, want 3", n)
+		}
+		if n, err := r.EndAll(ctx); err != nil || n != 3 {
+			t.Fatalf("EndAll = %d, %v; want 3", n, err)
+		}
+		if live(s, others...) != 0 {
+			t.Error("a session outlived EndAll")
+		}
+		if n, _, _ := r.Count(ctx); n != 0 {
+			t.Errorf("count after EndAll: %d", n)
+		}
+		after, _ := s.Put(ctx, Session{Authorization: "Bearer new", Expires: time.Now().Add(time.Hour), Subject: "alice"})
+		if live(s, after) != 1 {
+			t.Error("a login after the revocation does not work")
+		}
+	})
 }

@@ -1,10 +1,14 @@
 package tokencache
 
 import (
+	"cmp"
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -63,6 +67,8 @@ type Memory struct {
 	statesMu   sync.Mutex
 	states     map[[32]byte]int64 // SHA-256 of used login states → when the record may go (logins are rare: one lock is enough)
 	perShard   atomic.Int64
+	perUser    atomic.Int64 // 0: no per-user limit
+	tagKey     [32]byte     // keys the user tags in session ids (random: they mean nothing elsewhere)
 	shardBytes atomic.Int64 // 0: no byte bound
 	evictions  atomic.Uint64
 	stopSweep  chan struct{}
@@ -84,6 +90,7 @@ func NewMemory(maxSessions int, sweepEvery time.Duration) *Memory {
 		states:    make(map[[32]byte]int64),
 	}
 	m.SetMaxSessions(maxSessions)
+	_, _ = rand.Read(m.tagKey[:])
 	for i := range m.shards {
 		m.shards[i].sessions = make(map[sessionKey]memoryEntry)
 	}
@@ -120,11 +127,128 @@ func decodeKey(cookieValue string) (k sessionKey, ok bool) {
 	return k, err == nil && n == len(k)
 }
 
-// Put implements Store.
+// userTagBytes: a session id made for a user starts with this many bytes
+// of a keyed digest of its subject; the other 16 bytes (128 bits) are
+// random, still far past guessing. The tag also picks the shard, so all of
+// a user's sessions are in one shard, where the per-user limit and ending a
+// user's sessions find them by scanning 1/64 of the store. An index by user
+// would cost every session about 100 bytes (a fifth of its size); the tag
+// costs none, and it goes away with the session it is part of.
+const userTagBytes = 8
+
+type userTag [userTagBytes]byte
+
+func (m *Memory) tagOf(subject string) userTag {
+	mac := hmac.New(sha256.New, m.tagKey[:])
+	mac.Write([]byte(subject))
+	return userTag(mac.Sum(nil))
+}
+
+func (k *sessionKey) tag() userTag { return userTag(k[:userTagBytes]) }
+
+// Put implements Store. A session with a subject ends that user's oldest
+// ones past the per-user limit.
 func (m *Memory) Put(_ context.Context, s Session) (string, error) {
-	id := NewID()
+	if s.Subject == "" {
+		id := NewID()
+		m.set(id, s)
+		return id, nil
+	}
+	var k sessionKey
+	tag := m.tagOf(s.Subject)
+	copy(k[:], tag[:])
+	_, _ = rand.Read(k[userTagBytes:])
+	id := base64.RawURLEncoding.EncodeToString(k[:])
 	m.set(id, s)
+	if limit := m.perUser.Load(); limit > 0 {
+		m.trimUser(k, int(limit))
+	}
 	return id, nil
+}
+
+// SetMaxPerUser sets how many sessions one user may have (0: no limit).
+func (m *Memory) SetMaxPerUser(n int) { m.perUser.Store(int64(max(0, n))) }
+
+// trimUser ends the sessions of kept's user past limit, those closest to
+// expiry first (the oldest, when tokens live alike), never kept itself.
+// The scan reads under the shared lock: most logins end nothing.
+func (m *Memory) trimUser(kept sessionKey, limit int) {
+	type session struct {
+		k       sessionKey
+		expires int64
+	}
+	var others []session
+	now := m.now().UnixNano()
+	sh, tag := m.shard(&kept), kept.tag()
+	sh.mu.RLock()
+	for k, e := range sh.sessions {
+		if k.tag() == tag && k != kept && e.expires > now {
+			others = append(others, session{k, e.expires})
+		}
+	}
+	sh.mu.RUnlock()
+	if len(others) < limit {
+		return
+	}
+	slices.SortFunc(others, func(a, b session) int { return cmp.Compare(a.expires, b.expires) })
+	sh.mu.Lock()
+	for _, o := range others[:len(others)-limit+1] {
+		sh.remove(o.k)
+	}
+	sh.mu.Unlock()
+}
+
+// EndUser implements Revoker: the user's shard is scanned for its tag.
+func (m *Memory) EndUser(_ context.Context, subject string) (int, error) {
+	var k sessionKey
+	tag := m.tagOf(subject)
+	copy(k[:], tag[:])
+	sh, now, n := m.shard(&k), m.now().UnixNano(), 0
+	sh.mu.Lock()
+	for k, e := range sh.sessions {
+		if k.tag() == tag {
+			if e.expires > now {
+				n++
+			}
+			sh.remove(k)
+		}
+	}
+	sh.mu.Unlock()
+	return n, nil
+}
+
+// EndAll implements Revoker.
+func (m *Memory) EndAll(context.Context) (int, error) {
+	now, n := m.now().UnixNano(), 0
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		for _, e := range sh.sessions {
+			if e.expires > now {
+				n++
+			}
+		}
+		clear(sh.sessions)
+		sh.bytes = 0
+		sh.mu.Unlock()
+	}
+	return n, nil
+}
+
+// Count implements Revoker: exact, expired sessions not yet swept left out.
+func (m *Memory) Count(context.Context) (int, bool, error) {
+	now, n := m.now().UnixNano(), 0
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.RLock()
+		for _, e := range sh.sessions {
+			if e.expires > now {
+				n++
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	return n, true, nil
 }
 
 // set stores s under an id made by NewID (the Redis store keeps its local
@@ -151,15 +275,7 @@ func (m *Memory) set(id string, s Session) {
 }
 
 // clear drops every session.
-func (m *Memory) clear() {
-	for i := range m.shards {
-		sh := &m.shards[i]
-		sh.mu.Lock()
-		clear(sh.sessions)
-		sh.bytes = 0
-		sh.mu.Unlock()
-	}
-}
+func (m *Memory) clear() { _, _ = m.EndAll(context.Background()) }
 
 // evictLocked makes room in a full shard: expired entries go first, else
 // the sampled entry that expires soonest, which is also the oldest one
@@ -307,7 +423,10 @@ func (m *Memory) Close() error {
 	return nil
 }
 
-var _ Store = (*Memory)(nil)
+var (
+	_ Store   = (*Memory)(nil)
+	_ Revoker = (*Memory)(nil)
+)
 
 // DefaultMaxSessions bounds the memory store when max_sessions is not set.
 const DefaultMaxSessions = 1_000_000
@@ -327,9 +446,10 @@ func (MemoryConfig) CaddyModule() caddy.ModuleInfo {
 
 // Reconfigure applies this config's bound to the store a reload shares:
 // the sessions stay.
-func (c *MemoryConfig) Reconfigure(s Store, _ Site) {
+func (c *MemoryConfig) Reconfigure(s Store, site Site) {
 	if m, ok := s.(*Memory); ok {
 		m.SetMaxSessions(c.MaxSessions)
+		m.SetMaxPerUser(site.MaxSessionsPerUser)
 	}
 }
 
@@ -378,6 +498,7 @@ func (c *MemoryConfig) PoolKey(site Site) string { return "memory|" + site.Bindi
 // the running total, however hard it is pushed.
 func (c *MemoryConfig) Open(site Site) (Store, error) {
 	m := NewMemory(c.MaxSessions, time.Minute)
+	m.SetMaxPerUser(site.MaxSessionsPerUser)
 	var lastLog atomic.Int64
 	m.OnEviction = func() {
 		now := time.Now().Unix()

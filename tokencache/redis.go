@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -47,6 +49,8 @@ type Redis struct {
 	limit    int
 
 	waitReplicas int
+	siteTag      string       // names the site in the index keys
+	perUser      atomic.Int64 // sessions one user may have; 0: no limit
 }
 
 // RedisOptions configure NewRedis.
@@ -74,6 +78,9 @@ type RedisOptions struct {
 	// WaitReplicas: a new session counts only once this many replicas
 	// have it (Redis WAIT, within Timeout). 0: do not wait.
 	WaitReplicas int
+	// MaxSessionsPerUser: a user's oldest sessions end past this many.
+	// 0: no limit.
+	MaxSessionsPerUser int
 }
 
 // NewRedis connects to Redis. It fails when Redis cannot be reached now.
@@ -100,6 +107,9 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 		waitReplicas: o.WaitReplicas,
 		near:         newBoundedMemory(o.NearCacheSize, o.NearCacheBytes), byDigest: map[[32]byte]string{}, reading: map[[32]byte]bool{}, limit: o.NearCacheSize,
 	}
+	siteDigest := sha256.Sum256([]byte(o.Binding))
+	r.siteTag = base64.RawURLEncoding.EncodeToString(siteDigest[:16])
+	r.SetMaxPerUser(o.MaxSessionsPerUser)
 	opt.OnInvalidations = r.invalidate
 	if opt.Dialer.Timeout == 0 {
 		opt.Dialer.Timeout = o.Timeout
@@ -125,40 +135,207 @@ func (r *Redis) sessionKey(digest [32]byte) string {
 	return r.prefix + "s:" + base64.RawURLEncoding.EncodeToString(digest[:])
 }
 
-// Put implements Store.
+// The indexes beside the sessions, for counting and ending them (the
+// admin API) and the per-user limit:
+//   - allKey: a sorted set of every session of the site, scored by expiry
+//     (ended ones are dropped as it is written and counted);
+//   - userKey: a sorted set per user, scored by creation, expiring with
+//     the user's last session.
+//
+// Members are the sessions' digests, as in their keys. Each costs Redis
+// about 100 bytes per session, beside the session's own ~400.
+func (r *Redis) allKey() string { return r.prefix + "all:" + r.siteTag }
+
+func (r *Redis) userKey(subject string) string {
+	d := sha256.Sum256([]byte(r.binding + "\x00" + subject))
+	return r.prefix + "u:" + base64.RawURLEncoding.EncodeToString(d[:])
+}
+
+func unixMilli(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
+
+// Put implements Store. The session is indexed before it is written: a
+// session no index knows of could not be ended by the admin API.
 func (r *Redis) Put(ctx context.Context, s Session) (string, error) {
 	id := NewID()
-	key := r.sessionKey(sha256.Sum256([]byte(id)))
+	digest := sha256.Sum256([]byte(id))
+	member := base64.RawURLEncoding.EncodeToString(digest[:])
+	key := r.sessionKey(digest)
 	ttl := time.Until(s.Expires)
 	if ttl < time.Millisecond {
 		return "", errors.New("session already expired")
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
+	b, now := r.client.B(), time.Now()
+	// Each set expires with the last session in it: NX for a new set, GT
+	// to extend an existing one.
+	ms := ttl.Milliseconds()
+	index := rueidis.Commands{
+		b.Zadd().Key(r.allKey()).ScoreMember().ScoreMember(float64(s.Expires.UnixMilli()), member).Build(),
+		b.Zremrangebyscore().Key(r.allKey()).Min("-inf").Max(unixMilli(now)).Build(),
+		b.Pexpire().Key(r.allKey()).Milliseconds(ms).Nx().Build(),
+		b.Pexpire().Key(r.allKey()).Milliseconds(ms).Gt().Build(),
+	}
+	userKey := ""
+	if s.Subject != "" {
+		userKey = r.userKey(s.Subject)
+		index = append(index,
+			b.Zadd().Key(userKey).ScoreMember().ScoreMember(float64(now.UnixMicro()), member).Build(),
+			b.Pexpire().Key(userKey).Milliseconds(ms).Nx().Build(),
+			b.Pexpire().Key(userKey).Milliseconds(ms).Gt().Build(),
+			b.Zcard().Key(userKey).Build())
+	}
+	answers := r.client.DoMulti(ctx, index...)
+	for _, a := range answers {
+		if err := a.Error(); err != nil {
+			return "", fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+	}
+	if err := r.write(ctx, key, s); err != nil {
+		return "", err
+	}
+	if limit := int(r.perUser.Load()); userKey != "" && limit > 0 {
+		if n, _ := answers[len(answers)-1].AsInt64(); n > int64(limit) {
+			r.trimUser(ctx, userKey, member, limit)
+		}
+	}
+	return id, nil
+}
+
+// SetMaxPerUser sets how many sessions one user may have (0: no limit).
+func (r *Redis) SetMaxPerUser(n int) { r.perUser.Store(int64(max(0, n))) }
+
+// write stores the sealed session, waiting for replicas when configured.
+func (r *Redis) write(ctx context.Context, key string, s Session) error {
+	ttl := time.Until(s.Expires)
 	cmd := r.client.B().Set().Key(key).Value(rueidis.BinaryString(r.seal(s, []byte(r.binding+"|"+key)))).Px(ttl).Build()
 	if r.waitReplicas == 0 {
 		if err := r.client.Do(ctx, cmd).Error(); err != nil {
-			return "", fmt.Errorf("%w: %w", ErrUnavailable, err)
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
-		return id, nil
+		return nil
 	}
 	// WAIT counts the replicas that have the writes of this connection:
 	// it goes with the SET, in one round trip on one connection.
 	wait := r.client.B().Wait().Numreplicas(int64(r.waitReplicas)).Timeout(int64(r.timeout / time.Millisecond)).Build()
 	answers := r.client.DoMulti(ctx, cmd, wait)
 	if err := answers[0].Error(); err != nil {
-		return "", fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	acked, err := answers[1].AsInt64()
 	if err != nil {
-		return "", fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	if acked < int64(r.waitReplicas) {
 		// A failover now could lose the session: refuse it rather than hand
 		// out a cookie that may stop working.
-		return "", fmt.Errorf("%w: %d of %d replicas acknowledged the new session", ErrUnavailable, acked, r.waitReplicas)
+		return fmt.Errorf("%w: %d of %d replicas acknowledged the new session", ErrUnavailable, acked, r.waitReplicas)
 	}
-	return id, nil
+	return nil
+}
+
+// trimUser ends the user's oldest sessions past limit, never kept (the
+// one just made). Members whose session has already ended (logged out,
+// expired) leave the set on the way. Best effort: a failure leaves the
+// user over the limit until the next login.
+func (r *Redis) trimUser(ctx context.Context, userKey, kept string, limit int) {
+	members, err := r.client.Do(ctx, r.client.B().Zrange().Key(userKey).Min("0").Max("-1").Build()).AsStrSlice()
+	if err != nil {
+		return
+	}
+	members = slices.DeleteFunc(members, func(m string) bool { return m == kept })
+	exists := make(rueidis.Commands, len(members))
+	for i, m := range members {
+		exists[i] = r.client.B().Exists().Key(r.prefix + "s:" + m).Build()
+	}
+	var live, ended []string
+	for i, a := range r.client.DoMulti(ctx, exists...) {
+		if n, err := a.AsInt64(); err == nil && n == 0 {
+			ended = append(ended, members[i])
+		} else if err == nil {
+			live = append(live, members[i]) // oldest first, as ZRANGE gave them
+		}
+	}
+	if len(live) >= limit {
+		ended = append(ended, r.endSessions(ctx, live[:len(live)-limit+1])...)
+	}
+	if len(ended) > 0 {
+		_ = r.client.Do(ctx, r.client.B().Zrem().Key(userKey).Member(ended...).Build()).Error()
+	}
+}
+
+// endSessions deletes the sessions of these members and takes them out of
+// the site's set; it returns the members it deleted (every instance drops
+// its copy: Redis tells them).
+func (r *Redis) endSessions(ctx context.Context, members []string) []string {
+	if len(members) == 0 {
+		return nil
+	}
+	dels := make(rueidis.Commands, len(members))
+	for i, m := range members {
+		dels[i] = r.client.B().Del().Key(r.prefix + "s:" + m).Build()
+	}
+	var ended []string
+	for i, a := range r.client.DoMulti(ctx, dels...) {
+		if n, err := a.AsInt64(); err == nil && n > 0 {
+			ended = append(ended, members[i])
+		}
+	}
+	_ = r.client.Do(ctx, r.client.B().Zrem().Key(r.allKey()).Member(members...).Build()).Error()
+	return ended
+}
+
+// EndUser implements Revoker.
+func (r *Redis) EndUser(ctx context.Context, subject string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	userKey := r.userKey(subject)
+	members, err := r.client.Do(ctx, r.client.B().Zrange().Key(userKey).Min("0").Max("-1").Build()).AsStrSlice()
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	ended := r.endSessions(ctx, members)
+	if err := r.client.Do(ctx, r.client.B().Del().Key(userKey).Build()).Error(); err != nil {
+		return len(ended), fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return len(ended), nil
+}
+
+// EndAll implements Revoker, a batch of sessions at a time.
+func (r *Redis) EndAll(ctx context.Context) (int, error) {
+	const batch = 500
+	total := 0
+	for {
+		callCtx, cancel := context.WithTimeout(ctx, r.timeout)
+		members, err := r.client.Do(callCtx, r.client.B().Zrange().Key(r.allKey()).Min("0").Max(strconv.Itoa(batch-1)).Build()).AsStrSlice()
+		if err != nil {
+			cancel()
+			return total, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		total += len(r.endSessions(callCtx, members))
+		cancel()
+		if len(members) < batch {
+			return total, nil
+		}
+	}
+}
+
+// Count implements Revoker: the site's set, once ended sessions are
+// dropped from it. It counts the sessions of every instance sharing the
+// Redis; it is exact unless Redis evicted session keys (a maxmemory
+// policy) or someone deleted them by hand.
+func (r *Redis) Count(ctx context.Context) (int, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	b := r.client.B()
+	answers := r.client.DoMulti(ctx,
+		b.Zremrangebyscore().Key(r.allKey()).Min("-inf").Max(unixMilli(time.Now())).Build(),
+		b.Zcard().Key(r.allKey()).Build())
+	n, err := answers[1].AsInt64()
+	if err != nil {
+		return 0, false, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return int(n), true, nil
 }
 
 // Get implements Store. A near-cache hit costs what a Memory lookup does.
@@ -210,8 +387,13 @@ func (r *Redis) Delete(ctx context.Context, cookieValue string) error {
 	digest := sha256.Sum256([]byte(cookieValue))
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	if err := r.client.Do(ctx, r.client.B().Del().Key(r.sessionKey(digest)).Build()).Error(); err != nil {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	b := r.client.B()
+	for _, a := range r.client.DoMulti(ctx,
+		b.Del().Key(r.sessionKey(digest)).Build(),
+		b.Zrem().Key(r.allKey()).Member(base64.RawURLEncoding.EncodeToString(digest[:])).Build()) {
+		if err := a.Error(); err != nil {
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
 	}
 	r.forget(digest)
 	return nil
@@ -300,7 +482,10 @@ func (r *Redis) Close() error {
 	return r.near.Close()
 }
 
-var _ Store = (*Redis)(nil)
+var (
+	_ Store   = (*Redis)(nil)
+	_ Revoker = (*Redis)(nil)
+)
 
 // RedisConfig is the Redis store's configuration: sessions in Redis,
 // shared by every Caddy instance that uses it.
@@ -392,10 +577,12 @@ func (c *RedisConfig) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// Reconfigure gives the shared store a reload's key ring (secret rotation).
+// Reconfigure gives the shared store a reload's key ring (secret
+// rotation) and per-user limit.
 func (c *RedisConfig) Reconfigure(s Store, site Site) {
-	if r, ok := s.(rekeyer); ok {
+	if r, ok := s.(*Redis); ok {
 		_ = r.Rekey(site.SealKeys)
+		r.SetMaxPerUser(site.MaxSessionsPerUser)
 	}
 }
 
@@ -409,6 +596,7 @@ func (c *RedisConfig) PoolKey(site Site) string {
 func (c *RedisConfig) Open(site Site) (Store, error) {
 	return NewRedis(RedisOptions{
 		URL: c.URL, KeyPrefix: c.KeyPrefix, Keys: site.SealKeys, Binding: site.Binding, Timeout: time.Duration(c.Timeout), WaitReplicas: c.WaitReplicas,
+		MaxSessionsPerUser: site.MaxSessionsPerUser,
 	})
 }
 

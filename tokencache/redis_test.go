@@ -113,21 +113,33 @@ func TestRedisValuesAreSealed(t *testing.T) {
 	srv := testredis.Start(t)
 	r := newTestRedis(t, srv.URL, "seal:")
 	ctx := context.Background()
-	v, _ := r.Put(ctx, Session{Authorization: "Bearer plain-token-text", Expires: time.Now().Add(time.Hour)})
+	v, _ := r.Put(ctx, Session{Authorization: "Bearer plain-token-text", Expires: time.Now().Add(time.Hour), Subject: "alice@corp.example"})
 	keys, err := r.client.Do(ctx, r.client.B().Keys().Pattern("seal:*").Build()).AsStrSlice()
-	if err != nil || len(keys) != 1 {
+	if err != nil || len(keys) != 3 { // the session, the site's index, the user's index
 		t.Fatalf("keys: %v %v", keys, err)
 	}
-	if strings.Contains(keys[0], v) {
-		t.Error("the session id is readable in the Redis key")
+	var session string
+	for _, k := range keys {
+		var contents []byte
+		if strings.HasPrefix(k, "seal:s:") {
+			session = k
+			contents, _ = r.client.Do(ctx, r.client.B().Get().Key(k).Build()).AsBytes()
+		} else {
+			members, _ := r.client.Do(ctx, r.client.B().Zrange().Key(k).Min("0").Max("-1").Build()).AsStrSlice()
+			contents = []byte(strings.Join(members, " "))
+		}
+		for _, secret := range []string{v, "plain-token-text", "alice"} {
+			if strings.Contains(k, secret) || bytes.Contains(contents, []byte(secret)) {
+				t.Errorf("%q is readable in Redis, in %s", secret, k)
+			}
+		}
+		ttl, _ := r.client.Do(ctx, r.client.B().Pttl().Key(k).Build()).AsInt64()
+		if ttl <= 0 || ttl > time.Hour.Milliseconds() {
+			t.Errorf("%s: PTTL %d, want the session's lifetime", k, ttl)
+		}
 	}
-	val, _ := r.client.Do(ctx, r.client.B().Get().Key(keys[0]).Build()).AsBytes()
-	if bytes.Contains(val, []byte("plain-token-text")) {
-		t.Error("the token is readable in Redis")
-	}
-	ttl, _ := r.client.Do(ctx, r.client.B().Pttl().Key(keys[0]).Build()).AsInt64()
-	if ttl <= 0 || ttl > time.Hour.Milliseconds() {
-		t.Errorf("PTTL %d, want the session's lifetime", ttl)
+	if session == "" {
+		t.Fatalf("no session key among %v", keys)
 	}
 }
 

@@ -22,7 +22,28 @@ type Session struct {
 	// Identity is who the user is, packed by the caller: opaque here, and
 	// sealed with the token where the store seals.
 	Identity string
+	// Subject names the user for the stores that index sessions by user
+	// (memory, Redis): the per-user limit and ending a user's sessions.
+	// Read by Put only; "" leaves the session out of the index.
+	Subject string
 }
+
+// Revoker is a store that can end sessions it did not hand to this
+// request: the admin API's revocation. The cookie store is not one (the
+// sessions are in the browsers); the handler records its revocations.
+type Revoker interface {
+	// EndUser ends every session of subject, returning how many ended.
+	EndUser(ctx context.Context, subject string) (int, error)
+	// EndAll ends every session, returning how many ended.
+	EndAll(ctx context.Context) (int, error)
+	// Count returns how many sessions are live, and whether that is exact.
+	Count(ctx context.Context) (n int, exact bool, err error)
+}
+
+// DefaultMaxSessionsPerUser is how many sessions one user may have at a
+// time when max_sessions_per_user is not set: a person's browsers and
+// devices, with room to spare.
+const DefaultMaxSessionsPerUser = 20
 
 // ErrUnavailable wraps failures of a store's backend (a Redis outage, say).
 // Callers fail closed on it: no session is assumed to exist.
