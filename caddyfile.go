@@ -41,6 +41,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		state_ttl          <duration>
 //		max_session_lifetime <duration>
 //		max_token_bytes    <bytes>
+//		max_sessions_per_user <n>
 //		unauthenticated    auto|redirect|reject
 //		error_pages        builtin|handle_errors
 //		openid             <issuer>
@@ -122,6 +123,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if v, err = oneArg(d); err == nil {
 				if h.MaxTokenBytes, err = strconv.Atoi(v); err != nil {
 					return d.Errf("max_token_bytes: expected a number of bytes, got '%s'", v)
+				}
+			}
+		case "max_sessions_per_user":
+			var v string
+			if v, err = oneArg(d); err == nil {
+				if h.MaxSessionsPerUser, err = strconv.Atoi(v); err != nil || h.MaxSessionsPerUser <= 0 {
+					return d.Errf("max_sessions_per_user: expected a positive number of sessions, got '%s'", v)
 				}
 			}
 		case "scope":

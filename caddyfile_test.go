@@ -103,6 +103,8 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"unknown store", required + "store disk", "store: 'disk' is not a known store (memory, cookie, redis)"},
 		{"redis without url", required + "store redis", "store: redis needs a url"},
 		{"option of another store", required + "store cookie {\nmax_sessions 5\n}", "store: unrecognized option for cookie: max_sessions"},
+		{"max_sessions_per_user zero", required + "max_sessions_per_user 0", "max_sessions_per_user: expected a positive number of sessions, got '0'"},
+		{"max_sessions_per_user word", required + "max_sessions_per_user many", "max_sessions_per_user: expected a positive number of sessions, got 'many'"},
 		{"unknown store option", required + "store memory {\nsize 5\n}", "store: unrecognized option for memory: size"},
 		{"memory with url", required + "store memory redis://x", "store: memory takes no further arguments"},
 		{"repeated store", required + "store memory\nstore cookie", "store: given more than once"},
@@ -187,6 +189,11 @@ func TestProvisionRefusesBadValues(t *testing.T) {
 		{"huge cookie_name", func(h *Handler) { h.CookieName = strings.Repeat("c", 3800) }, "cookie_name: 3800 bytes; at most 64"},
 		{"bad store type", func(h *Handler) { h.StoreRaw = json.RawMessage(`{"type":"disk"}`) }, "store: "},
 		{"negative max_sessions", func(h *Handler) { h.StoreRaw = json.RawMessage(`{"type":"memory","max_sessions":-1}`) }, "store: max_sessions -1 must be positive"},
+		{"max_sessions_per_user with the cookie store", func(h *Handler) {
+			h.MaxSessionsPerUser = 5
+			h.StoreRaw = json.RawMessage(`{"type":"cookie"}`)
+		}, "max_sessions_per_user: the cookie store keeps no sessions"},
+		{"max_sessions_per_user too large", func(h *Handler) { h.MaxSessionsPerUser = 1_000_000 }, "max_sessions_per_user: 1000000 must be between 1 and 10000"},
 		{"redis without url", func(h *Handler) { h.StoreRaw = json.RawMessage(`{"type":"redis"}`) }, "store: redis needs a url"},
 		{"redis unreachable", func(h *Handler) { h.StoreRaw = json.RawMessage(`{"type":"redis","url":"redis://127.0.0.1:1/0"}`) }, "session store unavailable"},
 	} {

@@ -153,6 +153,7 @@ func (h *Handler) finishLogin(w http.ResponseWriter, r *http.Request, tr *relay.
 		Authorization: "Bearer " + tr.AccessToken,
 		Expires:       time.Now().Add(ttl),
 		Identity:      packIdentity(id, h.Claims, h.checkedNow()),
+		Subject:       id.Subject,
 	})
 	if err != nil {
 		h.logRefusal(zap.ErrorLevel, "session store failed while finishing a login", zap.Error(err))

@@ -39,6 +39,9 @@ const (
 	maxListEntries   = 32 // scopes, params, claims, allow rules, patterns, audiences
 	maxStateTTL      = time.Hour
 	maxTokenLifetime = 365 * 24 * time.Hour
+	// A user's sessions are scanned at each of their logins: a few
+	// thousand is already far more than one person's browsers.
+	maxSessionsPerUser = 10_000
 )
 
 // checkSizes bounds every value's size and every list's length.
@@ -223,6 +226,8 @@ func (h *Handler) checkTimes() error {
 		return fmt.Errorf("default_expires_in: %s; at most a year", time.Duration(h.DefaultExpiresIn))
 	case time.Duration(h.MaxSessionLifetime) < time.Minute || time.Duration(h.MaxSessionLifetime) > maxTokenLifetime:
 		return fmt.Errorf("max_session_lifetime: %s must be between 1m and a year", time.Duration(h.MaxSessionLifetime))
+	case h.MaxSessionsPerUser < 0 || h.MaxSessionsPerUser > maxSessionsPerUser:
+		return fmt.Errorf("max_sessions_per_user: %d must be between 1 and %d", h.MaxSessionsPerUser, maxSessionsPerUser)
 	case h.MaxTokenBytes < 256 || h.MaxTokenBytes > relay.MaxFragmentBytes/2:
 		return fmt.Errorf("max_token_bytes: %d must be between 256 and %d", h.MaxTokenBytes, relay.MaxFragmentBytes/2)
 	}

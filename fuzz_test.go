@@ -10,6 +10,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/certmagic"
 )
 
 // FuzzConfig feeds random Caddyfile blocks through the parser, Provision
@@ -26,6 +27,7 @@ func FuzzConfig(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
+	storage := &certmagic.FileStorage{Path: f.TempDir()}
 	f.Fuzz(func(t *testing.T, body string) {
 		if len(body) > 16<<10 {
 			return
@@ -46,6 +48,7 @@ func FuzzConfig(f *testing.F) {
 		if h.Secret == "" {
 			h.Secret = testSecret // else Provision writes one to Caddy's storage
 		}
+		h.storage = storage // a bare context has no Caddy storage (the cookie store's revocations use it)
 		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 		defer cancel()
 		within(t, "Provision", func() {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/certmagic"
 
 	"github.com/implicitgrant/caddy-implicit-grant/devprovider"
 	"github.com/implicitgrant/caddy-implicit-grant/internal/testbrowser"
@@ -40,6 +41,7 @@ func newTestHandler(t testing.TB, configure func(*Handler)) *Handler {
 	if configure != nil {
 		configure(h)
 	}
+	h.storage = &certmagic.FileStorage{Path: t.TempDir()} // a bare context has no Caddy storage
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
 	if err := h.Provision(ctx); err != nil {

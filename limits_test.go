@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/implicitgrant/caddy-implicit-grant/internal/testbrowser"
 )
 
 // TestFailedRelayPostsPerAddress: one address that fails relay posts again
@@ -69,4 +71,28 @@ func TestFailureTableIsBounded(t *testing.T) {
 		t.Errorf("the table grew the heap by %d bytes", grew)
 	}
 	runtime.KeepAlive(f)
+}
+
+// TestSessionsPerUser: past max_sessions_per_user, a user's next login
+// ends their oldest session; the newest ones and another user's stay.
+func TestSessionsPerUser(t *testing.T) {
+	s := newTestSite(t, siteOptions{handler: func(h *Handler) { h.MaxSessionsPerUser = 2 }})
+	var alice []*testbrowser.Browser
+	for range 3 {
+		b := newBrowser(t)
+		if page, _ := b.LoginAs(s.origin, "/dash", "alice"); page.StatusCode != http.StatusOK {
+			t.Fatalf("login: %d", page.StatusCode)
+		}
+		alice = append(alice, b)
+		time.Sleep(1100 * time.Millisecond) // the server's expiries are in seconds: the oldest is the one closest to its end
+	}
+	bob := newBrowser(t)
+	bob.LoginAs(s.origin, "/dash", "bob")
+	var got []int
+	for _, b := range append(alice, bob) {
+		got = append(got, b.Navigate(s.origin+"/dash").StatusCode)
+	}
+	if want := fmt.Sprint([]int{http.StatusFound, http.StatusOK, http.StatusOK, http.StatusOK}); fmt.Sprint(got) != want {
+		t.Errorf("alice's three sessions, then bob's: %v, want %s (the oldest sent to log in again)", got, want)
+	}
 }

@@ -42,7 +42,7 @@ func (h *Handler) redirectToLogin(w http.ResponseWriter, returnTo string) error 
 func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	returnTo := relay.SafeReturnPath(r.URL.Query().Get("return_to"))
 	if value := h.sessionValue(r); value != "" {
-		if _, ok, err := h.store.Get(r.Context(), value); err == nil && ok {
+		if _, ok, err := h.lookup(r.Context(), value); err == nil && ok {
 			http.Redirect(w, r, returnTo, http.StatusFound)
 			return nil
 		}

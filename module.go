@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
 	"github.com/implicitgrant/caddy-implicit-grant/relay"
@@ -157,6 +158,13 @@ type Handler struct {
 	// for real JWTs with many claims.
 	MaxTokenBytes int `json:"max_token_bytes,omitempty"`
 
+	// How many sessions one user may have at a time: a login past it ends
+	// the user's oldest session, so one account, or one stolen token
+	// replayed through many logins, cannot fill the store and push everyone
+	// else out. Default 20. Memory and redis stores (the cookie store keeps
+	// no sessions to count).
+	MaxSessionsPerUser int `json:"max_sessions_per_user,omitempty"`
+
 	// The longest a session may live, whatever expires_in says. Default 8h:
 	// a working day, so a stolen cookie, or a token the server would since
 	// have revoked, does not outlive the night.
@@ -205,7 +213,10 @@ type Handler struct {
 	errorNotes      relay.ErrorNote
 	store           tokencache.Store
 	storePoolKey    string
-	chunked         bool // the session cookie holds the sealed session and may need several cookies
+	chunked         bool              // the session cookie holds the sealed session and may need several cookies
+	storage         certmagic.Storage // Caddy's: the generated secret, the cookie store's revocations
+	revocations     *revocations      // the cookie store's: what the admin API ended
+	revocationsKey  string
 	logger          *zap.Logger
 }
 
@@ -253,6 +264,10 @@ func (h *Handler) Validate() error { return nil }
 
 // Cleanup releases this config's hold on the shared session store.
 func (h *Handler) Cleanup() error {
+	unregister(h)
+	if h.revocationsKey != "" {
+		_, _ = revocationPool.Delete(h.revocationsKey)
+	}
 	if h.storePoolKey != "" {
 		_, err := stores.Delete(h.storePoolKey)
 		return err

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
 	"github.com/implicitgrant/caddy-implicit-grant/relay"
@@ -97,7 +98,20 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.derive()
-	return h.openStore(ctx)
+	if err := h.openStore(ctx); err != nil {
+		return err
+	}
+	register(h)
+	return nil
+}
+
+// storageOf is Caddy's storage (asked for only when needed: a context
+// made outside a running config has none).
+func (h *Handler) storageOf(ctx caddy.Context) certmagic.Storage {
+	if h.storage == nil {
+		h.storage = ctx.Storage()
+	}
+	return h.storage
 }
 
 // provisionSecret expands the configured secret or, when there is none,
@@ -124,7 +138,7 @@ func (h *Handler) provisionSecret(ctx caddy.Context, repl *caddy.Replacer) error
 	if len(h.PreviousSecrets) > 0 {
 		return errors.New("secret: previous secrets need a current one")
 	}
-	storage := ctx.Storage()
+	storage := h.storageOf(ctx)
 	stored, err := storage.Load(ctx, secretStorageKey)
 	if err == nil && len(stored) >= minSecretBytes {
 		h.secrets = [][]byte{stored}

@@ -5,6 +5,8 @@
 package implicitgrant
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -51,13 +53,21 @@ func (h *Handler) openStore(ctx caddy.Context) error {
 		}
 		backend = b
 	}
+	_, cookie := backend.(*tokencache.CookieConfig)
+	switch {
+	case cookie && h.MaxSessionsPerUser != 0:
+		return errors.New("max_sessions_per_user: the cookie store keeps no sessions on the server to count; use the memory or redis store")
+	case !cookie && h.MaxSessionsPerUser == 0:
+		h.MaxSessionsPerUser = tokencache.DefaultMaxSessionsPerUser
+	}
 	site := tokencache.Site{
 		// Sessions made for one authorization server and client never
 		// authenticate requests meant for another.
-		Binding:    h.AuthorizeURL + "|" + h.OpenID + "|" + h.ClientID,
-		SealKeys:   h.keys("session seal"),
-		CookieName: h.CookieName,
-		Logger:     h.logger,
+		Binding:            h.AuthorizeURL + "|" + h.OpenID + "|" + h.ClientID,
+		SealKeys:           h.keys("session seal"),
+		CookieName:         h.CookieName,
+		MaxSessionsPerUser: h.MaxSessionsPerUser,
+		Logger:             h.logger,
 	}
 	h.storeType = "memory"
 	if m, ok := backend.(caddy.Module); ok {
@@ -81,5 +91,18 @@ func (h *Handler) openStore(ctx caddy.Context) error {
 	// The cookie store's values are the sealed session itself, which may
 	// need several cookies.
 	_, h.chunked = h.store.(*tokencache.Cookie)
+	if h.chunked {
+		return h.openRevocations(ctx)
+	}
 	return nil
+}
+
+// lookup finds the session for a cookie value: the store's answer, less
+// what the admin API revoked for the cookie store.
+func (h *Handler) lookup(ctx context.Context, value string) (tokencache.Session, bool, error) {
+	s, ok, err := h.store.Get(ctx, value)
+	if ok && h.revocations != nil && h.revocations.list.Load().ends(s.Identity) {
+		return tokencache.Session{}, false, nil
+	}
+	return s, ok, err
 }

@@ -48,13 +48,14 @@ func BenchmarkSessionHeapWithIdentity(b *testing.B) {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		m := tokencache.NewMemory(n, time.Hour)
+		m.SetMaxPerUser(tokencache.DefaultMaxSessionsPerUser)
 		exp := time.Now().Add(time.Hour)
 		for i := 0; i < n; i++ {
 			tok := []byte("Bearer " + strings.Repeat("t", 300))
 			tok[8] = byte(i)
 			sub := fmt.Sprintf("%08x-9c1a-4f6b-8e2d-7a5c3b1e9f04", i)
 			id := verify.Identity{Subject: sub, Claims: map[string]any{"email": "firstname.lastname@corp.example"}}
-			_, _ = m.Put(context.Background(), tokencache.Session{Authorization: string(tok), Expires: exp, Identity: packIdentity(id, DefaultClaims, time.Time{})})
+			_, _ = m.Put(context.Background(), tokencache.Session{Authorization: string(tok), Expires: exp, Identity: packIdentity(id, DefaultClaims, time.Time{}), Subject: sub})
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)

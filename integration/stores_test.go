@@ -94,7 +94,8 @@ type twoInstances struct {
 	upstream         *recorder
 }
 
-func newTwoInstances(t *testing.T, store string) *twoInstances {
+// dataDir, when set, is Caddy storage the two share ("": each its own).
+func newTwoInstances(t *testing.T, store, dataDir string) *twoInstances {
 	t.Helper()
 	ti := &twoInstances{upstream: newRecorder(t)}
 	portA, portB, portP := testcaddy.FreePort(t), testcaddy.FreePort(t), testcaddy.FreePort(t)
@@ -117,8 +118,8 @@ http://localhost:%d {
 	}
 	provider := fmt.Sprintf("\nhttp://127.0.0.1:%d {\n\timplicit_grant_dev_provider {\n\t\tclient shared-client %s/oauth/callback\n\t}\n}\n", portP, ti.originA)
 	env := "IG_TEST_SECRET=" + testSecret
-	ti.a = testcaddy.Start(t, "", site(portA)+provider, "", env)
-	ti.b = testcaddy.Start(t, "", site(portB), "", env)
+	ti.a = testcaddy.Start(t, "", site(portA)+provider, dataDir, env)
+	ti.b = testcaddy.Start(t, "", site(portB), dataDir, env)
 	return ti
 }
 
@@ -150,7 +151,7 @@ func (ti *twoInstances) loginAcross(t *testing.T) *browser {
 
 func TestTwoInstancesRedis(t *testing.T) {
 	redis := testredis.Start(t)
-	ti := newTwoInstances(t, "store redis "+redis.URL)
+	ti := newTwoInstances(t, "store redis "+redis.URL, "")
 	br := ti.loginAcross(t)
 	cookie := jarCookie(t, br, ti.originA, sessionCookie)
 
@@ -182,7 +183,7 @@ func TestTwoInstancesRedis(t *testing.T) {
 
 func TestTwoInstancesReplayAcrossInstancesRefused(t *testing.T) {
 	redis := testredis.Start(t)
-	ti := newTwoInstances(t, "store redis "+redis.URL)
+	ti := newTwoInstances(t, "store redis "+redis.URL, "")
 	br := newBrowser(t)
 	first := br.Navigate(ti.originA + "/")
 	callback := br.AuthorizeAt(br.AuthorizationRequest(first), true)
@@ -199,7 +200,7 @@ func TestTwoInstancesReplayAcrossInstancesRefused(t *testing.T) {
 }
 
 func TestTwoInstancesCookieStore(t *testing.T) {
-	ti := newTwoInstances(t, "store cookie")
+	ti := newTwoInstances(t, "store cookie", "")
 	ti.loginAcross(t)
 }
 

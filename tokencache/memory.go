@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strconv"
@@ -46,15 +47,37 @@ type memoryShard struct {
 	mu       sync.RWMutex
 	sessions map[sessionKey]memoryEntry
 	bytes    int64 // the records' bytes, for a byte bound
+	// How many sessions each bucket of user tags holds (see userBuckets).
+	userCounts []uint32
 	// Keep each shard's lock on cache lines of its own: readers on two
 	// cores otherwise fight over a line they do not even share logically.
-	_ [128 - 40]byte
+	_ [128 - 64]byte
 }
 
-// remove deletes k, keeping the byte count; the shard's lock is held.
+// userBuckets: each shard counts its sessions in this many buckets of user
+// tags, so a login looks for its user's other sessions only when its
+// bucket holds more than the per-user limit: at a million sessions a
+// bucket holds about four, and the scan that costs ~100 µs at that size
+// is skipped for nearly every login. 16 KiB per shard, 1 MiB per store.
+const userBuckets = 1 << 12
+
+func bucketOf(k *sessionKey) int {
+	return int(binary.LittleEndian.Uint16(k[1:3]) & (userBuckets - 1))
+}
+
+// insert adds k, keeping the counts; the shard's lock is held.
+func (sh *memoryShard) insert(k sessionKey, e memoryEntry) {
+	sh.remove(k)
+	sh.sessions[k] = e
+	sh.bytes += int64(len(e.record))
+	sh.userCounts[bucketOf(&k)]++
+}
+
+// remove deletes k, keeping the counts; the shard's lock is held.
 func (sh *memoryShard) remove(k sessionKey) {
 	if e, ok := sh.sessions[k]; ok {
 		sh.bytes -= int64(len(e.record))
+		sh.userCounts[bucketOf(&k)]--
 		delete(sh.sessions, k)
 	}
 }
@@ -93,6 +116,7 @@ func NewMemory(maxSessions int, sweepEvery time.Duration) *Memory {
 	_, _ = rand.Read(m.tagKey[:])
 	for i := range m.shards {
 		m.shards[i].sessions = make(map[sessionKey]memoryEntry)
+		m.shards[i].userCounts = make([]uint32, userBuckets)
 	}
 	m.clock.Store(m.now().UnixNano())
 	go m.sweepLoop(sweepEvery)
@@ -181,6 +205,10 @@ func (m *Memory) trimUser(kept sessionKey, limit int) {
 	now := m.now().UnixNano()
 	sh, tag := m.shard(&kept), kept.tag()
 	sh.mu.RLock()
+	if sh.userCounts[bucketOf(&kept)] <= uint32(limit) {
+		sh.mu.RUnlock()
+		return // the bucket, kept included, holds no more than the limit
+	}
 	for k, e := range sh.sessions {
 		if k.tag() == tag && k != kept && e.expires > now {
 			others = append(others, session{k, e.expires})
@@ -229,6 +257,7 @@ func (m *Memory) EndAll(context.Context) (int, error) {
 			}
 		}
 		clear(sh.sessions)
+		clear(sh.userCounts)
 		sh.bytes = 0
 		sh.mu.Unlock()
 	}
@@ -269,8 +298,7 @@ func (m *Memory) set(id string, s Session) {
 	for len(sh.sessions) > 0 && (int64(len(sh.sessions)) >= m.perShard.Load() || maxBytes > 0 && sh.bytes+int64(len(e.record)) > maxBytes) {
 		m.evictLocked(sh)
 	}
-	sh.sessions[k] = e
-	sh.bytes += int64(len(e.record))
+	sh.insert(k, e)
 	sh.mu.Unlock()
 }
 

@@ -152,3 +152,31 @@ func TestMemoryByteBound(t *testing.T) {
 		t.Errorf("%d sessions kept, %d evicted", m.Len(), m.Evictions())
 	}
 }
+
+// TestMemoryPerUserLimitAmongManyUsers: with many users sharing the count
+// buckets, the limit ends only the sessions of the user over it.
+func TestMemoryPerUserLimitAmongManyUsers(t *testing.T) {
+	m := NewMemory(100_000, time.Minute)
+	defer m.Close()
+	m.SetMaxPerUser(1)
+	ctx := context.Background()
+	exp := time.Now().Add(time.Hour)
+	var first []string
+	for i := range 20_000 {
+		v, _ := m.Put(ctx, Session{Authorization: "Bearer t", Expires: exp, Subject: fmt.Sprint("user-", i)})
+		first = append(first, v)
+	}
+	if n, _, _ := m.Count(ctx); n != 20_000 {
+		t.Fatalf("%d of 20000 users' single sessions live", n)
+	}
+	again, _ := m.Put(ctx, Session{Authorization: "Bearer t2", Expires: exp.Add(time.Minute), Subject: "user-7"})
+	if _, ok, _ := m.Get(ctx, first[7]); ok {
+		t.Error("user-7's older session outlived the limit of 1")
+	}
+	if _, ok, _ := m.Get(ctx, again); !ok {
+		t.Error("user-7's new session ended")
+	}
+	if n, _, _ := m.Count(ctx); n != 20_000 {
+		t.Errorf("%d sessions live, want 20000: another user's session ended", n)
+	}
+}

@@ -203,11 +203,17 @@ func (b *Browser) AuthorizationRequest(resp *http.Response) string {
 // response of the final navigation back to where the relay said to go.
 func (b *Browser) Login(origin, target string) (*http.Response, string) {
 	b.T.Helper()
+	return b.LoginAs(origin, target, "alice")
+}
+
+// LoginAs is Login signing in as user.
+func (b *Browser) LoginAs(origin, target, user string) (*http.Response, string) {
+	b.T.Helper()
 	first := b.Navigate(origin + target)
 	if first.StatusCode != http.StatusFound {
 		b.T.Fatalf("first visit to %s: want 302 to log in, got %d", target, first.StatusCode)
 	}
-	callback := b.AuthorizeAt(b.AuthorizationRequest(first), true)
+	callback := b.AuthorizeAs(b.AuthorizationRequest(first), user, true)
 	status, next := b.FinishAtCallback(callback)
 	if status != http.StatusOK {
 		b.T.Fatalf("relay post: want 200, got %d", status)

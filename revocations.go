@@ -1,0 +1,189 @@
+// Revocations for the cookie store. Its sessions are sealed in the
+// browsers' cookies, so the admin API cannot delete them; it records
+// instead "sessions of user X issued before T are dead" and "every session
+// issued before T is dead" in Caddy's storage. Every instance sharing that
+// storage reads the record (at once where the admin call was made, within
+// revocationRefresh elsewhere), and each request's session is checked
+// against it: one atomic load when nothing is revoked.
+
+package implicitgrant
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+)
+
+const (
+	// revocationRefresh is how soon other instances sharing the storage
+	// learn of a revocation.
+	revocationRefresh = 10 * time.Second
+	// maxRevokedUsers bounds the record; past it, ending one more user is
+	// refused (ending everyone still works and empties the list).
+	maxRevokedUsers = 10_000
+)
+
+// revocationList is the record: unix seconds, compared with the time a
+// session was issued (its login, sealed into the cookie). A session issued
+// in the same second as the revocation ends too.
+type revocationList struct {
+	AllBefore int64            `json:"all_before,omitempty"`
+	Users     map[string]int64 `json:"users,omitempty"` // subject → before
+}
+
+// ends reports whether a session with this packed identity was revoked.
+func (l *revocationList) ends(identity string) bool {
+	if l == nil {
+		return false
+	}
+	issued := checkedAt(identity).Unix()
+	if issued <= l.AllBefore {
+		return true
+	}
+	before, ok := l.Users[subjectOf(identity)]
+	return ok && issued <= before
+}
+
+// revocations is one site's record, shared by its handlers and config
+// generations (a pool entry, like the store).
+type revocations struct {
+	storage  certmagic.Storage
+	key      string
+	lifetime atomic.Int64 // nanoseconds: entries older than the longest session are dropped
+	list     atomic.Pointer[revocationList]
+	logger   *zap.Logger
+	stop     chan struct{}
+}
+
+var revocationPool = caddy.NewUsagePool()
+
+func (rv *revocations) Destruct() error {
+	close(rv.stop)
+	return nil
+}
+
+// openRevocations takes the site's record from the pool, loading it and
+// starting its refresh for the first config that uses it.
+func (h *Handler) openRevocations(ctx caddy.Context) error {
+	digest := sha256.Sum256([]byte(h.storePoolKey))
+	key := "implicit_grant/revocations/" + hex.EncodeToString(digest[:16]) + ".json"
+	v, _, err := revocationPool.LoadOrNew(key, func() (caddy.Destructor, error) {
+		rv := &revocations{storage: h.storageOf(ctx), key: key, logger: h.logger, stop: make(chan struct{})}
+		if err := rv.load(ctx); err != nil {
+			return nil, err
+		}
+		go rv.refreshLoop()
+		return rv, nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: reading the cookie store's revocations from Caddy's storage: %w", err)
+	}
+	h.revocations = v.(*revocations)
+	h.revocations.lifetime.Store(int64(h.MaxSessionLifetime))
+	h.revocationsKey = key
+	return nil
+}
+
+func (rv *revocations) refreshLoop() {
+	t := time.NewTicker(revocationRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-rv.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), revocationRefresh)
+			if err := rv.load(ctx); err != nil {
+				// Keep the last record: a storage hiccup must not bring a
+				// revoked session back.
+				rv.logger.Warn("cannot refresh the cookie store's revocations from Caddy's storage", zap.Error(err))
+			}
+			cancel()
+		}
+	}
+}
+
+// load reads the record from storage.
+func (rv *revocations) load(ctx context.Context) error {
+	l, err := rv.read(ctx)
+	if err != nil {
+		return err
+	}
+	rv.set(l)
+	return nil
+}
+
+func (rv *revocations) read(ctx context.Context) (*revocationList, error) {
+	raw, err := rv.storage.Load(ctx, rv.key)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &revocationList{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var l revocationList
+	if err := json.Unmarshal(raw, &l); err != nil {
+		return nil, fmt.Errorf("%s: %w", rv.key, err)
+	}
+	return &l, nil
+}
+
+// set publishes l; an empty record is nil, so the hot path costs one load.
+func (rv *revocations) set(l *revocationList) {
+	if l.AllBefore == 0 && len(l.Users) == 0 {
+		l = nil
+	}
+	rv.list.Store(l)
+}
+
+// revoke records that sessions issued up to now end: the user's, or
+// everyone's when user is "". It reads, changes and writes the record
+// under Caddy's storage lock, so instances revoking at once lose nothing.
+func (rv *revocations) revoke(ctx context.Context, user string, now time.Time) error {
+	if err := rv.storage.Lock(ctx, rv.key); err != nil {
+		return err
+	}
+	defer func() { _ = rv.storage.Unlock(context.WithoutCancel(ctx), rv.key) }()
+	l, err := rv.read(ctx)
+	if err != nil {
+		return err
+	}
+	if l.Users == nil {
+		l.Users = map[string]int64{}
+	}
+	// Whatever was issued before the longest session's lifetime has
+	// expired anyway.
+	horizon := now.Add(-time.Duration(rv.lifetime.Load())).Unix()
+	for u, before := range l.Users {
+		if before < horizon || before <= l.AllBefore {
+			delete(l.Users, u)
+		}
+	}
+	if user == "" {
+		l.AllBefore, l.Users = now.Unix(), nil
+	} else {
+		if _, listed := l.Users[user]; !listed && len(l.Users) >= maxRevokedUsers {
+			return fmt.Errorf("%d users' revocations are in force, the most kept; end everyone's sessions instead", maxRevokedUsers)
+		}
+		l.Users[user] = now.Unix()
+	}
+	raw, err := json.Marshal(l)
+	if err != nil {
+		return err
+	}
+	if err := rv.storage.Store(ctx, rv.key, raw); err != nil {
+		return err
+	}
+	rv.set(l)
+	return nil
+}
