@@ -224,12 +224,18 @@ func BenchmarkRedisGet(b *testing.B) {
 func BenchmarkRedisPut(b *testing.B) {
 	srv := testredis.Start(b)
 	r := newTestRedis(b, srv.URL, "benchput:")
+	r.SetMaxPerUser(DefaultMaxSessionsPerUser)
 	ctx := context.Background()
-	s := Session{Authorization: "Bearer " + strings.Repeat("t", 300), Expires: time.Now().Add(time.Hour)}
+	// As logins: 1000 users in turn, so past 20,000 sessions every login
+	// also ends its user's oldest.
+	var n atomic.Int64
+	session := func() Session {
+		return Session{Authorization: "Bearer " + strings.Repeat("t", 300), Expires: time.Now().Add(time.Hour), Subject: fmt.Sprint("user-", n.Add(1)%1000)}
+	}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := r.Put(ctx, s); err != nil {
+			if _, err := r.Put(ctx, session()); err != nil {
 				b.Fatal(err)
 			}
 		}
