@@ -36,6 +36,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		login_path         <path>
 //		logout_path        <path>
 //		logout_redirect    <url>
+//		session_path       <path>
+//		response_mode      fragment|form_post
+//		renew_before       <duration>
+//		renew_prompt       none|default
 //		default_expires_in <duration>
 //		expiry_leeway      <duration>
 //		state_ttl          <duration>
@@ -102,6 +106,18 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.LogoutPath, err = oneArg(d)
 		case "logout_redirect":
 			h.LogoutRedirect, err = oneArg(d)
+		case "session_path":
+			h.SessionPath, err = oneArg(d)
+		case "response_mode":
+			var v string
+			v, err = oneArg(d)
+			h.ResponseMode = ResponseMode(v)
+		case "renew_before":
+			h.RenewBefore, err = durationArg(d)
+		case "renew_prompt":
+			var v string
+			v, err = oneArg(d)
+			h.RenewPrompt = RenewPrompt(v)
 		case "unauthenticated":
 			var v string
 			v, err = oneArg(d)

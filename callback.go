@@ -33,9 +33,7 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) error {
 			f.description, f.verified = h.errorNotes.Take(w, r, ae.Code)
 			return h.fail(w, r, f)
 		}
-		f.verified, f.retry = h.endWithError(w, r, ae.State)
-		h.logRefusal(zap.InfoLevel, "authorization server returned an error", zap.String("error", ae.Code))
-		return h.loginFailed(w, r, f)
+		return h.serverError(w, r, ae)
 	}
 	if q.Has("access_token") {
 		// A token in the query has already been written to access logs and
@@ -43,8 +41,32 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) error {
 		h.logRefusal(zap.WarnLevel, "refused an access token sent in the callback's query string; the authorization server must use the fragment")
 		return h.loginFailed(w, r, failure{code: codeInvalidResponse})
 	}
+	if h.ResponseMode == ResponseModeFormPost {
+		// The server was asked to POST its answer: a token in this URL's
+		// fragment is not taken (no relay page posts it back).
+		h.logRefusal(zap.WarnLevel, "refused a callback without a form post: response_mode is form_post")
+		return h.loginFailed(w, r, failure{code: codeInvalidResponse})
+	}
 	relay.ServePage(w)
 	return nil
+}
+
+// serverError answers an error response of the server, in whichever way
+// it came (the query, the fragment through the relay, a form post). A
+// silent renewal answered "the user is needed" starts a normal login.
+func (h *Handler) serverError(w http.ResponseWriter, r *http.Request, ae *relay.AuthError) error {
+	p, verified := h.endWithError(w, r, ae.State)
+	if verified && p.Silent && interactionNeeded[ae.Code] {
+		h.logger.Debug("a silent renewal needs the user: starting a normal login", zap.String("error", ae.Code))
+		location := h.interactiveLoginURL(p.ReturnTo)
+		if r.Method == http.MethodPost && h.ResponseMode == ResponseModeFragment {
+			return writeJSON(w, http.StatusOK, relayAnswer{Location: location})
+		}
+		http.Redirect(w, r, location, http.StatusSeeOther)
+		return nil
+	}
+	h.logRefusal(zap.InfoLevel, "authorization server returned an error", zap.String("error", ae.Code))
+	return h.loginFailed(w, r, failure{code: code(ae.Code), description: ae.Description, verified: verified, retry: p.ReturnTo})
 }
 
 // serveRelayPost takes what the relay script posted: the callback's
@@ -61,10 +83,7 @@ func (h *Handler) serveRelayPost(w http.ResponseWriter, r *http.Request) error {
 	tr, ae, err := relay.ParseFragment(body)
 	switch {
 	case ae != nil:
-		f := failure{code: code(ae.Code), description: ae.Description}
-		f.verified, f.retry = h.endWithError(w, r, ae.State)
-		h.logRefusal(zap.InfoLevel, "authorization server returned an error", zap.String("error", ae.Code))
-		return h.loginFailed(w, r, f)
+		return h.serverError(w, r, ae)
 	case err != nil:
 		h.logRefusal(zap.WarnLevel, "refused an authorization response", zap.Error(err))
 		if vals, perr := url.ParseQuery(body); perr == nil && len(vals["state"]) == 1 {
@@ -78,21 +97,26 @@ func (h *Handler) serveRelayPost(w http.ResponseWriter, r *http.Request) error {
 // endWithError ends the login whose state an error answer carried: its
 // cookie goes, and the state is recorded as used, so a copy of the cookie
 // cannot finish it later. verified says the state was this browser's.
-func (h *Handler) endWithError(w http.ResponseWriter, r *http.Request, state string) (verified bool, retry string) {
+func (h *Handler) endWithError(w http.ResponseWriter, r *http.Request, state string) (p relay.PendingLogin, verified bool) {
 	p, err := h.states.Take(w, r, state)
 	if err != nil {
-		return false, "/"
+		return relay.PendingLogin{ReturnTo: "/"}, false
 	}
 	if _, err := h.store.ClaimState(r.Context(), state, p.Expires); err != nil {
 		h.logRefusal(zap.ErrorLevel, "session store failed while ending a login", zap.Error(err))
 	}
-	return true, p.ReturnTo
+	return p, true
 }
 
 // readRelayBody applies the relay POST's checks on where it comes from and
 // what it carries, and reads its bounded body.
 func (h *Handler) readRelayBody(w http.ResponseWriter, r *http.Request) (string, code) {
-	if !h.sameOrigin(r) {
+	if h.ResponseMode == ResponseModeFormPost && !h.postedByServer(r) {
+		h.logRefusal(zap.WarnLevel, "refused a form post that is not the authorization server's page navigating here", zap.String("origin", loggable(r.Header.Get("Origin"))),
+			zap.String("sec_fetch_mode", loggable(r.Header.Get("Sec-Fetch-Mode"))), zap.String("sec_fetch_dest", loggable(r.Header.Get("Sec-Fetch-Dest"))))
+		return "", codeCrossOrigin
+	}
+	if h.ResponseMode == ResponseModeFragment && !h.sameOrigin(r) {
 		h.logRefusal(zap.WarnLevel, "refused a relay post from another origin", zap.String("origin", loggable(r.Header.Get("Origin"))))
 		return "", codeCrossOrigin
 	}
@@ -174,6 +198,9 @@ func (h *Handler) finishLogin(w http.ResponseWriter, r *http.Request, tr *relay.
 	countLogin(loginSuccess)
 	h.events.emit(eventLogin, map[string]any{"user": id.Subject, "store": h.storeType, "trust": h.trustMode()})
 	metrics.duration.Observe(time.Since(pending.Expires.Add(-time.Duration(h.StateTTL))).Seconds())
+	if h.ResponseMode == ResponseModeFormPost {
+		return relay.ServeLanding(w, pending.ReturnTo, resume, tr.State)
+	}
 	return writeJSON(w, http.StatusOK, relayAnswer{Location: pending.ReturnTo, Resume: resume})
 }
 
@@ -235,6 +262,28 @@ type relayAnswer struct {
 
 // sameOrigin accepts only requests a browser marks as coming from the
 // redirect_uri's own origin.
+// postedByServer: with form_post, the response is a top-level navigation
+// POSTed by the authorization server's page, from its origin ("null" when
+// a no-referrer policy or a redirect hides it). A script's fetch, a frame
+// and a page of any other origin are refused; the state, bound to this
+// browser, is what proves the login is this browser's.
+func (h *Handler) postedByServer(r *http.Request) bool {
+	if mode := r.Header.Get("Sec-Fetch-Mode"); mode != "" && mode != "navigate" {
+		return false
+	}
+	if dest := r.Header.Get("Sec-Fetch-Dest"); dest != "" && dest != "document" {
+		return false
+	}
+	o := r.Header.Get("Origin")
+	if o == "null" {
+		return true
+	}
+	prefix, err := h.authorizeRequest(r.Context())
+	ou, oerr := url.Parse(o)
+	au, aerr := url.Parse(prefix)
+	return err == nil && oerr == nil && aerr == nil && ou.Host != "" && originOf(ou) == originOf(au)
+}
+
 func (h *Handler) sameOrigin(r *http.Request) bool {
 	if o := r.Header.Get("Origin"); o != "" {
 		ou, err := url.Parse(o)

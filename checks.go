@@ -156,7 +156,7 @@ func checkAuthorizeURL(authorize string) error {
 }
 
 // ownParams are the authorization request parameters the module sets.
-var ownParams = []string{"response_type", "client_id", "redirect_uri", "state", "nonce"}
+var ownParams = []string{"response_type", "response_mode", "client_id", "redirect_uri", "state", "nonce"}
 
 // checkRequest: what the authorization request asks for.
 func (h *Handler) checkRequest() error {
@@ -165,18 +165,18 @@ func (h *Handler) checkRequest() error {
 			return fmt.Errorf("scope: %q is not a valid scope token", s)
 		}
 	}
-	for name, value := range h.Params {
+	for name := range h.Params {
 		switch {
 		case name == "":
 			return errors.New("param: empty parameter name")
+		case name == "response_mode":
+			return errors.New("param: response_mode is the response_mode subdirective (fragment or form_post)")
 		case slices.Contains(ownParams, name):
 			return fmt.Errorf("param: %q is set by implicit_grant itself and cannot be overridden", name)
 		case name == "scope" && len(h.Scopes) > 0:
 			return errors.New("param: scope is already set by the scope subdirective")
 		case name == "show_dialog" && h.ShowDialog:
 			return errors.New("param: show_dialog is already set by the show_dialog subdirective")
-		case name == "response_mode" && value != "fragment":
-			return fmt.Errorf("param: response_mode %q is not supported; the token must arrive in the fragment", value)
 		}
 	}
 	return nil
@@ -185,7 +185,7 @@ func (h *Handler) checkRequest() error {
 // checkPaths: the handler's own paths and cookie.
 func (h *Handler) checkPaths() error {
 	callback := callbackPathOf(h.RedirectURI)
-	for _, p := range []struct{ field, path string }{{"login_path", h.LoginPath}, {"logout_path", h.LogoutPath}} {
+	for _, p := range []struct{ field, path string }{{"login_path", h.LoginPath}, {"logout_path", h.LogoutPath}, {"session_path", h.SessionPath}} {
 		if !strings.HasPrefix(p.path, "/") || strings.HasPrefix(p.path, "//") || strings.ContainsAny(p.path, "?#\\%") || !isPrintableASCII(p.path) {
 			return fmt.Errorf("%s: %q must be a plain path starting with / (no query, fragment, escapes or spaces)", p.field, p.path)
 		}
@@ -195,6 +195,9 @@ func (h *Handler) checkPaths() error {
 	}
 	if h.LoginPath == h.LogoutPath {
 		return fmt.Errorf("logout_path: %q is also the login_path", h.LogoutPath)
+	}
+	if h.SessionPath == h.LoginPath || h.SessionPath == h.LogoutPath {
+		return fmt.Errorf("session_path: %q is also the login_path or logout_path", h.SessionPath)
 	}
 	if lr := h.LogoutRedirect; lr != "" {
 		// A path gets the return-path rule browsers are held to ("/\host" is
@@ -226,6 +229,8 @@ func (h *Handler) checkTimes() error {
 		return fmt.Errorf("default_expires_in: %s; at most a year", time.Duration(h.DefaultExpiresIn))
 	case time.Duration(h.MaxSessionLifetime) < time.Minute || time.Duration(h.MaxSessionLifetime) > maxTokenLifetime:
 		return fmt.Errorf("max_session_lifetime: %s must be between 1m and a year", time.Duration(h.MaxSessionLifetime))
+	case h.RenewBefore < 0 || time.Duration(h.RenewBefore) > time.Duration(h.MaxSessionLifetime)/2:
+		return fmt.Errorf("renew_before: %s must be between 0 and half of max_session_lifetime (%s)", time.Duration(h.RenewBefore), time.Duration(h.MaxSessionLifetime))
 	case h.MaxSessionsPerUser < 0 || h.MaxSessionsPerUser > maxSessionsPerUser:
 		return fmt.Errorf("max_sessions_per_user: %d must be between 1 and %d", h.MaxSessionsPerUser, maxSessionsPerUser)
 	case h.MaxTokenBytes < 256 || h.MaxTokenBytes > relay.MaxFragmentBytes/2:
@@ -245,6 +250,19 @@ func (h *Handler) checkPolicies() error {
 	case ErrorPagesBuiltin, ErrorPagesHandleErrors:
 	default:
 		return fmt.Errorf("error_pages: %q must be builtin or handle_errors", h.ErrorPages)
+	}
+	switch h.ResponseMode {
+	case ResponseModeFragment, ResponseModeFormPost:
+	default:
+		return fmt.Errorf("response_mode: %q must be fragment or form_post", h.ResponseMode)
+	}
+	switch h.RenewPrompt {
+	case RenewPromptNone, RenewPromptDefault:
+	default:
+		return fmt.Errorf("renew_prompt: %q must be none or default", h.RenewPrompt)
+	}
+	if _, set := h.Params["prompt"]; set && h.RenewBefore > 0 && h.RenewPrompt == RenewPromptNone {
+		return errors.New("param prompt: renew_before sends prompt=none on renewals; set renew_prompt default to keep your prompt")
 	}
 	return nil
 }

@@ -38,36 +38,49 @@ func (h *Handler) redirectToLogin(w http.ResponseWriter, returnTo string) error 
 }
 
 // serveLogin starts a login, or, for a browser that already has a session,
-// goes straight back to return_to.
+// goes straight back to return_to. With interactive=1 (where a renewal
+// the server could not answer without the user sends the browser), it
+// starts a normal login whatever the session.
 func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
-	returnTo := relay.SafeReturnPath(r.URL.Query().Get("return_to"))
-	if value := h.sessionValue(r); value != "" {
+	q := r.URL.Query()
+	returnTo := relay.SafeReturnPath(q.Get("return_to"))
+	if value := h.sessionValue(r); value != "" && q.Get("interactive") != "1" {
 		if _, ok, err := h.lookup(r.Context(), value); err == nil && ok {
 			http.Redirect(w, r, returnTo, http.StatusFound)
 			return nil
 		}
 	}
-	return h.startLogin(w, r, returnTo)
+	return h.startLogin(w, r, returnTo, false)
+}
+
+// interactiveLoginURL is where a silent renewal the server answered with
+// "the user is needed" sends the browser: a normal login, at once.
+func (h *Handler) interactiveLoginURL(returnTo string) string {
+	return h.LoginPath + "?interactive=1&return_to=" + url.QueryEscape(relay.SafeReturnPath(returnTo))
 }
 
 // startLogin binds a fresh state to this browser by its own cookie and
 // serves the start page, which keeps the URL's fragment for the relay page
 // and goes on to the authorization server. The state is in the page's
 // body: access logs record headers, never bodies.
-func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnTo string) error {
+// silent asks the server for no dialog (a renewal, with renew_prompt none).
+func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnTo string, silent bool) error {
 	prefix, err := h.authorizeRequest(r.Context())
 	if err != nil {
 		h.logRefusal(zap.ErrorLevel, "cannot start a login: the authorization server's discovery document is unavailable", zap.Error(err))
 		return h.fail(w, r, failure{code: codeServerUnavailable, retry: returnTo})
 	}
 	state := tokencache.NewID()
-	h.states.Issue(w, r, state, returnTo)
+	h.states.Issue(w, r, state, returnTo, silent)
 	if c := h.logger.Check(zap.DebugLevel, "login started"); c != nil {
 		c.Write(zap.String("path", r.URL.Path))
 	}
 	location := prefix + state
 	if h.OpenID != "" {
 		location += "&nonce=" + h.nonce(state)
+	}
+	if silent {
+		location += "&prompt=none"
 	}
 	return relay.ServeStart(w, location, returnTo, h.PreserveFragment == nil || *h.PreserveFragment)
 }

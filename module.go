@@ -56,6 +56,24 @@ const (
 	UnauthenticatedReject   UnauthenticatedPolicy = "reject"
 )
 
+// ResponseMode is how the authorization server sends its response.
+type ResponseMode string
+
+// The response modes.
+const (
+	ResponseModeFragment ResponseMode = "fragment"
+	ResponseModeFormPost ResponseMode = "form_post"
+)
+
+// RenewPrompt is what a renewal asks of the authorization server.
+type RenewPrompt string
+
+// The renewal prompts.
+const (
+	RenewPromptNone    RenewPrompt = "none"    // prompt=none: no dialog, or an error that starts a normal login
+	RenewPromptDefault RenewPrompt = "default" // whatever the server does on a normal login
+)
+
 // ErrorPages says who renders error answers.
 type ErrorPages string
 
@@ -191,6 +209,28 @@ type Handler struct {
 	// back. Default true; false drops it.
 	PreserveFragment *bool `json:"preserve_fragment,omitempty"`
 
+	// How the authorization server sends its response to redirect_uri:
+	// "fragment" (default), in the URL's fragment, which the relay page
+	// posts back; "form_post", in a POST it makes itself (OAuth 2.0 Form
+	// Post Response Mode), so the token never appears in any URL.
+	ResponseMode ResponseMode `json:"response_mode,omitempty"`
+
+	// A page load on a session with less than this left goes through the
+	// authorization endpoint again and comes back to the same URL, so a
+	// long-lived page gets a fresh token before the old one runs out.
+	// Default: off.
+	RenewBefore caddy.Duration `json:"renew_before,omitempty"`
+
+	// What a renewal asks for: "none" (default) sends prompt=none, so no
+	// dialog is shown (an answer that the server needs the user starts a
+	// normal login at once); "default" sends what a normal login sends.
+	RenewPrompt RenewPrompt `json:"renew_prompt,omitempty"`
+
+	// The path that tells a page's script whether it has a session, as
+	// JSON (never the token). Default: beside redirect_uri's path,
+	// /oauth/session.
+	SessionPath string `json:"session_path,omitempty"`
+
 	// Where sessions live: {"type": "memory"} (the default), "cookie" or
 	// "redis", with the store's own options beside the type.
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=http.handlers.implicit_grant.stores inline_key=type"`
@@ -244,6 +284,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.serveLogin(w, r)
 	case h.LogoutPath:
 		return h.serveLogout(w, r)
+	case h.SessionPath:
+		return h.serveSessionInfo(w, r)
 	}
 	return h.serveProtected(w, r, next)
 }

@@ -35,6 +35,9 @@ func (h *Handler) serveProtected(w http.ResponseWriter, r *http.Request, next ca
 				return h.fail(w, r, failure{code: codeServerUnavailable, retry: relay.SafeReturnPath(publicURL(r).RequestURI())})
 			}
 		}
+		if ok && h.renewDue(r, s) {
+			return h.renew(w, r)
+		}
 		if ok {
 			metrics.authenticated.Inc()
 			cookieheader.Strip(r.Header, h.CookieName)

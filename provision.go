@@ -53,6 +53,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.LogoutPath == "" {
 		h.LogoutPath = defaultSibling(h.RedirectURI, "logout")
 	}
+	if h.SessionPath == "" {
+		h.SessionPath = defaultSibling(h.RedirectURI, "session")
+	}
+	if h.ResponseMode == "" {
+		h.ResponseMode = ResponseModeFragment
+	}
+	if h.RenewPrompt == "" {
+		h.RenewPrompt = RenewPromptNone
+	}
 	if h.DefaultExpiresIn == 0 {
 		h.DefaultExpiresIn = caddy.Duration(DefaultExpiresIn)
 	}
@@ -177,6 +186,7 @@ func (h *Handler) derive() {
 		TTL:        time.Duration(h.StateTTL),
 		MaxPending: DefaultMaxPendingLogins,
 		Insecure:   h.plainHTTP,
+		CrossSite:  h.ResponseMode == ResponseModeFormPost,
 	}
 	h.errorNotes = relay.ErrorNote{Keys: h.keys("error note"), Name: h.CookieName + "_error", Insecure: h.plainHTTP}
 }
@@ -221,6 +231,9 @@ func (h *Handler) authorizePrefixFor(endpoint string) string {
 	}
 	if h.ShowDialog {
 		q.Set("show_dialog", "true")
+	}
+	if h.ResponseMode == ResponseModeFormPost {
+		q.Set("response_mode", string(h.ResponseMode))
 	}
 	for k, v := range h.Params {
 		q.Set(k, v)

@@ -135,8 +135,19 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, f failure) error 
 		w.Header().Set("WWW-Authenticate", `Bearer realm="implicit_grant"`)
 	}
 
+	atCallback := r.Method == http.MethodPost && publicURL(r).Path == h.callbackPath
+	formPost := atCallback && h.ResponseMode == ResponseModeFormPost
 	switch {
-	case r.Method == http.MethodPost && publicURL(r).Path == h.callbackPath:
+	case formPost && o.metric != loginRefused:
+		// The browser came from the server's page: on to the error page,
+		// as the relay script goes after a failed post.
+		if description != "" {
+			h.errorNotes.Set(w, string(f.code), description)
+		}
+		http.Redirect(w, r, h.errorPage(f.code, f.retry), http.StatusSeeOther)
+		return nil
+
+	case atCallback && !formPost:
 		next := "/"
 		if o.metric != loginRefused {
 			if description != "" {
@@ -156,7 +167,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, f failure) error 
 		}
 		return caddyhttp.Error(o.status, fmt.Errorf("implicit_grant: %s", f.code))
 
-	case !isPageLoad(r):
+	case !isPageLoad(r) && !formPost:
 		if description == "" {
 			description = o.text
 		}

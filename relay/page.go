@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
+	"encoding/json"
 	"html/template"
 	"io"
 	"net/http"
@@ -37,7 +38,8 @@ var (
 	startPage   = pageTemplate("start.html")
 	messagePage = pageTemplate("message.html")
 	// The relay page never changes: rendered once.
-	relayPage = render(pageTemplate("relay.html"), pageData{Message: Message{Title: "Signing in…"}, Script: template.JS(relayScript)})
+	relayTemplate = pageTemplate("relay.html")
+	relayPage     = render(relayTemplate, pageData{Message: Message{Title: "Signing in…"}, Script: template.JS(relayScript)})
 )
 
 // pageData is what the page templates see. The scripts and the style go in
@@ -47,6 +49,8 @@ type pageData struct {
 	Next         string // start page: where it sends the browser
 	ReturnTo     string // start page: where the login comes back to
 	KeepFragment bool   // start page: keep the URL's fragment too
+	Answer       string // relay page after a form_post: the answer, JSON
+	Continue     string // relay page after a form_post: where to go without JavaScript
 	Script       template.JS
 	Style        template.CSS
 }
@@ -93,6 +97,24 @@ func ServePage(w http.ResponseWriter) {
 	setPageHeaders(w, relayCSP)
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(relayPage)
+}
+
+// ServeLanding answers the server's form_post with the relay page carrying
+// the answer (where to go; state names what the start page kept in the
+// tab's sessionStorage), so that the original URL's fragment comes back
+// as it does after a fragment response. The state is spent by now.
+func ServeLanding(w http.ResponseWriter, location string, resume bool, state string) error {
+	answer, err := json.Marshal(struct {
+		Location string `json:"location"`
+		Resume   bool   `json:"resume,omitempty"`
+		State    string `json:"state"`
+	}{location, resume, state})
+	if err != nil {
+		return err
+	}
+	setPageHeaders(w, relayCSP)
+	w.WriteHeader(http.StatusOK)
+	return execute(w, relayTemplate, pageData{Message: Message{Title: "Signing in…"}, Answer: string(answer), Continue: location, Script: template.JS(relayScript)})
 }
 
 // ServeStart writes the page that sends a browser to next (the

@@ -1,6 +1,10 @@
 // Carries the authorization response from the URL fragment, which the
 // browser never sends to a server, to the server: same-origin, once, and
 // without leaving the token in the address bar or the history.
+//
+// With response_mode form_post the server posted the response itself, and
+// this page is the answer to that POST: the answer is in the page (#answer)
+// and only the last step, going back where the login started, is left.
 (function () {
   "use strict";
   var status = document.getElementById("status");
@@ -12,9 +16,9 @@
 
   // What the start page kept in this tab for this login: the path it
   // comes back to and the URL's fragment.
-  function kept() {
+  function kept(state) {
     try {
-      var key = "implicit_grant_login:" + new URLSearchParams(fragment).get("state");
+      var key = "implicit_grant_login:" + state;
       var saved = JSON.parse(sessionStorage.getItem(key) || "null");
       sessionStorage.removeItem(key);
       if (saved && typeof saved.path === "string" && typeof saved.hash === "string") {
@@ -32,6 +36,30 @@
     status.textContent = text;
     document.getElementById("retry").hidden = false;
   }
+  // Goes where the server's answer says, with what this tab kept.
+  function go(answer, state) {
+    if (typeof answer.location !== "string" || !samePath(answer.location)) {
+      throw new Error("unexpected answer");
+    }
+    var saved = kept(state);
+    var target = answer.location;
+    if (answer.resume && saved && samePath(saved.path)) {
+      target = saved.path; // too long for the state cookie: this tab kept it
+    }
+    var hash = saved && saved.path === target && /^#[^\s]*$/.test(saved.hash) ? saved.hash : "";
+    location.replace(target + hash);
+  }
+
+  var posted = document.getElementById("answer");
+  if (posted) {
+    try {
+      var answer = JSON.parse(posted.getAttribute("data-answer"));
+      go(answer, answer.state);
+    } catch (e) {
+      fail("Signing in failed: the server gave an unexpected answer.");
+    }
+    return;
+  }
   if (!fragment) {
     fail("No sign-in response arrived with this page. Start again from the page you wanted to open.");
     return;
@@ -46,16 +74,7 @@
   }).then(function (resp) {
     return resp.json();
   }).then(function (answer) {
-    if (typeof answer.location !== "string" || !samePath(answer.location)) {
-      throw new Error("unexpected answer");
-    }
-    var saved = kept();
-    var target = answer.location;
-    if (answer.resume && saved && samePath(saved.path)) {
-      target = saved.path; // too long for the state cookie: this tab kept it
-    }
-    var hash = saved && saved.path === target && /^#[^\s]*$/.test(saved.hash) ? saved.hash : "";
-    location.replace(target + hash);
+    go(answer, new URLSearchParams(fragment).get("state"));
   }).catch(function () {
     fail("Signing in failed: the server could not be reached or gave an unexpected answer.");
   });

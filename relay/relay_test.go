@@ -127,7 +127,7 @@ func TestStateCookies(t *testing.T) {
 	jar := map[string]string{}
 	for _, s := range []string{"state-one", "state-two", "state-three", "state-four"} {
 		w := httptest.NewRecorder()
-		c.Issue(w, browserRequest(jar), s, "/from/"+s)
+		c.Issue(w, browserRequest(jar), s, "/from/"+s, false)
 		keep(jar, w)
 		now = now.Add(time.Second)
 	}
@@ -161,7 +161,7 @@ func TestStateCookieTamperingAndMoving(t *testing.T) {
 	jar := map[string]string{}
 	for _, s := range []string{"state-a", "state-b"} {
 		w := httptest.NewRecorder()
-		c.Issue(w, browserRequest(jar), s, "/")
+		c.Issue(w, browserRequest(jar), s, "/", false)
 		keep(jar, w)
 	}
 	nameA, nameB := c.cookieName(c.Keys[0], "state-a"), c.cookieName(c.Keys[0], "state-b")
@@ -233,7 +233,7 @@ func TestStateCookiesAcrossRotation(t *testing.T) {
 	old := stateCookies(&now)
 	jar := map[string]string{}
 	w := httptest.NewRecorder()
-	old.Issue(w, browserRequest(jar), "state-x", "/x")
+	old.Issue(w, browserRequest(jar), "state-x", "/x", false)
 	keep(jar, w)
 	rotated := stateCookies(&now)
 	rotated.Keys = [][]byte{[]byte("a brand new key, after rotation!"), old.Keys[0]}

@@ -34,7 +34,11 @@ type StateCookies struct {
 	// Insecure drops the Secure attribute: only for a site on plain http
 	// on a loopback host (a developer's machine).
 	Insecure bool
-	Now      func() time.Time
+	// CrossSite makes the cookies SameSite=None (and so Secure, always):
+	// with response_mode form_post the server's answer is a cross-site
+	// POST, on which a Lax cookie is not sent.
+	CrossSite bool
+	Now       func() time.Time
 }
 
 // PendingLogin is what a state cookie remembers.
@@ -42,7 +46,13 @@ type PendingLogin struct {
 	State    string
 	ReturnTo string // "" when it was too long for the cookie: the page resumes it
 	Expires  time.Time
+	// Silent: the login asked for prompt=none (a renewal); an answer that
+	// the server needs the user starts an interactive login.
+	Silent bool
 }
+
+// silentMark follows the expiry in a silent login's cookie.
+const silentMark = "~silent"
 
 // MaxCookieReturnPath is the longest return path a state cookie carries.
 // A longer one stays with the start page, in the tab's sessionStorage (the
@@ -54,24 +64,31 @@ const MaxCookieReturnPath = 512
 // Issue binds a new login's state (made by the caller, from crypto/rand)
 // to this browser: it sets the state's cookie on w and removes the oldest
 // pending logins beyond MaxPending.
-func (c *StateCookies) Issue(w http.ResponseWriter, r *http.Request, state, returnTo string) {
+func (c *StateCookies) Issue(w http.ResponseWriter, r *http.Request, state, returnTo string, silent bool) {
 	expires := c.now().Add(c.TTL)
 	name := c.cookieName(c.Keys[0], state)
 	if len(returnTo) > MaxCookieReturnPath {
 		returnTo = "" // the start page keeps it
 	}
-	payload := strconv.FormatInt(expires.Unix(), 10) + "|" + state + "|" + returnTo
+	payload := strconv.FormatInt(expires.Unix(), 10)
+	if silent {
+		payload += silentMark
+	}
+	payload += "|" + state + "|" + returnTo
 
 	c.trim(w, r, c.MaxPending-1)
-	http.SetCookie(w, &http.Cookie{
-		Name:     name,
-		Value:    base64.RawURLEncoding.EncodeToString([]byte(payload)) + "." + mac(c.Keys[0], name, payload),
-		Path:     "/",
-		MaxAge:   int(c.TTL / time.Second),
-		Secure:   !c.Insecure,
-		HttpOnly: true,
-		SameSite: http.SameSiteLaxMode,
-	})
+	ck := c.cookie(name, base64.RawURLEncoding.EncodeToString([]byte(payload))+"."+mac(c.Keys[0], name, payload))
+	ck.MaxAge = int(c.TTL / time.Second)
+	http.SetCookie(w, ck)
+}
+
+// cookie is a state cookie with its attributes.
+func (c *StateCookies) cookie(name, value string) *http.Cookie {
+	ck := &http.Cookie{Name: name, Value: value, Path: "/", Secure: !c.Insecure, HttpOnly: true, SameSite: http.SameSiteLaxMode}
+	if c.CrossSite {
+		ck.Secure, ck.SameSite = true, http.SameSiteNoneMode
+	}
+	return ck
 }
 
 // Take checks state against the cookie of its pending login and, valid or
@@ -120,11 +137,12 @@ func (c *StateCookies) open(name, value string) (PendingLogin, error) {
 	}
 	exp, rest, _ := strings.Cut(string(raw), "|")
 	state, returnTo, ok := strings.Cut(rest, "|")
+	exp, silent := strings.CutSuffix(exp, silentMark)
 	unix, err := strconv.ParseInt(exp, 10, 64)
 	if !ok || err != nil {
 		return PendingLogin{}, ErrStateInvalid
 	}
-	return PendingLogin{State: state, ReturnTo: returnTo, Expires: time.Unix(unix, 0)}, nil
+	return PendingLogin{State: state, ReturnTo: returnTo, Expires: time.Unix(unix, 0), Silent: silent}, nil
 }
 
 // trim expires pending-login cookies so that at most keep remain: broken
@@ -156,7 +174,9 @@ func (c *StateCookies) trim(w http.ResponseWriter, r *http.Request, keep int) {
 }
 
 func (c *StateCookies) expire(w http.ResponseWriter, name string) {
-	http.SetCookie(w, &http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, Secure: !c.Insecure, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	ck := c.cookie(name, "")
+	ck.MaxAge = -1
+	http.SetCookie(w, ck)
 }
 
 // cookieName gives each pending login its own cookie. The suffix is a MAC
