@@ -14,6 +14,7 @@ import (
 type pendingRequest struct {
 	clientID, redirectURI, state, scope, nonce string
 	withIDToken                                bool
+	formPost                                   bool // response_mode=form_post: answer with a self-submitting form
 	expires                                    time.Time
 }
 
@@ -35,25 +36,42 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) error {
 			"This authorization request names a client or redirect_uri that is not registered here, so it cannot be answered.", nil)
 	}
 	req := pendingRequest{clientID: clientID, redirectURI: redirectURI, state: q.Get("state"), scope: q.Get("scope"), nonce: q.Get("nonce")}
+	switch q.Get("response_mode") {
+	case "", "fragment":
+	case "form_post":
+		req.formPost = true
+	default:
+		return p.redirectError(w, r, req, "invalid_request", "response_mode must be fragment or form_post")
+	}
 	switch q.Get("response_type") {
 	case "token":
 	case "id_token token", "token id_token":
 		req.withIDToken = true
 		if !strings.Contains(" "+req.scope+" ", " openid ") {
-			return p.redirectError(w, r, redirectURI, req.state, "invalid_scope", "id_token needs the openid scope")
+			return p.redirectError(w, r, req, "invalid_scope", "id_token needs the openid scope")
 		}
 		if len(req.nonce) < 8 { // as Ory Hydra: the implicit flow's ID token needs a nonce
-			return p.redirectError(w, r, redirectURI, req.state, "invalid_request", "a nonce of at least 8 characters is required")
+			return p.redirectError(w, r, req, "invalid_request", "a nonce of at least 8 characters is required")
 		}
 	default:
-		return p.redirectError(w, r, redirectURI, req.state, "unsupported_response_type", "only token and id_token token are supported")
+		return p.redirectError(w, r, req, "unsupported_response_type", "only token and id_token token are supported")
 	}
-	if q.Get("show_dialog") != "true" {
-		if c, err := r.Cookie(rememberCookie); err == nil && c.Value != "" {
-			if user, ok := strings.CutPrefix(c.Value, clientID+":"); ok {
-				return p.issue(w, r, user, req)
-			}
+	user, remembered := "", false
+	if c, err := r.Cookie(rememberCookie); err == nil && c.Value != "" {
+		user, remembered = strings.CutPrefix(c.Value, clientID+":")
+	}
+	if q.Get("prompt") == "none" {
+		// OpenID Connect Core §3.1.2.1: answer without any page, or say why not.
+		switch {
+		case p.DemandInteraction:
+			return p.redirectError(w, r, req, "interaction_required", "this provider is set to demand interaction")
+		case !remembered:
+			return p.redirectError(w, r, req, "login_required", "no user is signed in here")
 		}
+		return p.issue(w, r, user, req)
+	}
+	if remembered && q.Get("show_dialog") != "true" && q.Get("prompt") == "" && !p.DemandInteraction {
+		return p.issue(w, r, user, req)
 	}
 	id := randomString()
 	req.expires = time.Now().Add(10 * time.Minute)
@@ -78,7 +96,7 @@ func (p *Provider) decide(w http.ResponseWriter, r *http.Request) error {
 		return page(w, http.StatusBadRequest, "This request has expired", "Go back to the application and sign in again.", nil)
 	}
 	if r.PostFormValue("decision") != "approve" {
-		return p.redirectError(w, r, req.redirectURI, req.state, "access_denied", "The user denied the request")
+		return p.redirectError(w, r, req, "access_denied", "The user denied the request")
 	}
 	user := strings.TrimSpace(r.PostFormValue("user"))
 	if user == "" {
@@ -88,7 +106,7 @@ func (p *Provider) decide(w http.ResponseWriter, r *http.Request) error {
 	return p.issue(w, r, user, req)
 }
 
-// issue makes the tokens and sends them to the client in the fragment.
+// issue makes the tokens and sends them to the client.
 func (p *Provider) issue(w http.ResponseWriter, r *http.Request, user string, req pendingRequest) error {
 	grant := p.grant(issuer(r), user, req.clientID, req.scope)
 	token, err := p.accessToken(grant)
@@ -110,24 +128,47 @@ func (p *Provider) issue(w http.ResponseWriter, r *http.Request, user string, re
 	if req.scope != "" {
 		v.Set("scope", req.scope)
 	}
+	return p.answer(w, r, req, v)
+}
+
+func (p *Provider) redirectError(w http.ResponseWriter, r *http.Request, req pendingRequest, code, description string) error {
+	return p.answer(w, r, req, url.Values{"error": {code}, "error_description": {description}})
+}
+
+// answer sends the authorization response to the client: in the fragment
+// (errors in the query with error_in query, as Spotify does), or, with
+// response_mode=form_post, in a form the browser posts to redirect_uri.
+func (p *Provider) answer(w http.ResponseWriter, r *http.Request, req pendingRequest, v url.Values) error {
 	if req.state != "" {
 		v.Set("state", req.state)
 	}
-	http.Redirect(w, r, req.redirectURI+"#"+v.Encode(), http.StatusSeeOther)
+	if req.formPost {
+		return formPost(w, req.redirectURI, v)
+	}
+	sep := "#"
+	if v.Has("error") && p.ErrorIn == "query" {
+		sep = "?"
+	}
+	http.Redirect(w, r, req.redirectURI+sep+v.Encode(), http.StatusSeeOther)
 	return nil
 }
 
-func (p *Provider) redirectError(w http.ResponseWriter, r *http.Request, redirectURI, state, code, description string) error {
-	v := url.Values{"error": {code}, "error_description": {description}}
-	if state != "" {
-		v.Set("state", state)
-	}
-	sep := "#"
-	if p.ErrorIn == "query" {
-		sep = "?"
-	}
-	http.Redirect(w, r, redirectURI+sep+v.Encode(), http.StatusSeeOther)
-	return nil
+var formPostTmpl = template.Must(template.New("form_post").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Submit this form</title></head>
+<body><form method="post" action="{{.Action}}">{{range $name, $values := .Fields}}{{range $values}}<input type="hidden" name="{{$name}}" value="{{.}}">{{end}}{{end}}
+<noscript><button>Continue</button></noscript></form>
+<script>document.forms[0].submit()</script></body></html>`))
+
+// formPost writes the OAuth 2.0 Form Post Response Mode page: the
+// response as hidden fields, submitted at once by the browser.
+func formPost(w http.ResponseWriter, action string, fields url.Values) error {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	return formPostTmpl.Execute(w, struct {
+		Action string
+		Fields url.Values
+	}{action, fields})
 }
 
 func hostOf(u string) string {

@@ -45,6 +45,10 @@ type Provider struct {
 	// Users with claims; anyone else who signs in gets
 	// <name>@corp.example and no groups.
 	Users map[string]User `json:"users,omitempty"`
+	// Answer every prompt=none with interaction_required and show the
+	// consent page to every login, as a server that wants the user each
+	// time would.
+	DemandInteraction bool `json:"demand_interaction,omitempty"`
 	// Shifts the clock of issued tokens (iat, exp) by this much: a negative
 	// offset past their lifetime issues tokens that have already expired.
 	ClockOffset caddy.Duration `json:"clock_offset,omitempty"`
@@ -137,6 +141,7 @@ func issuer(r *http.Request) string {
 //		introspector  <client_id> <secret>
 //		user          <name> <email> [<group>...]
 //		clock_offset  <duration>
+//		demand_interaction
 //	}
 func (p *Provider) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
@@ -208,6 +213,11 @@ func (p *Provider) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("error_in: expected fragment or query")
 			}
 			p.ErrorIn = args[0]
+		case "demand_interaction":
+			if len(args) != 0 {
+				return d.Errf("demand_interaction: takes no value")
+			}
+			p.DemandInteraction = true
 		case "access_tokens":
 			if v, err := one(); err != nil || (v != "opaque" && v != "jwt") {
 				return d.Errf("access_tokens: expected opaque or jwt")

@@ -32,10 +32,32 @@ type Browser struct {
 func New(t testing.TB) *Browser {
 	jar, _ := cookiejar.New(nil)
 	return &Browser{T: t, Client: &http.Client{
-		Jar:           jar,
+		Jar:           loopbackIsSecure{jar},
 		Timeout:       10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
+}
+
+// loopbackIsSecure treats plain http on a loopback host as a secure
+// context, as Chromium and Firefox do: Secure cookies set there come back
+// (Go's jar keeps them for https only).
+type loopbackIsSecure struct{ http.CookieJar }
+
+func (j loopbackIsSecure) SetCookies(u *url.URL, cookies []*http.Cookie) {
+	j.CookieJar.SetCookies(secureLoopback(u), cookies)
+}
+
+func (j loopbackIsSecure) Cookies(u *url.URL) []*http.Cookie {
+	return j.CookieJar.Cookies(secureLoopback(u))
+}
+
+func secureLoopback(u *url.URL) *url.URL {
+	if h := u.Hostname(); u.Scheme == "http" && (h == "localhost" || h == "127.0.0.1") {
+		c := *u
+		c.Scheme = "https"
+		return &c
+	}
+	return u
 }
 
 // Navigate is a top-level page load.
@@ -116,13 +138,26 @@ func (b *Browser) AuthorizeAt(authorizeURL string, approve bool) *url.URL {
 // AuthorizeAs is AuthorizeAt signing in as user.
 func (b *Browser) AuthorizeAs(authorizeURL, user string, approve bool) *url.URL {
 	b.T.Helper()
+	resp := b.Decide(authorizeURL, user, approve)
+	if resp.StatusCode != http.StatusSeeOther {
+		b.T.Fatalf("authorization: %d %s", resp.StatusCode, BodyOf(resp))
+	}
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		b.T.Fatal(err)
+	}
+	return loc
+}
+
+// Decide goes to the development provider's authorization endpoint and,
+// when it shows its consent page, decides as user. It returns the
+// provider's answer: a 303 to the callback, or (form_post) the page with
+// the form the browser submits.
+func (b *Browser) Decide(authorizeURL, user string, approve bool) *http.Response {
+	b.T.Helper()
 	consent := b.Navigate(authorizeURL)
-	if consent.StatusCode != http.StatusOK {
-		if consent.StatusCode == http.StatusSeeOther { // remembered consent: no dialog
-			loc, _ := url.Parse(consent.Header.Get("Location"))
-			return loc
-		}
-		b.T.Fatalf("consent page: %d %s", consent.StatusCode, BodyOf(consent))
+	if consent.StatusCode != http.StatusOK || !strings.Contains(BodyOf(consent), `action="/authorize/decision"`) {
+		return consent // remembered, or prompt=none: no dialog
 	}
 	m := requestIDField.FindStringSubmatch(BodyOf(consent))
 	if m == nil {
@@ -136,15 +171,64 @@ func (b *Browser) AuthorizeAs(authorizeURL, user string, approve bool) *url.URL 
 	form := url.Values{"request": {m[1]}, "decision": {decision}, "user": {user}}
 	req, _ := http.NewRequest(http.MethodPost, au.Scheme+"://"+au.Host+"/authorize/decision", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp := b.Do(req)
-	if resp.StatusCode != http.StatusSeeOther {
-		b.T.Fatalf("decision: %d %s", resp.StatusCode, BodyOf(resp))
+	return b.Do(req)
+}
+
+var (
+	formAction = regexp.MustCompile(`<form method="post" action="([^"]+)">`)
+	formField  = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
+)
+
+// SubmitFormPost does what the browser does with the development
+// provider's form_post page: a top-level POST of the form, cross-site,
+// from the provider's origin.
+func (b *Browser) SubmitFormPost(page *http.Response) *http.Response {
+	b.T.Helper()
+	return b.SubmitFormPostWith(page, nil)
+}
+
+// SubmitFormPostWith is SubmitFormPost with the request changed first.
+func (b *Browser) SubmitFormPostWith(page *http.Response, change func(*http.Request)) *http.Response {
+	b.T.Helper()
+	body := BodyOf(page)
+	action := formAction.FindStringSubmatch(body)
+	if page.StatusCode != http.StatusOK || action == nil {
+		b.T.Fatalf("not a form_post page: %d %s", page.StatusCode, body)
 	}
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil {
-		b.T.Fatal(err)
+	fields := url.Values{}
+	for _, f := range formField.FindAllStringSubmatch(body, -1) {
+		fields.Add(html.UnescapeString(f[1]), html.UnescapeString(f[2]))
 	}
-	return loc
+	req, _ := http.NewRequest(http.MethodPost, html.UnescapeString(action[1]), strings.NewReader(fields.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", page.Request.URL.Scheme+"://"+page.Request.URL.Host)
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	req.Header.Set("Sec-Fetch-Mode", "navigate")
+	req.Header.Set("Sec-Fetch-Dest", "document")
+	req.Header.Set("Accept", "text/html")
+	if change != nil {
+		change(req)
+	}
+	return b.Do(req)
+}
+
+var landingAnswer = regexp.MustCompile(`id="answer" hidden data-answer="([^"]+)"`)
+
+// LandingLocation reads where the page that answers a form_post sends the
+// browser.
+func LandingLocation(t testing.TB, resp *http.Response) string {
+	t.Helper()
+	m := landingAnswer.FindStringSubmatch(BodyOf(resp))
+	if resp.StatusCode != http.StatusOK || m == nil {
+		t.Fatalf("not the landing page: %d %s", resp.StatusCode, BodyOf(resp))
+	}
+	var answer struct {
+		Location string `json:"location"`
+	}
+	if err := json.Unmarshal([]byte(html.UnescapeString(m[1])), &answer); err != nil {
+		t.Fatalf("landing answer: %v", err)
+	}
+	return answer.Location
 }
 
 // FinishAtCallback does what the browser and relay script do on the
