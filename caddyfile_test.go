@@ -189,6 +189,14 @@ func TestProvisionRefusesBadValues(t *testing.T) {
 		{"huge cookie_name", func(h *Handler) { h.CookieName = strings.Repeat("c", 3800) }, "cookie_name: 3800 bytes; at most 64"},
 		{"bad store type", func(h *Handler) { h.StoreRaw = json.RawMessage(`{"type":"disk"}`) }, "store: "},
 		{"negative max_sessions", func(h *Handler) { h.StoreRaw = json.RawMessage(`{"type":"memory","max_sessions":-1}`) }, "store: max_sessions -1 must be positive"},
+		{"response_mode query", func(h *Handler) { h.ResponseMode = "query" }, `response_mode: "query" must be fragment or form_post`},
+		{"renew_prompt login", func(h *Handler) { h.RenewPrompt = "login" }, `renew_prompt: "login" must be none or default`},
+		{"renew_before too long", func(h *Handler) { h.RenewBefore = caddy.Duration(5 * time.Hour) }, "renew_before: 5h0m0s must be between 0 and half of max_session_lifetime"},
+		{"renew_before with a prompt param", func(h *Handler) {
+			h.RenewBefore = caddy.Duration(time.Minute)
+			h.Params = map[string]string{"prompt": "consent"}
+		}, "param prompt: renew_before sends prompt=none"},
+		{"session_path is the login path", func(h *Handler) { h.SessionPath = "/oauth/login" }, "session_path: \"/oauth/login\" is also the login_path"},
 		{"max_sessions_per_user with the cookie store", func(h *Handler) {
 			h.MaxSessionsPerUser = 5
 			h.StoreRaw = json.RawMessage(`{"type":"cookie"}`)
