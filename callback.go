@@ -58,12 +58,12 @@ func (h *Handler) serverError(w http.ResponseWriter, r *http.Request, ae *relay.
 	p, verified := h.endWithError(w, r, ae.State)
 	if verified && p.Silent && interactionNeeded[ae.Code] {
 		h.logger.Debug("a silent renewal needs the user: starting a normal login", zap.String("error", ae.Code))
-		location := h.interactiveLoginURL(p.ReturnTo)
+		answer := relay.Answer{Location: h.interactiveLoginURL(p.ReturnTo), Relogin: true, State: ae.State}
 		if r.Method == http.MethodPost && h.ResponseMode == ResponseModeFragment {
-			return writeJSON(w, http.StatusOK, relayAnswer{Location: location})
+			answer.State = ""
+			return writeJSON(w, http.StatusOK, answer)
 		}
-		http.Redirect(w, r, location, http.StatusSeeOther)
-		return nil
+		return relay.ServeLanding(w, answer)
 	}
 	h.logRefusal(zap.InfoLevel, "authorization server returned an error", zap.String("error", ae.Code))
 	return h.loginFailed(w, r, failure{code: code(ae.Code), description: ae.Description, verified: verified, retry: p.ReturnTo})
@@ -199,9 +199,9 @@ func (h *Handler) finishLogin(w http.ResponseWriter, r *http.Request, tr *relay.
 	h.events.emit(eventLogin, map[string]any{"user": id.Subject, "store": h.storeType, "trust": h.trustMode()})
 	metrics.duration.Observe(time.Since(pending.Expires.Add(-time.Duration(h.StateTTL))).Seconds())
 	if h.ResponseMode == ResponseModeFormPost {
-		return relay.ServeLanding(w, pending.ReturnTo, resume, tr.State)
+		return relay.ServeLanding(w, relay.Answer{Location: pending.ReturnTo, Resume: resume, State: tr.State})
 	}
-	return writeJSON(w, http.StatusOK, relayAnswer{Location: pending.ReturnTo, Resume: resume})
+	return writeJSON(w, http.StatusOK, relay.Answer{Location: pending.ReturnTo, Resume: resume})
 }
 
 // verifyToken proves the token the server's (for this client, where the
@@ -251,17 +251,6 @@ func (h *Handler) sessionLifetime(expiresIn int64) time.Duration {
 	return min(max(lifetime-time.Duration(h.ExpiryLeeway), lifetime/2), time.Duration(h.MaxSessionLifetime))
 }
 
-// relayAnswer is what the relay script gets back: where to go next.
-type relayAnswer struct {
-	Location string `json:"location"`
-	// Resume: go back to the path the start page kept in this tab, if it
-	// kept one (a return path too long for the state cookie).
-	Resume bool   `json:"resume,omitempty"`
-	Error  string `json:"error,omitempty"`
-}
-
-// sameOrigin accepts only requests a browser marks as coming from the
-// redirect_uri's own origin.
 // postedByServer: with form_post, the response is a top-level navigation
 // POSTed by the authorization server's page, from its origin ("null" when
 // a no-referrer policy or a redirect hides it). A script's fetch, a frame
@@ -284,6 +273,8 @@ func (h *Handler) postedByServer(r *http.Request) bool {
 	return err == nil && oerr == nil && aerr == nil && ou.Host != "" && originOf(ou) == originOf(au)
 }
 
+// sameOrigin accepts only requests a browser marks as coming from the
+// redirect_uri's own origin.
 func (h *Handler) sameOrigin(r *http.Request) bool {
 	if o := r.Header.Get("Origin"); o != "" {
 		ou, err := url.Parse(o)

@@ -155,7 +155,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, f failure) error 
 			}
 			next = h.errorPage(f.code, f.retry)
 		}
-		return writeJSON(w, o.status, relayAnswer{Error: string(f.code), Location: next})
+		return writeJSON(w, o.status, relay.Answer{Error: string(f.code), Location: next})
 
 	case h.ErrorPages == ErrorPagesHandleErrors:
 		if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {

@@ -49,7 +49,10 @@ type authServer struct {
 	check func(token string) (valid bool, user string)
 }
 
-func devProvider() authServer {
+func devProvider() authServer { return devProviderWith("") }
+
+// devProviderWith is the dev provider with more of its subdirectives.
+func devProviderWith(providerExtra string) authServer {
 	var providerOrigin string
 	return authServer{
 		name: "dev-provider",
@@ -61,7 +64,7 @@ func devProvider() authServer {
 				expires = "expires_in " + lifetime.String()
 			}
 			return fmt.Sprintf("openid %s\n\t\tclient_id e2e-client\n\t\tscope profile reports", providerOrigin),
-				fmt.Sprintf("http://127.0.0.1:%d {\n\timplicit_grant_dev_provider {\n\t\tclient e2e-client %s/oauth/callback\n\t\t%s\n\t}\n}\n", port, origin, expires)
+				fmt.Sprintf("http://127.0.0.1:%d {\n\timplicit_grant_dev_provider {\n\t\tclient e2e-client %s/oauth/callback\n\t\t%s\n\t\t%s\n\t}\n}\n", port, origin, expires, providerExtra)
 		},
 		check: func(token string) (bool, string) {
 			req, _ := http.NewRequest(http.MethodGet, providerOrigin+"/userinfo", nil)

@@ -99,22 +99,34 @@ func ServePage(w http.ResponseWriter) {
 	_, _ = w.Write(relayPage)
 }
 
-// ServeLanding answers the server's form_post with the relay page carrying
-// the answer (where to go; state names what the start page kept in the
-// tab's sessionStorage), so that the original URL's fragment comes back
-// as it does after a fragment response. The state is spent by now.
-func ServeLanding(w http.ResponseWriter, location string, resume bool, state string) error {
-	answer, err := json.Marshal(struct {
-		Location string `json:"location"`
-		Resume   bool   `json:"resume,omitempty"`
-		State    string `json:"state"`
-	}{location, resume, state})
+// Answer is what the relay script is told after the response was taken:
+// where to go next, with what the start page kept in the tab.
+type Answer struct {
+	Location string `json:"location"`
+	// Resume: go back to the path the start page kept in this tab, if it
+	// kept one (a return path too long for the state cookie).
+	Resume bool `json:"resume,omitempty"`
+	// Relogin: Location starts a new login; the URL's fragment the start
+	// page kept goes with it, for that login's start page to keep.
+	Relogin bool   `json:"relogin,omitempty"`
+	Error   string `json:"error,omitempty"`
+	// State names what the start page kept (only on the landing page:
+	// the relay script has it from the fragment). Spent by now.
+	State string `json:"state,omitempty"`
+}
+
+// ServeLanding answers a response that did not come through the relay
+// script (a form_post, an error in the query) with the relay page carrying
+// the answer, so the original URL's fragment comes back as it does after
+// a fragment response.
+func ServeLanding(w http.ResponseWriter, a Answer) error {
+	answer, err := json.Marshal(a)
 	if err != nil {
 		return err
 	}
 	setPageHeaders(w, relayCSP)
 	w.WriteHeader(http.StatusOK)
-	return execute(w, relayTemplate, pageData{Message: Message{Title: "Signing in…"}, Answer: string(answer), Continue: location, Script: template.JS(relayScript)})
+	return execute(w, relayTemplate, pageData{Message: Message{Title: "Signing in…"}, Answer: string(answer), Continue: a.Location, Script: template.JS(relayScript)})
 }
 
 // ServeStart writes the page that sends a browser to next (the

@@ -46,7 +46,7 @@
     if (answer.resume && saved && samePath(saved.path)) {
       target = saved.path; // too long for the state cookie: this tab kept it
     }
-    var hash = saved && saved.path === target && /^#[^\s]*$/.test(saved.hash) ? saved.hash : "";
+    var hash = saved && (saved.path === target || answer.relogin) && /^#[^\s]*$/.test(saved.hash) ? saved.hash : "";
     location.replace(target + hash);
   }
 
