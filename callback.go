@@ -47,7 +47,7 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) error {
 		h.logRefusal(zap.WarnLevel, "refused a callback without a form post: response_mode is form_post")
 		return h.loginFailed(w, r, failure{code: codeInvalidResponse})
 	}
-	relay.ServePage(w)
+	relay.ServePage(w, inFrame(r))
 	return nil
 }
 
@@ -63,7 +63,7 @@ func (h *Handler) serverError(w http.ResponseWriter, r *http.Request, ae *relay.
 			answer.State = ""
 			return writeJSON(w, http.StatusOK, answer)
 		}
-		return relay.ServeLanding(w, answer)
+		return relay.ServeLanding(w, answer, inFrame(r))
 	}
 	h.logRefusal(zap.InfoLevel, "authorization server returned an error", zap.String("error", ae.Code))
 	return h.loginFailed(w, r, failure{code: code(ae.Code), description: ae.Description, verified: verified, retry: p.ReturnTo})
@@ -145,6 +145,11 @@ func (h *Handler) finishLogin(w http.ResponseWriter, r *http.Request, tr *relay.
 		h.logRefusal(zap.WarnLevel, "refused a login", zap.String("reason", err.Error()))
 		return h.loginFailed(w, r, failure{code: codeInvalidState})
 	}
+	if framedLogin(r) && !pending.Silent {
+		// A frame may only renew a session without a dialog (session.js).
+		h.logRefusal(zap.WarnLevel, "refused a login", zap.String("reason", "finished in a frame, but not a silent renewal"))
+		return h.loginFailed(w, r, failure{code: codeInvalidState, retry: pending.ReturnTo})
+	}
 	first, err := h.store.ClaimState(r.Context(), tr.State, pending.Expires)
 	if err != nil {
 		h.logRefusal(zap.ErrorLevel, "session store failed while finishing a login", zap.Error(err))
@@ -190,8 +195,11 @@ func (h *Handler) finishLogin(w http.ResponseWriter, r *http.Request, tr *relay.
 		h.logRefusal(zap.WarnLevel, "refused a login: the sealed session is larger than the cookie store can keep", zap.Int("bytes", len(value)))
 		return h.loginFailed(w, r, failure{code: codeTokenTooLarge, retry: pending.ReturnTo})
 	}
-	if old := h.sessionValue(r); old != "" {
-		_ = h.store.Delete(r.Context(), old) // the browser's previous session ends with the new one
+	if old := h.sessionValue(r); old != "" && !pending.Silent {
+		// The browser's previous session ends with the new one. A renewal's
+		// lives on until its own end (renew_before away at most), so the
+		// page's requests in flight while the cookie changes still pass.
+		_ = h.store.Delete(r.Context(), old)
 	}
 	h.setSessionCookie(w, r, value, int(ttl/time.Second))
 	h.logger.Info("login finished", zap.String("user", id.Subject), zap.Duration("session_lifetime", ttl), zap.String("scope", loggable(tr.Scope)))
@@ -199,7 +207,7 @@ func (h *Handler) finishLogin(w http.ResponseWriter, r *http.Request, tr *relay.
 	h.events.emit(eventLogin, map[string]any{"user": id.Subject, "store": h.storeType, "trust": h.trustMode()})
 	metrics.duration.Observe(time.Since(pending.Expires.Add(-time.Duration(h.StateTTL))).Seconds())
 	if h.ResponseMode == ResponseModeFormPost {
-		return relay.ServeLanding(w, relay.Answer{Location: pending.ReturnTo, Resume: resume, State: tr.State})
+		return relay.ServeLanding(w, relay.Answer{Location: pending.ReturnTo, Resume: resume, State: tr.State}, inFrame(r))
 	}
 	return writeJSON(w, http.StatusOK, relay.Answer{Location: pending.ReturnTo, Resume: resume})
 }
@@ -260,7 +268,7 @@ func (h *Handler) postedByServer(r *http.Request) bool {
 	if mode := r.Header.Get("Sec-Fetch-Mode"); mode != "" && mode != "navigate" {
 		return false
 	}
-	if dest := r.Header.Get("Sec-Fetch-Dest"); dest != "" && dest != "document" {
+	if dest := r.Header.Get("Sec-Fetch-Dest"); dest != "" && dest != "document" && dest != "iframe" { // a frame: session.js's renewal (finishLogin checks)
 		return false
 	}
 	o := r.Header.Get("Origin")
@@ -271,6 +279,16 @@ func (h *Handler) postedByServer(r *http.Request) bool {
 	ou, oerr := url.Parse(o)
 	au, aerr := url.Parse(prefix)
 	return err == nil && oerr == nil && aerr == nil && ou.Host != "" && originOf(ou) == originOf(au)
+}
+
+// inFrame: the browser loads this page in a frame (Sec-Fetch-Dest).
+func inFrame(r *http.Request) bool { return r.Header.Get("Sec-Fetch-Dest") == "iframe" }
+
+// framedLogin: the response arrives from a frame: the relay script there
+// says so (its fetch is not itself a frame's load); a form_post lands in
+// the frame.
+func framedLogin(r *http.Request) bool {
+	return r.Header.Get("X-Implicit-Grant-Frame") == "1" || inFrame(r)
 }
 
 // sameOrigin accepts only requests a browser marks as coming from the

@@ -66,7 +66,6 @@ func TestFormPostRefusals(t *testing.T) {
 		want   int
 	}{
 		{"a script's fetch", func(r *http.Request) { r.Header.Set("Sec-Fetch-Mode", "cors") }, http.StatusForbidden},
-		{"in a frame", func(r *http.Request) { r.Header.Set("Sec-Fetch-Dest", "iframe") }, http.StatusForbidden},
 		{"another origin", func(r *http.Request) { r.Header.Set("Origin", "https://evil.example") }, http.StatusForbidden},
 		{"the site's own origin (the relay script)", func(r *http.Request) { r.Header.Set("Origin", s.origin) }, http.StatusForbidden},
 		{"no origin", func(r *http.Request) { r.Header.Del("Origin") }, http.StatusForbidden},
@@ -87,6 +86,14 @@ func TestFormPostRefusals(t *testing.T) {
 		resp := b.SubmitFormPostWith(formPostAnswer(t, b, s, "/dash", true), func(r *http.Request) { r.Header.Set("Origin", "null") })
 		if testbrowser.LandingLocation(t, resp) != "/dash" {
 			t.Error("a form post with Origin: null was refused")
+		}
+	})
+	t.Run("in a frame, not a silent renewal", func(t *testing.T) {
+		b := newBrowser(t)
+		resp := b.SubmitFormPostWith(formPostAnswer(t, b, s, "/dash", true), func(r *http.Request) { r.Header.Set("Sec-Fetch-Dest", "iframe") })
+		testbrowser.AssertNoSession(t, resp)
+		if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "error=invalid_state") {
+			t.Errorf("framed form post of a normal login: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 		}
 	})
 	t.Run("replayed", func(t *testing.T) {

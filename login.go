@@ -40,10 +40,14 @@ func (h *Handler) redirectToLogin(w http.ResponseWriter, returnTo string) error 
 // serveLogin starts a login, or, for a browser that already has a session,
 // goes straight back to return_to. With interactive=1 (where a renewal
 // the server could not answer without the user sends the browser), it
-// starts a normal login whatever the session.
+// starts a normal login whatever the session; with silent=1 (session.js's
+// frame), a renewal with prompt=none.
 func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	returnTo := relay.SafeReturnPath(q.Get("return_to"))
+	if q.Get("silent") == "1" {
+		return h.startLogin(w, r, returnTo, true)
+	}
 	if value := h.sessionValue(r); value != "" && q.Get("interactive") != "1" {
 		if _, ok, err := h.lookup(r.Context(), value); err == nil && ok {
 			http.Redirect(w, r, returnTo, http.StatusFound)
@@ -82,7 +86,7 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnTo st
 	if silent {
 		location += "&prompt=none"
 	}
-	return relay.ServeStart(w, location, returnTo, h.PreserveFragment == nil || *h.PreserveFragment)
+	return relay.ServeStart(w, location, returnTo, h.PreserveFragment == nil || *h.PreserveFragment, silent && inFrame(r))
 }
 
 // authorizeRequest is the authorization request up to the state's value:

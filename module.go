@@ -286,6 +286,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.serveLogout(w, r)
 	case h.SessionPath:
 		return h.serveSessionInfo(w, r)
+	case h.SessionPath + ".js":
+		relay.ServeSessionScript(w)
+		return nil
 	}
 	return h.serveProtected(w, r, next)
 }

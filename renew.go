@@ -60,6 +60,10 @@ type sessionInfo struct {
 	ExpiresAt     string `json:"expires_at,omitempty"`
 	User          string `json:"user,omitempty"`
 	LoginURL      string `json:"login_url,omitempty"`
+	// For session.js: how long before expires_at to renew (renew_before,
+	// in seconds; absent: the script's own default), and where.
+	RenewBefore int    `json:"renew_before,omitempty"`
+	RenewURL    string `json:"renew_url,omitempty"`
 }
 
 // serveSessionInfo answers session_path.
@@ -78,7 +82,10 @@ func (h *Handler) serveSessionInfo(w http.ResponseWriter, r *http.Request) error
 			return h.fail(w, r, failure{code: codeStoreUnavailable})
 		}
 		if ok {
-			return writeJSON(w, http.StatusOK, sessionInfo{Authenticated: true, ExpiresAt: s.Expires.UTC().Format(time.RFC3339), User: subjectOf(s.Identity)})
+			return writeJSON(w, http.StatusOK, sessionInfo{
+				Authenticated: true, ExpiresAt: s.Expires.UTC().Format(time.RFC3339Nano), User: subjectOf(s.Identity),
+				RenewBefore: int(time.Duration(h.RenewBefore) / time.Second), RenewURL: h.LoginPath + "?silent=1",
+			})
 		}
 	}
 	return writeJSON(w, http.StatusOK, sessionInfo{LoginURL: h.LoginPath + "?return_to=" + url.QueryEscape(h.returnPathFor(r))})

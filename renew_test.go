@@ -63,8 +63,10 @@ func renewalStart(t *testing.T, b *testbrowser.Browser, s *testSite, target stri
 
 // TestRenewBeforeOnPageLoad: a page load on a session inside renew_before
 // goes through the authorization endpoint with prompt=none and comes back,
-// with no dialog, to the same URL with a new session; until then the old
-// session serves the page's API calls; the next page load is served.
+// with no dialog, to the same URL with a new session; the old session
+// serves the page's API calls meanwhile, and after (until its own end: the
+// page's requests in flight during the swap pass); the next page load is
+// served.
 func TestRenewBeforeOnPageLoad(t *testing.T) {
 	s := renewingSite(t, ResponseModeFragment, nil)
 	b := newBrowser(t)
@@ -84,8 +86,8 @@ func TestRenewBeforeOnPageLoad(t *testing.T) {
 	if renewed == "" || renewed == old {
 		t.Fatal("no new session after the renewal")
 	}
-	if apiStatus(t, s.origin, renewed) != http.StatusOK || apiStatus(t, s.origin, old) != http.StatusUnauthorized {
-		t.Error("the new session should serve and the one it replaced should not")
+	if apiStatus(t, s.origin, renewed) != http.StatusOK || apiStatus(t, s.origin, old) != http.StatusOK {
+		t.Error("both the new session and the one it replaces (until its end) should serve")
 	}
 	if page := b.Navigate(s.origin + "/reports?id=7"); page.StatusCode != http.StatusOK {
 		t.Errorf("the page load after a renewal: %d, want it served (no renewal loop)", page.StatusCode)
@@ -118,7 +120,10 @@ func TestSilentRenewalNeedsTheUser(t *testing.T) {
 			}
 			if tc.forget {
 				p, _ := url.Parse(s.provider)
-				b.Client.Jar.SetCookies(p, []*http.Cookie{{Name: "dev_provider_approved", Value: "", Path: "/", MaxAge: -1}})
+				b.Client.Jar.SetCookies(p, []*http.Cookie{
+					{Name: "dev_provider_approved", Value: "", Path: "/", MaxAge: -1},
+					{Name: "dev_provider_approved_cross_site", Value: "", Path: "/", MaxAge: -1},
+				})
 			}
 			answer := b.Navigate(renewalStart(t, b, s, "/reports?id=7"))
 			var next string
@@ -145,6 +150,46 @@ func TestSilentRenewalNeedsTheUser(t *testing.T) {
 				t.Errorf("want the provider's login page: %d %s", consent.StatusCode, testbrowser.BodyOf(consent))
 			}
 		})
+	}
+}
+
+// TestFramedRenewal: session.js's frame: the login path with silent=1
+// asks for prompt=none, and its start page may be framed by the site only
+// when it is in a frame; a relay post from a frame finishes a silent
+// renewal, never a normal login.
+func TestFramedRenewal(t *testing.T) {
+	s := newTestSite(t, siteOptions{})
+	b := newBrowser(t)
+	firstLogin(t, b, s)
+
+	req, _ := http.NewRequest(http.MethodGet, s.origin+"/oauth/login?silent=1", nil)
+	req.Header.Set("Sec-Fetch-Dest", "iframe")
+	start := b.Do(req)
+	authorize := b.AuthorizationRequest(start)
+	if !strings.Contains(authorize, "&prompt=none") || start.Header.Get("X-Frame-Options") != "SAMEORIGIN" || !strings.Contains(start.Header.Get("Content-Security-Policy"), "frame-ancestors 'self'") {
+		t.Fatalf("framed silent start page: %v, authorize %s", start.Header, authorize)
+	}
+	callback := b.AuthorizeAt(authorize, true)
+	framedPost := func(b *testbrowser.Browser, callback *url.URL) *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, s.origin+"/oauth/callback", strings.NewReader(callback.EscapedFragment()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", s.origin)
+		req.Header.Set("X-Implicit-Grant-Frame", "1")
+		return b.Do(req)
+	}
+	if resp := framedPost(b, callback); resp.StatusCode != http.StatusOK || testbrowser.SessionSetCookie(resp) == nil {
+		t.Fatalf("framed relay post of a silent renewal: %d %s", resp.StatusCode, testbrowser.BodyOf(resp))
+	}
+
+	other := newBrowser(t)
+	normal := other.AuthorizeAt(other.AuthorizationRequest(other.Navigate(s.origin+"/dash")), true)
+	resp := framedPost(other, normal)
+	testbrowser.AssertNoSession(t, resp)
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("framed relay post of a normal login: %d, want 400", resp.StatusCode)
+	}
+	if page := other.Navigate(s.origin + "/oauth/callback"); page.Header.Get("X-Frame-Options") != "DENY" {
+		t.Error("the relay page loaded at top level may be framed")
 	}
 }
 

@@ -24,7 +24,26 @@ var (
 	pending = map[string]pendingRequest{}
 )
 
-const rememberCookie = "dev_provider_approved"
+// The provider remembers who approved which client in two cookies: a Lax
+// one (which WebKit keeps on plain http) and a SameSite=None; Secure one,
+// which comes along when the provider is loaded in another site's frame
+// (session.js's silent renewal), where a Lax cookie is not sent.
+const (
+	rememberCookie          = "dev_provider_approved"
+	rememberCrossSiteCookie = "dev_provider_approved_cross_site"
+)
+
+// remembered is who approved clientID in this browser, if anyone.
+func remembered(r *http.Request, clientID string) (string, bool) {
+	for _, name := range []string{rememberCookie, rememberCrossSiteCookie} {
+		if c, err := r.Cookie(name); err == nil {
+			if user, ok := strings.CutPrefix(c.Value, clientID+":"); ok && user != "" {
+				return user, true
+			}
+		}
+	}
+	return "", false
+}
 
 func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
@@ -56,21 +75,18 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return p.redirectError(w, r, req, "unsupported_response_type", "only token and id_token token are supported")
 	}
-	user, remembered := "", false
-	if c, err := r.Cookie(rememberCookie); err == nil && c.Value != "" {
-		user, remembered = strings.CutPrefix(c.Value, clientID+":")
-	}
+	user, known := remembered(r, clientID)
 	if q.Get("prompt") == "none" {
 		// OpenID Connect Core §3.1.2.1: answer without any page, or say why not.
 		switch {
 		case p.DemandInteraction:
 			return p.redirectError(w, r, req, "interaction_required", "this provider is set to demand interaction")
-		case !remembered:
+		case !known:
 			return p.redirectError(w, r, req, "login_required", "no user is signed in here")
 		}
 		return p.issue(w, r, user, req)
 	}
-	if remembered && q.Get("show_dialog") != "true" && q.Get("prompt") == "" && !p.DemandInteraction {
+	if known && q.Get("show_dialog") != "true" && q.Get("prompt") == "" && !p.DemandInteraction {
 		return p.issue(w, r, user, req)
 	}
 	id := randomString()
@@ -103,6 +119,7 @@ func (p *Provider) decide(w http.ResponseWriter, r *http.Request) error {
 		user = "demo-user"
 	}
 	http.SetCookie(w, &http.Cookie{Name: rememberCookie, Value: req.clientID + ":" + user, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, &http.Cookie{Name: rememberCrossSiteCookie, Value: req.clientID + ":" + user, Path: "/", HttpOnly: true, Secure: true, SameSite: http.SameSiteNoneMode})
 	return p.issue(w, r, user, req)
 }
 

@@ -9,6 +9,7 @@ import (
 	"html/template"
 	"io"
 	"net/http"
+	"strings"
 )
 
 var (
@@ -16,6 +17,8 @@ var (
 	relayScript string
 	//go:embed start.js
 	startScript string
+	//go:embed session.js
+	sessionScript []byte
 	//go:embed page.css
 	pageStyle string
 	//go:embed head.html relay.html start.html message.html
@@ -80,23 +83,42 @@ func cspHash(s string) string {
 }
 
 // setPageHeaders keeps a login page out of caches, referrers and frames.
-func setPageHeaders(w http.ResponseWriter, csp string) {
+func setPageHeaders(w http.ResponseWriter, csp string) { setFramedPageHeaders(w, csp, false) }
+
+// setFramedPageHeaders is setPageHeaders; with sameOriginFrame, the page
+// may be framed by its own origin (session.js renews in a hidden frame).
+func setFramedPageHeaders(w http.ResponseWriter, csp string, sameOriginFrame bool) {
+	frameOptions := "DENY"
+	if sameOriginFrame {
+		frameOptions = "SAMEORIGIN"
+		csp = strings.Replace(csp, "frame-ancestors 'none'", "frame-ancestors 'self'", 1)
+	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Frame-Options", frameOptions)
 	h.Set("Content-Security-Policy", csp)
 }
 
 // ServePage writes the relay page: static HTML whose only script is the
-// relay script, allowed by its hash.
-func ServePage(w http.ResponseWriter) {
-	setPageHeaders(w, relayCSP)
+// relay script, allowed by its hash. inFrame: for session.js's hidden
+// frame, framed by the site's own origin only.
+func ServePage(w http.ResponseWriter, inFrame bool) {
+	setFramedPageHeaders(w, relayCSP, inFrame)
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(relayPage)
+}
+
+// ServeSessionScript writes session.js, for pages to include.
+func ServeSessionScript(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "text/javascript; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(sessionScript)
 }
 
 // Answer is what the relay script is told after the response was taken:
@@ -119,12 +141,12 @@ type Answer struct {
 // script (a form_post, an error in the query) with the relay page carrying
 // the answer, so the original URL's fragment comes back as it does after
 // a fragment response.
-func ServeLanding(w http.ResponseWriter, a Answer) error {
+func ServeLanding(w http.ResponseWriter, a Answer, inFrame bool) error {
 	answer, err := json.Marshal(a)
 	if err != nil {
 		return err
 	}
-	setPageHeaders(w, relayCSP)
+	setFramedPageHeaders(w, relayCSP, inFrame)
 	w.WriteHeader(http.StatusOK)
 	return execute(w, relayTemplate, pageData{Message: Message{Title: "Signing in…"}, Answer: string(answer), Continue: a.Location, Script: template.JS(relayScript)})
 }
@@ -134,8 +156,8 @@ func ServeLanding(w http.ResponseWriter, a Answer) error {
 // comes back to and (with keepFragment) the URL's fragment, which only a
 // script can see. Without JavaScript a meta refresh does the redirect. The
 // URL is in the body, not in a header: bodies stay out of access logs.
-func ServeStart(w http.ResponseWriter, next, returnTo string, keepFragment bool) error {
-	setPageHeaders(w, startCSP)
+func ServeStart(w http.ResponseWriter, next, returnTo string, keepFragment, inFrame bool) error {
+	setFramedPageHeaders(w, startCSP, inFrame)
 	w.WriteHeader(http.StatusOK)
 	return execute(w, startPage, pageData{Message: Message{Title: "Signing in…"}, Next: next, ReturnTo: returnTo, KeepFragment: keepFragment, Script: template.JS(startScript)})
 }

@@ -5,6 +5,9 @@
 // With response_mode form_post the server posted the response itself, and
 // this page is the answer to that POST: the answer is in the page (#answer)
 // and only the last step, going back where the login started, is left.
+//
+// In session.js's hidden frame (a renewal), the page does not go anywhere:
+// it tells the page that framed it, same origin only, how the renewal went.
 (function () {
   "use strict";
   var status = document.getElementById("status");
@@ -33,11 +36,28 @@
   }
 
   function fail(text) {
+    if (framed) {
+      tellParent({ error: "failed" });
+      return;
+    }
     status.textContent = text;
     document.getElementById("retry").hidden = false;
   }
+  var framed = window.parent !== window;
+  function tellParent(answer) {
+    var renewed = !answer.error && !answer.relogin && typeof answer.location === "string";
+    window.parent.postMessage({
+      implicit_grant: renewed ? "renewed" : "login_required",
+      login_url: answer.relogin && typeof answer.location === "string" ? answer.location : null
+    }, location.origin);
+  }
+
   // Goes where the server's answer says, with what this tab kept.
   function go(answer, state) {
+    if (framed) {
+      tellParent(answer);
+      return;
+    }
     if (typeof answer.location !== "string" || !samePath(answer.location)) {
       throw new Error("unexpected answer");
     }
@@ -69,7 +89,9 @@
     credentials: "same-origin",
     cache: "no-store",
     redirect: "error",
-    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    headers: framed ?
+      { "Content-Type": "application/x-www-form-urlencoded", "X-Implicit-Grant-Frame": "1" } :
+      { "Content-Type": "application/x-www-form-urlencoded" },
     body: fragment
   }).then(function (resp) {
     return resp.json();

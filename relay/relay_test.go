@@ -181,7 +181,7 @@ func TestStateCookieTamperingAndMoving(t *testing.T) {
 
 func TestPagesHeaders(t *testing.T) {
 	w := httptest.NewRecorder()
-	ServePage(w)
+	ServePage(w, false)
 	h := w.Header()
 	if h.Get("Cache-Control") != "no-store" || h.Get("Referrer-Policy") != "no-referrer" {
 		t.Errorf("relay page headers: %v", h)
@@ -205,13 +205,36 @@ func TestPagesHeaders(t *testing.T) {
 	}
 }
 
+// TestFramedPages: the pages session.js's frame loads may be framed by
+// their own origin, and only then; nothing else changes.
+func TestFramedPages(t *testing.T) {
+	for name, serve := range map[string]func(w http.ResponseWriter, inFrame bool){
+		"relay":   ServePage,
+		"landing": func(w http.ResponseWriter, inFrame bool) { _ = ServeLanding(w, Answer{Location: "/"}, inFrame) },
+		"start": func(w http.ResponseWriter, inFrame bool) {
+			_ = ServeStart(w, "https://as.example/a?state=s", "/", true, inFrame)
+		},
+	} {
+		top, framed := httptest.NewRecorder(), httptest.NewRecorder()
+		serve(top, false)
+		serve(framed, true)
+		if top.Header().Get("X-Frame-Options") != "DENY" || !strings.Contains(top.Header().Get("Content-Security-Policy"), "frame-ancestors 'none'") {
+			t.Errorf("%s page, top level: %v", name, top.Header())
+		}
+		if framed.Header().Get("X-Frame-Options") != "SAMEORIGIN" || strings.Replace(framed.Header().Get("Content-Security-Policy"), "frame-ancestors 'self'", "frame-ancestors 'none'", 1) != top.Header().Get("Content-Security-Policy") {
+			t.Errorf("%s page, framed: %v", name, framed.Header())
+		}
+	}
+}
+
 // TestPagesNameAnInlineIcon: every page names an empty inline icon that
 // its CSP admits, so browsers do not ask for /favicon.ico (which the CSP
 // would refuse, a console error in Firefox on every page).
 func TestPagesNameAnInlineIcon(t *testing.T) {
 	for name, serve := range map[string]func(w http.ResponseWriter){
-		"relay":   ServePage,
-		"start":   func(w http.ResponseWriter) { _ = ServeStart(w, "https://as.example/a?state=s", "/", true) },
+		"relay":   func(w http.ResponseWriter) { ServePage(w, false) },
+		"landing": func(w http.ResponseWriter) { _ = ServeLanding(w, Answer{Location: "/"}, false) },
+		"start":   func(w http.ResponseWriter) { _ = ServeStart(w, "https://as.example/a?state=s", "/", true, false) },
 		"message": func(w http.ResponseWriter) { _ = ServeMessage(w, http.StatusOK, Message{Title: "t"}) },
 		"form": func(w http.ResponseWriter) {
 			_ = ServeMessage(w, http.StatusOK, Message{Title: "t", FormAction: "/out", FormButton: "Sign out"})
