@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"html/template"
 	"math/big"
 	"net/http"
@@ -52,19 +53,25 @@ type authServer struct {
 func devProvider() authServer { return devProviderWith("") }
 
 // devProviderWith is the dev provider with more of its subdirectives.
-func devProviderWith(providerExtra string) authServer {
+func devProviderWith(providerExtra string) authServer { return devProviderOn("127.0.0.1", providerExtra) }
+
+// devProviderOn runs the dev provider on host: 127.0.0.1 is another site
+// than the protected localhost (its cookies are third-party in a frame
+// there); localhost, on another port, is the same site (as
+// login.corp.example is for dash.corp.example).
+func devProviderOn(host, providerExtra string) authServer {
 	var providerOrigin string
 	return authServer{
 		name: "dev-provider",
 		setup: func(t *testing.T, origin string, lifetime time.Duration) (string, string) {
 			port := testcaddy.FreePort(t)
-			providerOrigin = fmt.Sprintf("http://127.0.0.1:%d", port)
+			providerOrigin = fmt.Sprintf("http://%s:%d", host, port)
 			expires := ""
 			if lifetime > 0 {
 				expires = "expires_in " + lifetime.String()
 			}
 			return fmt.Sprintf("openid %s\n\t\tclient_id e2e-client\n\t\tscope profile reports", providerOrigin),
-				fmt.Sprintf("http://127.0.0.1:%d {\n\timplicit_grant_dev_provider {\n\t\tclient e2e-client %s/oauth/callback\n\t\t%s\n\t\t%s\n\t}\n}\n", port, origin, expires, providerExtra)
+				fmt.Sprintf("http://%s:%d {\n\timplicit_grant_dev_provider {\n\t\tclient e2e-client %s/oauth/callback\n\t\t%s\n\t\t%s\n\t}\n}\n", host, port, origin, expires, providerExtra)
 		},
 		check: func(token string) (bool, string) {
 			req, _ := http.NewRequest(http.MethodGet, providerOrigin+"/userinfo", nil)
@@ -198,8 +205,27 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if r.URL.Path == "/dashboard" {
+		_, _ = io.WriteString(w, dashboardPage)
+		return
+	}
 	_ = upstreamPage.Execute(w, map[string]any{"Path": r.URL.RequestURI(), "Valid": valid, "User": user})
 }
+
+// dashboardPage is a long-lived page that includes session.js and calls
+// its API every second, recording each answer's status and the renewals.
+const dashboardPage = `<!doctype html><html><head><title>dashboard</title>
+<script src="/oauth/session.js"></script></head><body><h1>Dashboard</h1>
+<script>
+window.statuses = []; window.renewals = 0; window.loginRequired = 0;
+window.addEventListener("implicit_grant:renewed", function () { window.renewals++; });
+window.addEventListener("implicit_grant:login_required", function () { window.loginRequired++; });
+setInterval(function () {
+  fetch("/api/poll", { headers: { Accept: "application/json" } })
+    .then(function (r) { window.statuses.push(r.status); })
+    .catch(function () { window.statuses.push(0); });
+}, 1000);
+</script></body></html>`
 
 func (u *upstream) count() int {
 	u.mu.Lock()

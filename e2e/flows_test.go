@@ -110,3 +110,61 @@ func TestSilentRenewalLeadsToLogin(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionScriptKeepsPollingPageAlive: a page that includes session.js
+// and calls its API every second, across more than two token lifetimes,
+// never gets a 401: the script renews the session in a hidden frame
+// before it ends, with no dialog.
+func TestSessionScriptKeepsPollingPageAlive(t *testing.T) {
+	// 10 s tokens, 1 s leeway, renew_before 4 s: a renewal every ~5 s. The
+	// provider is on the site's own site (localhost, another port): its
+	// cookies are first-party in the frame, as an IdP at
+	// login.corp.example is for dash.corp.example.
+	s := newSite(t, devProviderOn("localhost", ""), 10*time.Second, "expiry_leeway 1s\n\t\trenew_before 4s")
+	b := newBrowser(t)
+	b.openDashboard(s)
+	time.Sleep(25 * time.Second)
+	statuses := eval[[]int](b, b.ctx, "window.statuses")
+	renewals := eval[int](b, b.ctx, "window.renewals")
+	if len(statuses) < 20 {
+		t.Fatalf("only %d API calls in 25 s", len(statuses))
+	}
+	for i, status := range statuses {
+		if status != 200 {
+			t.Logf("renewals %d, login_required %d", renewals, eval[int](b, b.ctx, "window.loginRequired"))
+			t.Fatalf("API call %d of %d got %d (all: %v)", i, len(statuses), status, statuses)
+		}
+	}
+	if renewals < 3 || eval[int](b, b.ctx, "window.loginRequired") != 0 {
+		t.Errorf("%d renewals and %d login_required events in 25 s of 9 s sessions", renewals, eval[int](b, b.ctx, "window.loginRequired"))
+	}
+	if loc := b.location(b.ctx); loc != s.origin+"/dashboard" {
+		t.Errorf("the page navigated away: %s", loc)
+	}
+	if errs := b.consoleErrors(); len(errs) > 0 {
+		t.Errorf("console errors or CSP violations:\n%s", strings.Join(errs, "\n"))
+	}
+	t.Logf("%d API calls, all 200; %d renewals", len(statuses), renewals)
+}
+
+// TestSessionScriptTellsLoginRequired: when the server will not renew
+// without the user, session.js says so with an event (the page decides
+// what to do) and leaves the page where it is.
+func TestSessionScriptTellsLoginRequired(t *testing.T) {
+	s := newSite(t, devProviderWith("demand_interaction"), 10*time.Second, "expiry_leeway 1s\n\t\trenew_before 4s")
+	b := newBrowser(t)
+	b.openDashboard(s)
+	b.waitFor(b.ctx, "window.loginRequired > 0", "an implicit_grant:login_required event")
+	if loc := b.location(b.ctx); loc != s.origin+"/dashboard" {
+		t.Errorf("the page navigated away: %s", loc)
+	}
+}
+
+// openDashboard logs in to the polling dashboard page.
+func (b *browser) openDashboard(s *site) {
+	b.t.Helper()
+	b.navigate(b.ctx, s.origin+"/dashboard")
+	b.decide(b.ctx, "approve")
+	b.waitLocation(b.ctx, s.origin+"/dashboard")
+	b.waitFor(b.ctx, "window.statuses !== undefined", "the dashboard's script")
+}
