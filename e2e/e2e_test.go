@@ -14,8 +14,8 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"html/template"
+	"io"
 	"math/big"
 	"net/http"
 	"os"
@@ -53,7 +53,9 @@ type authServer struct {
 func devProvider() authServer { return devProviderWith("") }
 
 // devProviderWith is the dev provider with more of its subdirectives.
-func devProviderWith(providerExtra string) authServer { return devProviderOn("127.0.0.1", providerExtra) }
+func devProviderWith(providerExtra string) authServer {
+	return devProviderOn("127.0.0.1", providerExtra)
+}
 
 // devProviderOn runs the dev provider on host: 127.0.0.1 is another site
 // than the protected localhost (its cookies are third-party in a frame
