@@ -4,7 +4,9 @@
 package implicitgrant
 
 import (
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -12,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/implicitgrant/caddy-implicit-grant/relay"
 	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
 )
 
@@ -37,6 +40,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		logout_path        <path>
 //		logout_redirect    <url>
 //		session_path       <path>
+//		template           relay|start|error|signed_out|forbidden <file>
 //		response_mode      fragment|form_post
 //		renew_before       <duration>
 //		renew_prompt       none|default
@@ -106,6 +110,21 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.LogoutPath, err = oneArg(d)
 		case "logout_redirect":
 			h.LogoutRedirect, err = oneArg(d)
+		case "template":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.Errf("template: expected a page (%s) and a file", strings.Join(relay.TemplateKinds(), ", "))
+			}
+			if !slices.Contains(relay.TemplateKinds(), args[0]) {
+				return d.Errf("template: unknown page '%s'; one of %s", args[0], strings.Join(relay.TemplateKinds(), ", "))
+			}
+			if _, dup := h.Templates[args[0]]; dup {
+				return d.Errf("template: %s given more than once", args[0])
+			}
+			if h.Templates == nil {
+				h.Templates = map[string]string{}
+			}
+			h.Templates[args[0]] = args[1]
 		case "session_path":
 			h.SessionPath, err = oneArg(d)
 		case "response_mode":

@@ -47,8 +47,7 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) error {
 		h.logRefusal(zap.WarnLevel, "refused a callback without a form post: response_mode is form_post")
 		return h.loginFailed(w, r, failure{code: codeInvalidResponse})
 	}
-	relay.ServePage(w, inFrame(r))
-	return nil
+	return h.pages.ServePage(w, inFrame(r))
 }
 
 // serverError answers an error response of the server, in whichever way
@@ -63,7 +62,7 @@ func (h *Handler) serverError(w http.ResponseWriter, r *http.Request, ae *relay.
 			answer.State = ""
 			return writeJSON(w, http.StatusOK, answer)
 		}
-		return relay.ServeLanding(w, answer, inFrame(r))
+		return h.pages.ServeLanding(w, answer, inFrame(r))
 	}
 	h.logRefusal(zap.InfoLevel, "authorization server returned an error", zap.String("error", ae.Code))
 	return h.loginFailed(w, r, failure{code: code(ae.Code), description: ae.Description, verified: verified, retry: p.ReturnTo})
@@ -207,7 +206,7 @@ func (h *Handler) finishLogin(w http.ResponseWriter, r *http.Request, tr *relay.
 	h.events.emit(eventLogin, map[string]any{"user": id.Subject, "store": h.storeType, "trust": h.trustMode()})
 	metrics.duration.Observe(time.Since(pending.Expires.Add(-time.Duration(h.StateTTL))).Seconds())
 	if h.ResponseMode == ResponseModeFormPost {
-		return relay.ServeLanding(w, relay.Answer{Location: pending.ReturnTo, Resume: resume, State: tr.State}, inFrame(r))
+		return h.pages.ServeLanding(w, relay.Answer{Location: pending.ReturnTo, Resume: resume, State: tr.State}, inFrame(r))
 	}
 	return writeJSON(w, http.StatusOK, relay.Answer{Location: pending.ReturnTo, Resume: resume})
 }

@@ -86,7 +86,7 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnTo st
 	if silent {
 		location += "&prompt=none"
 	}
-	return relay.ServeStart(w, location, returnTo, h.PreserveFragment == nil || *h.PreserveFragment, silent && inFrame(r))
+	return h.pages.ServeStart(w, location, returnTo, h.PreserveFragment == nil || *h.PreserveFragment, silent && inFrame(r))
 }
 
 // authorizeRequest is the authorization request up to the state's value:

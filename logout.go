@@ -15,7 +15,7 @@ import (
 func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
 	if !h.logoutIsWanted(r) {
 		// Another site linked here, or an old browser says nothing: ask.
-		return relay.ServeMessage(w, http.StatusOK, relay.Message{
+		return h.pages.ServeMessage(w, http.StatusOK, relay.SignedOutPage, relay.Message{
 			Title:      "Sign out?",
 			Text:       "Do you want to sign out of this site?",
 			FormAction: h.LogoutPath,
@@ -40,7 +40,7 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
 		http.Redirect(w, r, h.LogoutRedirect, http.StatusSeeOther)
 		return nil
 	}
-	return relay.ServeMessage(w, http.StatusOK, relay.Message{
+	return h.pages.ServeMessage(w, http.StatusOK, relay.SignedOutPage, relay.Message{
 		Title:    "Signed out",
 		Text:     "You are signed out of this site. Your account at the authorization server may still be signed in.",
 		LinkHref: "/",

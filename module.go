@@ -231,6 +231,11 @@ type Handler struct {
 	// /oauth/session.
 	SessionPath string `json:"session_path,omitempty"`
 
+	// The site owner's own pages, html/template files by page: "relay",
+	// "start", "error", "signed_out", "forbidden". The module's scripts
+	// and security headers stay; see the README for each page's fields.
+	Templates map[string]string `json:"templates,omitempty"`
+
 	// Where sessions live: {"type": "memory"} (the default), "cookie" or
 	// "redis", with the store's own options beside the type.
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=http.handlers.implicit_grant.stores inline_key=type"`
@@ -250,6 +255,7 @@ type Handler struct {
 	origin          string   // scheme://host of redirect_uri: what Origin must say on the relay POST
 	secrets         [][]byte // the current secret, then the previous ones
 	states          relay.StateCookies
+	pages           *relay.Pages
 	errorNotes      relay.ErrorNote
 	store           tokencache.Store
 	storePoolKey    string

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net"
 	"net/url"
 	"path"
@@ -107,10 +108,25 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.derive()
+	if err := h.loadTemplates(repl); err != nil {
+		return err
+	}
 	if err := h.openStore(ctx); err != nil {
 		return err
 	}
 	register(h)
+	return nil
+}
+
+// loadTemplates reads the site owner's pages over the built-in ones.
+func (h *Handler) loadTemplates(repl *caddy.Replacer) error {
+	h.pages = relay.Builtin()
+	kinds := slices.Sorted(maps.Keys(h.Templates))
+	for _, kind := range kinds {
+		if err := h.pages.LoadTemplate(kind, repl.ReplaceKnown(h.Templates[kind], "")); err != nil {
+			return fmt.Errorf("template %s: %w", kind, err)
+		}
+	}
 	return nil
 }
 

@@ -187,7 +187,11 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, f failure) error 
 		m.Code, m.Description, m.SignedInAs = "", "", description
 		m.LinkHref, m.LinkText = h.LogoutPath, "Sign out of this site"
 	}
-	return relay.ServeMessage(w, o.status, m)
+	kind := relay.ErrorPage
+	if f.code == codeForbidden {
+		kind = relay.ForbiddenPage
+	}
+	return h.pages.ServeMessage(w, o.status, kind, m)
 }
 
 // loginFailed counts a login that ended in f, then answers it.

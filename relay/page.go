@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
@@ -36,14 +35,34 @@ var (
 	// Pages without a script still deny them all; one with a form may post
 	// it to this site only.
 	messageCSP = "default-src 'none'; style-src " + styleHash + iconSrc + "; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-	formCSP    = "default-src 'none'; style-src " + styleHash + iconSrc + "; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
-	startPage   = pageTemplate("start.html")
-	messagePage = pageTemplate("message.html")
-	// The relay page never changes: rendered once.
-	relayTemplate = pageTemplate("relay.html")
-	relayPage     = render(relayTemplate, pageData{Message: Message{Title: "Signing in…"}, Script: template.JS(relayScript)})
+	// The built-in pages.
+	builtin = &Pages{
+		relay:     &page{t: pageTemplate("relay.html"), csp: relayCSP},
+		start:     &page{t: pageTemplate("start.html"), csp: startCSP},
+		errors:    &page{t: pageTemplate("message.html"), csp: messageCSP},
+		signedOut: &page{t: pageTemplate("message.html"), csp: messageCSP},
+		forbidden: &page{t: pageTemplate("message.html"), csp: messageCSP},
+	}
 )
+
+// Pages renders the module's pages: the built-in ones, or the site
+// owner's templates (see LoadTemplate). Safe for concurrent use.
+type Pages struct {
+	relay, start, errors, signedOut, forbidden *page
+}
+
+// page is one page: its template and its Content-Security-Policy.
+type page struct {
+	t   *template.Template
+	csp string
+}
+
+// Builtin returns the built-in pages, for a site to override some of.
+func Builtin() *Pages {
+	p := *builtin
+	return &p
+}
 
 // pageData is what the page templates see. The scripts and the style go in
 // as they are, so the hashes in the CSPs match them.
@@ -67,14 +86,6 @@ func pageTemplate(name string) *template.Template {
 func execute(w io.Writer, t *template.Template, d pageData) error {
 	d.Style = template.CSS(pageStyle)
 	return t.Execute(w, d)
-}
-
-func render(t *template.Template, d pageData) []byte {
-	var b bytes.Buffer
-	if err := execute(&b, t, d); err != nil {
-		panic(err)
-	}
-	return b.Bytes()
 }
 
 func cspHash(s string) string {
@@ -103,13 +114,13 @@ func setFramedPageHeaders(w http.ResponseWriter, csp string, sameOriginFrame boo
 	h.Set("Content-Security-Policy", csp)
 }
 
-// ServePage writes the relay page: static HTML whose only script is the
-// relay script, allowed by its hash. inFrame: for session.js's hidden
-// frame, framed by the site's own origin only.
-func ServePage(w http.ResponseWriter, inFrame bool) {
-	setFramedPageHeaders(w, relayCSP, inFrame)
+// ServePage writes the relay page: HTML whose only script is the relay
+// script, allowed by its hash. inFrame: for session.js's hidden frame,
+// framed by the site's own origin only.
+func (p *Pages) ServePage(w http.ResponseWriter, inFrame bool) error {
+	setFramedPageHeaders(w, p.relay.csp, inFrame)
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(relayPage)
+	return execute(w, p.relay.t, pageData{Message: Message{Title: "Signing in…"}, Script: template.JS(relayScript)})
 }
 
 // ServeSessionScript writes session.js, for pages to include.
@@ -141,14 +152,14 @@ type Answer struct {
 // script (a form_post, an error in the query) with the relay page carrying
 // the answer, so the original URL's fragment comes back as it does after
 // a fragment response.
-func ServeLanding(w http.ResponseWriter, a Answer, inFrame bool) error {
+func (p *Pages) ServeLanding(w http.ResponseWriter, a Answer, inFrame bool) error {
 	answer, err := json.Marshal(a)
 	if err != nil {
 		return err
 	}
-	setFramedPageHeaders(w, relayCSP, inFrame)
+	setFramedPageHeaders(w, p.relay.csp, inFrame)
 	w.WriteHeader(http.StatusOK)
-	return execute(w, relayTemplate, pageData{Message: Message{Title: "Signing in…"}, Answer: string(answer), Continue: a.Location, Script: template.JS(relayScript)})
+	return execute(w, p.relay.t, pageData{Message: Message{Title: "Signing in…"}, Answer: string(answer), Continue: a.Location, Script: template.JS(relayScript)})
 }
 
 // ServeStart writes the page that sends a browser to next (the
@@ -156,10 +167,10 @@ func ServeLanding(w http.ResponseWriter, a Answer, inFrame bool) error {
 // comes back to and (with keepFragment) the URL's fragment, which only a
 // script can see. Without JavaScript a meta refresh does the redirect. The
 // URL is in the body, not in a header: bodies stay out of access logs.
-func ServeStart(w http.ResponseWriter, next, returnTo string, keepFragment, inFrame bool) error {
-	setFramedPageHeaders(w, startCSP, inFrame)
+func (p *Pages) ServeStart(w http.ResponseWriter, next, returnTo string, keepFragment, inFrame bool) error {
+	setFramedPageHeaders(w, p.start.csp, inFrame)
 	w.WriteHeader(http.StatusOK)
-	return execute(w, startPage, pageData{Message: Message{Title: "Signing in…"}, Next: next, ReturnTo: returnTo, KeepFragment: keepFragment, Script: template.JS(startScript)})
+	return execute(w, p.start.t, pageData{Message: Message{Title: "Signing in…"}, Next: next, ReturnTo: returnTo, KeepFragment: keepFragment, Script: template.JS(startScript)})
 }
 
 // Message is a page for a person: what happened, in plain words, and
@@ -176,13 +187,27 @@ type Message struct {
 	LinkText    string
 }
 
-// ServeMessage writes m as a page with the given status.
-func ServeMessage(w http.ResponseWriter, status int, m Message) error {
-	csp := messageCSP
-	if m.FormAction != "" {
-		csp = formCSP
+// The pages for a person (Message) a site can restyle apart.
+const (
+	ErrorPage     = "error"      // a login or request that failed
+	SignedOutPage = "signed_out" // after logout, and the "Sign out?" question
+	ForbiddenPage = "forbidden"  // a signed-in user the allow rules refuse
+)
+
+// ServeMessage writes m, on the page of that kind, with the given status.
+func (p *Pages) ServeMessage(w http.ResponseWriter, status int, kind string, m Message) error {
+	pg := p.errors
+	switch kind {
+	case SignedOutPage:
+		pg = p.signedOut
+	case ForbiddenPage:
+		pg = p.forbidden
+	}
+	csp := pg.csp
+	if m.FormAction != "" { // its one button posts to this site only
+		csp = strings.Replace(csp, "form-action 'none'", "form-action 'self'", 1)
 	}
 	setPageHeaders(w, csp)
 	w.WriteHeader(status)
-	return execute(w, messagePage, pageData{Message: m})
+	return execute(w, pg.t, pageData{Message: m})
 }

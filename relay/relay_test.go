@@ -181,7 +181,7 @@ func TestStateCookieTamperingAndMoving(t *testing.T) {
 
 func TestPagesHeaders(t *testing.T) {
 	w := httptest.NewRecorder()
-	ServePage(w, false)
+	_ = builtin.ServePage(w, false)
 	h := w.Header()
 	if h.Get("Cache-Control") != "no-store" || h.Get("Referrer-Policy") != "no-referrer" {
 		t.Errorf("relay page headers: %v", h)
@@ -195,7 +195,7 @@ func TestPagesHeaders(t *testing.T) {
 	}
 
 	w = httptest.NewRecorder()
-	_ = ServeMessage(w, http.StatusForbidden, Message{Title: "Sign-in was declined", Text: "Declined at the consent screen.", Code: "access_denied", Description: `<img src=x onerror=alert(1)>`, LinkHref: "/back", LinkText: "Try again"})
+	_ = builtin.ServeMessage(w, http.StatusForbidden, ErrorPage, Message{Title: "Sign-in was declined", Text: "Declined at the consent screen.", Code: "access_denied", Description: `<img src=x onerror=alert(1)>`, LinkHref: "/back", LinkText: "Try again"})
 	body := w.Body.String()
 	if !strings.Contains(body, "<p>Declined at the consent screen.") {
 		t.Errorf("error page lacks its explanation:\n%s", body)
@@ -209,10 +209,10 @@ func TestPagesHeaders(t *testing.T) {
 // their own origin, and only then; nothing else changes.
 func TestFramedPages(t *testing.T) {
 	for name, serve := range map[string]func(w http.ResponseWriter, inFrame bool){
-		"relay":   ServePage,
-		"landing": func(w http.ResponseWriter, inFrame bool) { _ = ServeLanding(w, Answer{Location: "/"}, inFrame) },
+		"relay":   func(w http.ResponseWriter, inFrame bool) { _ = builtin.ServePage(w, inFrame) },
+		"landing": func(w http.ResponseWriter, inFrame bool) { _ = builtin.ServeLanding(w, Answer{Location: "/"}, inFrame) },
 		"start": func(w http.ResponseWriter, inFrame bool) {
-			_ = ServeStart(w, "https://as.example/a?state=s", "/", true, inFrame)
+			_ = builtin.ServeStart(w, "https://as.example/a?state=s", "/", true, inFrame)
 		},
 	} {
 		top, framed := httptest.NewRecorder(), httptest.NewRecorder()
@@ -232,12 +232,16 @@ func TestFramedPages(t *testing.T) {
 // would refuse, a console error in Firefox on every page).
 func TestPagesNameAnInlineIcon(t *testing.T) {
 	for name, serve := range map[string]func(w http.ResponseWriter){
-		"relay":   func(w http.ResponseWriter) { ServePage(w, false) },
-		"landing": func(w http.ResponseWriter) { _ = ServeLanding(w, Answer{Location: "/"}, false) },
-		"start":   func(w http.ResponseWriter) { _ = ServeStart(w, "https://as.example/a?state=s", "/", true, false) },
-		"message": func(w http.ResponseWriter) { _ = ServeMessage(w, http.StatusOK, Message{Title: "t"}) },
+		"relay":   func(w http.ResponseWriter) { _ = builtin.ServePage(w, false) },
+		"landing": func(w http.ResponseWriter) { _ = builtin.ServeLanding(w, Answer{Location: "/"}, false) },
+		"start": func(w http.ResponseWriter) {
+			_ = builtin.ServeStart(w, "https://as.example/a?state=s", "/", true, false)
+		},
+		"message": func(w http.ResponseWriter) {
+			_ = builtin.ServeMessage(w, http.StatusOK, ErrorPage, Message{Title: "t"})
+		},
 		"form": func(w http.ResponseWriter) {
-			_ = ServeMessage(w, http.StatusOK, Message{Title: "t", FormAction: "/out", FormButton: "Sign out"})
+			_ = builtin.ServeMessage(w, http.StatusOK, ErrorPage, Message{Title: "t", FormAction: "/out", FormButton: "Sign out"})
 		},
 	} {
 		w := httptest.NewRecorder()
