@@ -80,7 +80,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		sub := d.Val()
-		if seen[sub] && sub != "param" && sub != "allow" {
+		if seen[sub] && sub != "param" && sub != "allow" && sub != "template" {
 			return d.Errf("%s: given more than once", sub)
 		}
 		seen[sub] = true

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -167,4 +169,66 @@ func (b *browser) openDashboard(s *site) {
 	b.decide(b.ctx, "approve")
 	b.waitLocation(b.ctx, s.origin+"/dashboard")
 	b.waitFor(b.ctx, "window.statuses !== undefined", "the dashboard's script")
+}
+
+// customPages are the templates of examples/custom-pages, for every page.
+func customPages(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs("../examples/custom-pages")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, page := range []string{"relay", "start", "error", "forbidden", "signed_out"} {
+		lines = append(lines, fmt.Sprintf("template %s %s", page, filepath.Join(dir, page+".html")))
+	}
+	return strings.Join(lines, "\n\t\t")
+}
+
+// TestCustomPages: every page rendered from the site owner's templates
+// (examples/custom-pages) in Chromium: the login (start and relay pages)
+// still works, the error, forbidden and signed-out pages show the owner's
+// look (their <style> admitted by the CSP: the font is applied), and no
+// CSP violation or script error is reported anywhere.
+func TestCustomPages(t *testing.T) {
+	brand := func(b *browser, page string) {
+		t.Helper()
+		b.waitFor(b.ctx, `!!document.querySelector(".brand") && document.readyState === "complete"`, "the "+page+" page in the owner's look")
+		if font := eval[string](b, b.ctx, "getComputedStyle(document.body).fontFamily"); !strings.Contains(font, "Georgia") {
+			t.Errorf("%s page: the template's style is not applied (font %q): blocked by the CSP?", page, font)
+		}
+	}
+	t.Run("login, error, signed out", func(t *testing.T) {
+		s := newSite(t, devProvider(), 0, customPages(t))
+		b := newBrowser(t)
+		b.navigate(b.ctx, s.origin+"/app")
+		b.decide(b.ctx, "deny")
+		b.waitLocation(b.ctx, s.origin+"/oauth/callback?error=access_denied")
+		brand(b, "error")
+		if text := b.text(b.ctx, "main"); !strings.Contains(text, "access_denied") || !strings.Contains(text, "The user denied the request") {
+			t.Errorf("error page: %q", text)
+		}
+		b.loginTo(t, s, "/app#x", "/app", true)
+		b.navigate(b.ctx, s.origin+"/oauth/logout")
+		brand(b, "signed out")
+		if text := b.text(b.ctx, "h1"); text != "Signed out" {
+			t.Errorf("signed-out page: %q", text)
+		}
+		if errs := b.consoleErrors(); len(errs) > 0 {
+			t.Errorf("console errors or CSP violations:\n%s", strings.Join(errs, "\n"))
+		}
+	})
+	t.Run("forbidden", func(t *testing.T) {
+		s := newSite(t, devProvider(), 0, customPages(t)+"\n\t\tallow email *@other.example")
+		b := newBrowser(t)
+		b.navigate(b.ctx, s.origin+"/app")
+		b.decide(b.ctx, "approve")
+		brand(b, "forbidden")
+		if text := b.text(b.ctx, "h1"); text != "No access to this dashboard" {
+			t.Errorf("forbidden page: %q", text)
+		}
+		if errs := b.consoleErrors(); len(errs) > 0 {
+			t.Errorf("console errors or CSP violations:\n%s", strings.Join(errs, "\n"))
+		}
+	})
 }
