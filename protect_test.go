@@ -220,3 +220,12 @@ func benchServe(b *testing.B, h *Handler, session string) {
 		}
 	}
 }
+
+// BenchmarkProtectedRequestRenewBefore: renew_before on, the session far
+// from its end (the common case): one clock read and a comparison more.
+func BenchmarkProtectedRequestRenewBefore(b *testing.B) {
+	h := newTestHandler(b, func(h *Handler) { h.RenewBefore = caddy.Duration(5 * time.Minute) })
+	id := verify.Identity{Subject: testSubject, Claims: map[string]any{"email": "alice@corp.example"}}
+	session, _ := h.store.Put(b.Context(), tokencache.Session{Authorization: "Bearer tok", Expires: time.Now().Add(time.Hour), Identity: packIdentity(id, DefaultClaims, time.Time{})})
+	benchServe(b, h, session)
+}

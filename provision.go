@@ -108,6 +108,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.derive()
+	if h.RenewBefore > 0 {
+		startCoarseClock()
+	}
 	if err := h.loadTemplates(repl); err != nil {
 		return err
 	}
