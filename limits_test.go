@@ -3,12 +3,14 @@ package implicitgrant
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/implicitgrant/caddy-implicit-grant/internal/testbrowser"
+	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
 )
 
 // TestFailedRelayPostsPerAddress: one address that fails relay posts again
@@ -95,4 +97,33 @@ func TestSessionsPerUser(t *testing.T) {
 	if want := fmt.Sprint([]int{http.StatusFound, http.StatusOK, http.StatusOK, http.StatusOK}); fmt.Sprint(got) != want {
 		t.Errorf("alice's three sessions, then bob's: %v, want %s (the oldest sent to log in again)", got, want)
 	}
+}
+
+// TestOneUserCannotFillTheStore: one account logging in again and again
+// (or one stolen token replayed through many logins) keeps at most
+// max_sessions_per_user sessions; the store holds no more, and another
+// user's session is untouched.
+func TestOneUserCannotFillTheStore(t *testing.T) {
+	s := newTestSite(t, siteOptions{})
+	bob := newBrowser(t)
+	bob.LoginAs(s.origin, "/dash", "bob")
+	mallory := newBrowser(t) // the provider remembers her: no dialog after the first
+	for range 200 {
+		mallory.Client.Jar.SetCookies(originURL(s.origin), []*http.Cookie{{Name: testbrowser.SessionCookie, Value: "", MaxAge: -1, Path: "/"}}) // a new login, not a replacement
+		authorize := mallory.AuthorizationRequest(mallory.Navigate(s.origin + "/dash"))
+		if status, _ := mallory.FinishAtCallback(mallory.AuthorizeAs(authorize, "mallory", true)); status != http.StatusOK {
+			t.Fatalf("login: %d", status)
+		}
+	}
+	if n, _, _ := s.h.store.(tokencache.Revoker).Count(t.Context()); n != tokencache.DefaultMaxSessionsPerUser+1 {
+		t.Errorf("%d sessions after 200 logins by one user and one by another, want %d", n, tokencache.DefaultMaxSessionsPerUser+1)
+	}
+	if bob.Navigate(s.origin+"/dash").StatusCode != http.StatusOK {
+		t.Error("the other user's session ended")
+	}
+}
+
+func originURL(origin string) *url.URL {
+	u, _ := url.Parse(origin)
+	return u
 }

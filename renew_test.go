@@ -106,6 +106,7 @@ func TestSilentRenewalNeedsTheUser(t *testing.T) {
 		forget   bool // the provider forgets the user: login_required
 	}{
 		{"login_required in the fragment", ResponseModeFragment, nil, true},
+		{"login_required in the query", ResponseModeFragment, func(p *devprovider.Provider) { p.ErrorIn = "query" }, true},
 		{"interaction_required in the fragment", ResponseModeFragment, func(p *devprovider.Provider) { p.DemandInteraction = true }, false},
 		{"interaction_required in a form_post", ResponseModeFormPost, func(p *devprovider.Provider) { p.DemandInteraction = true }, false},
 	} {
@@ -129,8 +130,9 @@ func TestSilentRenewalNeedsTheUser(t *testing.T) {
 			var next string
 			if tc.mode == ResponseModeFormPost {
 				next = testbrowser.LandingLocation(t, b.SubmitFormPost(answer))
+			} else if callback, _ := url.Parse(answer.Header.Get("Location")); callback.Query().Has("error") {
+				next = testbrowser.LandingLocation(t, b.Navigate(callback.String()))
 			} else {
-				callback, _ := url.Parse(answer.Header.Get("Location"))
 				if !strings.Contains(callback.Fragment, "_required") {
 					t.Fatalf("the provider did not refuse prompt=none: %s", callback)
 				}
