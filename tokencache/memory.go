@@ -65,6 +65,16 @@ func bucketOf(k *sessionKey) int {
 	return int(binary.LittleEndian.Uint16(k[1:3]) & (userBuckets - 1))
 }
 
+// live counts the sessions not expired at now; the shard's lock is held.
+func (sh *memoryShard) live(now int64) (n int) {
+	for _, e := range sh.sessions {
+		if e.expires > now {
+			n++
+		}
+	}
+	return n
+}
+
 // insert adds k, keeping the counts; the shard's lock is held.
 func (sh *memoryShard) insert(k sessionKey, e memoryEntry) {
 	sh.remove(k)
@@ -251,11 +261,7 @@ func (m *Memory) EndAll(context.Context) (int, error) {
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.Lock()
-		for _, e := range sh.sessions {
-			if e.expires > now {
-				n++
-			}
-		}
+		n += sh.live(now)
 		clear(sh.sessions)
 		clear(sh.userCounts)
 		sh.bytes = 0
@@ -270,11 +276,7 @@ func (m *Memory) Count(context.Context) (int, bool, error) {
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.RLock()
-		for _, e := range sh.sessions {
-			if e.expires > now {
-				n++
-			}
-		}
+		n += sh.live(now)
 		sh.mu.RUnlock()
 	}
 	return n, true, nil
