@@ -258,11 +258,12 @@ func (h *Handler) sessionLifetime(expiresIn int64) time.Duration {
 	return min(max(lifetime-time.Duration(h.ExpiryLeeway), lifetime/2), time.Duration(h.MaxSessionLifetime))
 }
 
-// postedByServer: with form_post, the response is a top-level navigation
-// POSTed by the authorization server's page, from its origin ("null" when
-// a no-referrer policy or a redirect hides it). A script's fetch, a frame
-// and a page of any other origin are refused; the state, bound to this
-// browser, is what proves the login is this browser's.
+// postedByServer: with form_post, the response is a navigation POSTed by
+// the authorization server's page, from its origin ("null" when a
+// no-referrer policy or a redirect hides it): top-level, or in session.js's
+// frame (finishLogin lets a frame finish only a silent renewal). A
+// script's fetch and a page of any other origin are refused; the state,
+// bound to this browser, is what proves the login is this browser's.
 func (h *Handler) postedByServer(r *http.Request) bool {
 	if mode := r.Header.Get("Sec-Fetch-Mode"); mode != "" && mode != "navigate" {
 		return false

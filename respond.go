@@ -138,6 +138,10 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, f failure) error 
 	atCallback := r.Method == http.MethodPost && publicURL(r).Path == h.callbackPath
 	formPost := atCallback && h.ResponseMode == ResponseModeFormPost
 	switch {
+	case formPost && o.metric != loginRefused && inFrame(r):
+		// session.js's frame: the relay script there tells the page.
+		return h.pages.ServeLanding(w, relay.Answer{Error: string(f.code), Location: h.errorPage(f.code, f.retry)}, true)
+
 	case formPost && o.metric != loginRefused:
 		// The browser came from the server's page: on to the error page,
 		// as the relay script goes after a failed post.
