@@ -256,10 +256,11 @@ func newSiteWith(t *testing.T, srv authServer, tokenLifetime time.Duration, extr
 
 // newHTTPSSite serves the site over https, with a self-signed certificate
 // for localhost made here (the browsers are told to accept it).
-func newHTTPSSite(t *testing.T, srv authServer, siteExtra string) *site {
+// extra: more implicit_grant subdirectives.
+func newHTTPSSite(t *testing.T, srv authServer, extra, siteExtra string) *site {
 	t.Helper()
 	cert, key := selfSigned(t)
-	return startSite(t, "https", srv, 0, "", fmt.Sprintf("tls %s %s\n\t%s", cert, key, siteExtra))
+	return startSite(t, "https", srv, 0, extra, fmt.Sprintf("tls %s %s\n\t%s", cert, key, siteExtra))
 }
 
 // selfSigned writes a certificate and key for localhost, and returns their files.

@@ -79,7 +79,7 @@ func TestFirefoxExpiry(t *testing.T) {
 // TestFirefoxOverHTTPS: over https the fragment survives and the cookie is
 // Secure with the __Host- prefix.
 func TestFirefoxOverHTTPS(t *testing.T) {
-	tls := newHTTPSSite(t, devProvider(), "")
+	tls := newHTTPSSite(t, devProvider(), "", "")
 	f := browsers.StartFirefox(t)
 	target := tls.origin + "/reports?range=7d#/panel/3"
 	f.Navigate(target)
@@ -88,6 +88,22 @@ func TestFirefoxOverHTTPS(t *testing.T) {
 	if c, ok := cookieNamed(f.Cookies(), "__Host-implicit_grant"); !ok || !c.Secure || !c.HTTPOnly {
 		t.Errorf("no Secure, HttpOnly __Host-implicit_grant cookie over https")
 	}
+	if errs := f.ConsoleErrors(); len(errs) > 0 {
+		t.Errorf("console errors:\n%s", strings.Join(errs, "\n"))
+	}
+}
+
+// TestFirefoxFormPost: a form_post login in Firefox (plain http on
+// localhost, which Firefox treats as secure for the SameSite=None state
+// cookie) comes back to the exact URL, fragment included.
+func TestFirefoxFormPost(t *testing.T) {
+	s := newSite(t, devProvider(), 0, "response_mode form_post")
+	f := browsers.StartFirefox(t)
+	target := s.origin + "/app?view=2#/reports/17"
+	f.Navigate(target)
+	f.Click("#approve")
+	f.WaitLocation(target)
+	f.WaitFor(`document.querySelector("#token-status") && document.querySelector("#token-status").textContent === "valid"`, "the upstream's page with a valid token")
 	if errs := f.ConsoleErrors(); len(errs) > 0 {
 		t.Errorf("console errors:\n%s", strings.Join(errs, "\n"))
 	}

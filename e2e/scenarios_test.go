@@ -376,7 +376,7 @@ func TestManyPendingLoginsWithLongURLs(t *testing.T) {
 // fragment across the login, and the session cookie is Secure with the
 // __Host- prefix.
 func TestFragmentSurvivesOverHTTPS(t *testing.T) {
-	s := newHTTPSSite(t, devProvider(), "")
+	s := newHTTPSSite(t, devProvider(), "", "")
 	b := newBrowser(t)
 	target := s.origin + "/reports?range=7d#/panel/3"
 	if loc := b.loginTo(t, s, "/reports?range=7d#/panel/3", "/reports", true); loc != target {

@@ -143,12 +143,30 @@ func TestWebKitExpiry(t *testing.T) {
 	}
 }
 
+// TestWebKitFormPostOverHTTPS: a form_post login in WebKit, over https
+// (WebKit keeps no Secure cookie on plain http, and the form_post state
+// cookie must be SameSite=None; Secure), comes back to the exact URL.
+func TestWebKitFormPostOverHTTPS(t *testing.T) {
+	reports := newCSPReports(t)
+	s := newHTTPSSite(t, devProvider(), "response_mode form_post", reports.siteDirective())
+	b := browsers.StartWebKit(t)
+	target := s.origin + "/reports?range=7d#/panel/3"
+	b.Navigate(target)
+	b.Click("#approve")
+	b.WaitLocation(target)
+	b.WaitFor(`return !!document.querySelector("#token-status")`, "the upstream's page")
+	if b.Text("#token-status") != "valid" {
+		t.Errorf("token %q", b.Text("#token-status"))
+	}
+	reports.none(t)
+}
+
 // TestWebKitOverHTTPS: over https, WebKit (which sends no
 // Upgrade-Insecure-Requests there) keeps the URL's fragment across the
 // login, and the session cookie is Secure with the __Host- prefix.
 func TestWebKitOverHTTPS(t *testing.T) {
 	reports := newCSPReports(t)
-	s := newHTTPSSite(t, devProvider(), reports.siteDirective())
+	s := newHTTPSSite(t, devProvider(), "", reports.siteDirective())
 	b := browsers.StartWebKit(t)
 	target := s.origin + "/reports?range=7d#/panel/3"
 	b.Navigate(target)
