@@ -46,8 +46,8 @@ func (l *revocationList) ends(identity string) bool {
 	if l == nil {
 		return false
 	}
-	issued := checkedAt(identity).Unix()
-	if issued <= l.AllBefore {
+	issued := checkedAt(identity).Unix() // 0 for a session sealed without its login time: revoked by any matching entry
+	if l.AllBefore > 0 && issued <= l.AllBefore {
 		return true
 	}
 	before, ok := l.Users[subjectOf(identity)]
