@@ -57,12 +57,7 @@ func (h *Handler) serverError(w http.ResponseWriter, r *http.Request, ae *relay.
 	p, verified := h.endWithError(w, r, ae.State)
 	if verified && p.Silent && interactionNeeded[ae.Code] {
 		h.logger.Debug("a silent renewal needs the user: starting a normal login", zap.String("error", ae.Code))
-		answer := relay.Answer{Location: h.interactiveLoginURL(p.ReturnTo), Relogin: true, State: ae.State}
-		if r.Method == http.MethodPost && h.ResponseMode == ResponseModeFragment {
-			answer.State = ""
-			return writeJSON(w, http.StatusOK, answer)
-		}
-		return h.pages.ServeLanding(w, answer, inFrame(r))
+		return h.answerRelay(w, r, http.StatusOK, relay.Answer{Location: h.interactiveLoginURL(p.ReturnTo), Relogin: true, State: ae.State})
 	}
 	h.logRefusal(zap.InfoLevel, "authorization server returned an error", zap.String("error", ae.Code))
 	return h.loginFailed(w, r, failure{code: code(ae.Code), description: ae.Description, verified: verified, retry: p.ReturnTo})
@@ -205,10 +200,18 @@ func (h *Handler) finishLogin(w http.ResponseWriter, r *http.Request, tr *relay.
 	countLogin(loginSuccess)
 	h.events.emit(eventLogin, map[string]any{"user": id.Subject, "store": h.storeType, "trust": h.trustMode()})
 	metrics.duration.Observe(time.Since(pending.Expires.Add(-time.Duration(h.StateTTL))).Seconds())
-	if h.ResponseMode == ResponseModeFormPost {
-		return h.pages.ServeLanding(w, relay.Answer{Location: pending.ReturnTo, Resume: resume, State: tr.State}, inFrame(r))
+	return h.answerRelay(w, r, http.StatusOK, relay.Answer{Location: pending.ReturnTo, Resume: resume, State: tr.State})
+}
+
+// answerRelay tells the relay script where to go next: as JSON, status
+// and all, to its own POST (fragment mode); on the relay page itself when
+// the response came another way (a form_post, an error in the query).
+func (h *Handler) answerRelay(w http.ResponseWriter, r *http.Request, status int, a relay.Answer) error {
+	if r.Method == http.MethodPost && h.ResponseMode == ResponseModeFragment {
+		a.State = "" // the script has it from the fragment
+		return writeJSON(w, status, a)
 	}
-	return writeJSON(w, http.StatusOK, relay.Answer{Location: pending.ReturnTo, Resume: resume})
+	return h.pages.ServeLanding(w, a, inFrame(r))
 }
 
 // verifyToken proves the token the server's (for this client, where the

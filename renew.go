@@ -59,8 +59,7 @@ func (h *Handler) renewDue(r *http.Request, s tokencache.Session) bool {
 // renew starts the renewal of the session r carries: the start page, at
 // the page's own URL, so the fragment is kept as for a first login.
 func (h *Handler) renew(w http.ResponseWriter, r *http.Request) error {
-	http.SetCookie(w, &http.Cookie{Name: h.renewingCookie(), Value: "1", Path: "/", MaxAge: int(renewPause / time.Second),
-		Secure: !h.plainHTTP, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, h.sessionCookie(h.renewingCookie(), "1", int(renewPause/time.Second)))
 	if c := h.logger.Check(zap.DebugLevel, "renewing a session before it ends"); c != nil {
 		c.Write()
 	}

@@ -140,7 +140,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, f failure) error 
 	switch {
 	case formPost && o.metric != loginRefused && inFrame(r):
 		// session.js's frame: the relay script there tells the page.
-		return h.pages.ServeLanding(w, relay.Answer{Error: string(f.code), Location: h.errorPage(f.code, f.retry)}, true)
+		return h.answerRelay(w, r, o.status, relay.Answer{Error: string(f.code), Location: h.errorPage(f.code, f.retry)})
 
 	case formPost && o.metric != loginRefused:
 		// The browser came from the server's page: on to the error page,
@@ -159,7 +159,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, f failure) error 
 			}
 			next = h.errorPage(f.code, f.retry)
 		}
-		return writeJSON(w, o.status, relay.Answer{Error: string(f.code), Location: next})
+		return h.answerRelay(w, r, o.status, relay.Answer{Error: string(f.code), Location: next})
 
 	case h.ErrorPages == ErrorPagesHandleErrors:
 		if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {

@@ -151,7 +151,7 @@ type Answer struct {
 // ServeLanding answers a response that did not come through the relay
 // script (a form_post, an error in the query) with the relay page carrying
 // the answer, so the original URL's fragment comes back as it does after
-// a fragment response.
+// a fragment response. Always 200: the page is a step, not the outcome.
 func (p *Pages) ServeLanding(w http.ResponseWriter, a Answer, inFrame bool) error {
 	answer, err := json.Marshal(a)
 	if err != nil {

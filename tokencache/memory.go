@@ -75,9 +75,9 @@ func (sh *memoryShard) live(now int64) (n int) {
 	return n
 }
 
-// insert adds k, keeping the counts; the shard's lock is held.
+// insert adds k, which is not in the shard, keeping the counts; the
+// shard's lock is held.
 func (sh *memoryShard) insert(k sessionKey, e memoryEntry) {
-	sh.remove(k)
 	sh.sessions[k] = e
 	sh.bytes += int64(len(e.record))
 	sh.userCounts[bucketOf(&k)]++
@@ -149,6 +149,8 @@ func (m *Memory) SetMaxBytes(n int64) {
 // until records expire, rather than memory growing with a flood.
 const maxClaims = 1_000_000
 
+// shard is where a key lives: picked by its first byte, the user tag's
+// first byte for a user's sessions.
 func (m *Memory) shard(k *sessionKey) *memoryShard {
 	return &m.shards[k[0]&(memoryShards-1)]
 }
@@ -183,21 +185,17 @@ func (k *sessionKey) tag() userTag { return userTag(k[:userTagBytes]) }
 // Put implements Store. A session with a subject ends that user's oldest
 // ones past the per-user limit.
 func (m *Memory) Put(_ context.Context, s Session) (string, error) {
-	if s.Subject == "" {
-		id := NewID()
-		m.set(id, s)
-		return id, nil
-	}
 	var k sessionKey
-	tag := m.tagOf(s.Subject)
-	copy(k[:], tag[:])
-	_, _ = rand.Read(k[userTagBytes:])
-	id := base64.RawURLEncoding.EncodeToString(k[:])
-	m.set(id, s)
-	if limit := m.perUser.Load(); limit > 0 {
+	_, _ = rand.Read(k[:])
+	if s.Subject != "" {
+		tag := m.tagOf(s.Subject)
+		copy(k[:], tag[:])
+	}
+	m.setKey(k, s)
+	if limit := m.perUser.Load(); s.Subject != "" && limit > 0 {
 		m.trimUser(k, int(limit))
 	}
-	return id, nil
+	return base64.RawURLEncoding.EncodeToString(k[:]), nil
 }
 
 // SetMaxPerUser sets how many sessions one user may have (0: no limit).
@@ -238,10 +236,8 @@ func (m *Memory) trimUser(kept sessionKey, limit int) {
 
 // EndUser implements Revoker: the user's shard is scanned for its tag.
 func (m *Memory) EndUser(_ context.Context, subject string) (int, error) {
-	var k sessionKey
 	tag := m.tagOf(subject)
-	copy(k[:], tag[:])
-	sh, now, n := m.shard(&k), m.now().UnixNano(), 0
+	sh, now, n := &m.shards[tag[0]&(memoryShards-1)], m.now().UnixNano(), 0
 	sh.mu.Lock()
 	for k, e := range sh.sessions {
 		if k.tag() == tag {
@@ -285,10 +281,13 @@ func (m *Memory) Count(context.Context) (int, bool, error) {
 // set stores s under an id made by NewID (the Redis store keeps its local
 // copies this way).
 func (m *Memory) set(id string, s Session) {
-	k, ok := decodeKey(id)
-	if !ok {
-		return
+	if k, ok := decodeKey(id); ok {
+		m.setKey(k, s)
 	}
+}
+
+// setKey stores s under k, making room in its shard.
+func (m *Memory) setKey(k sessionKey, s Session) {
 	e := memoryEntry{record: joinRecord(s), expires: s.Expires.UnixNano()}
 	maxBytes := m.shardBytes.Load()
 	if maxBytes > 0 && int64(len(e.record)) > maxBytes {

@@ -191,7 +191,7 @@ func (r *Redis) Put(ctx context.Context, s Session) (string, error) {
 			return "", fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 	}
-	if err := r.write(ctx, key, s); err != nil {
+	if err := r.write(ctx, key, s, ttl); err != nil {
 		return "", err
 	}
 	if limit := int(r.perUser.Load()); userKey != "" && limit > 0 {
@@ -206,8 +206,7 @@ func (r *Redis) Put(ctx context.Context, s Session) (string, error) {
 func (r *Redis) SetMaxPerUser(n int) { r.perUser.Store(int64(max(0, n))) }
 
 // write stores the sealed session, waiting for replicas when configured.
-func (r *Redis) write(ctx context.Context, key string, s Session) error {
-	ttl := time.Until(s.Expires)
+func (r *Redis) write(ctx context.Context, key string, s Session, ttl time.Duration) error {
 	cmd := r.client.B().Set().Key(key).Value(rueidis.BinaryString(r.seal(s, []byte(r.binding+"|"+key)))).Px(ttl).Build()
 	if r.waitReplicas == 0 {
 		if err := r.client.Do(ctx, cmd).Error(); err != nil {
