@@ -1,7 +1,6 @@
 package implicitgrant
 
 import (
-	"bytes"
 	"net/http"
 	"strings"
 	"sync"
@@ -9,33 +8,15 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/implicitgrant/caddy-implicit-grant/internal/testcaddy"
 )
-
-// lockedBuffer collects log output from concurrent requests.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) Sync() error { return nil }
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestLogFloodIsBounded: thousands of refused relay posts carrying huge
 // values a stranger chose write a bounded number of short lines.
 func TestLogFloodIsBounded(t *testing.T) {
 	s := newTestSite(t, siteOptions{})
-	logs := &lockedBuffer{}
+	logs := &testcaddy.Buffer{}
 	s.h.logger = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), logs, zap.DebugLevel))
 
 	bigOrigin := "https://" + strings.Repeat("o", 15<<10) + ".example"

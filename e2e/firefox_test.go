@@ -15,12 +15,7 @@ import (
 // new login, works.
 func TestFirefoxLogin(t *testing.T) {
 	s := newSite(t, devProvider(), 0, "")
-	f := browsers.StartFirefox(t)
-	target := s.origin + "/app?view=2#/reports/17"
-	f.Navigate(target)
-	f.Click("#approve")
-	f.WaitLocation(target)
-	f.WaitFor(`document.querySelector("#token-status") && document.querySelector("#token-status").textContent === "valid"`, "the upstream's page with a valid token")
+	f := loggedInFirefox(t, s.origin+"/app?view=2#/reports/17")
 	c, ok := cookieNamed(f.Cookies(), sessionCookie)
 	if !ok {
 		t.Fatalf("no %s cookie in Firefox", sessionCookie)
@@ -98,15 +93,23 @@ func TestFirefoxOverHTTPS(t *testing.T) {
 // cookie) comes back to the exact URL, fragment included.
 func TestFirefoxFormPost(t *testing.T) {
 	s := newSite(t, devProvider(), 0, "response_mode form_post")
+	f := loggedInFirefox(t, s.origin+"/app?view=2#/reports/17")
+	if errs := f.ConsoleErrors(); len(errs) > 0 {
+		t.Errorf("console errors:\n%s", strings.Join(errs, "\n"))
+	}
+}
+
+// loggedInFirefox opens target in a new Firefox, approves at the dev
+// provider's consent page, and waits for target (fragment included) to
+// show the upstream's page with a valid token.
+func loggedInFirefox(t *testing.T, target string) *browsers.Firefox {
+	t.Helper()
 	f := browsers.StartFirefox(t)
-	target := s.origin + "/app?view=2#/reports/17"
 	f.Navigate(target)
 	f.Click("#approve")
 	f.WaitLocation(target)
 	f.WaitFor(`document.querySelector("#token-status") && document.querySelector("#token-status").textContent === "valid"`, "the upstream's page with a valid token")
-	if errs := f.ConsoleErrors(); len(errs) > 0 {
-		t.Errorf("console errors:\n%s", strings.Join(errs, "\n"))
-	}
+	return f
 }
 
 // cookieNamed finds a cookie in what Firefox or WebKit reports.

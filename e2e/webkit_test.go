@@ -65,13 +65,7 @@ func (c *cspReports) none(t testing.TB) {
 func TestWebKitLogin(t *testing.T) {
 	reports := newCSPReports(t)
 	s := newSiteWith(t, devProvider(), 0, "", reports.siteDirective())
-	b := browsers.StartWebKit(t)
-	target := s.origin + "/app?view=2#/reports/17"
-
-	b.Navigate(target)
-	b.Click("#approve")
-	b.WaitLocation(target)
-	b.WaitFor(`return !!document.querySelector("#token-status")`, "the upstream's page")
+	b := loggedInWebKit(t, s.origin+"/app?view=2#/reports/17")
 	if got := b.Text("#token-status"); got != "valid" {
 		t.Fatalf("the upstream says its token is %q", got)
 	}
@@ -149,16 +143,24 @@ func TestWebKitExpiry(t *testing.T) {
 func TestWebKitFormPostOverHTTPS(t *testing.T) {
 	reports := newCSPReports(t)
 	s := newHTTPSSite(t, devProvider(), "response_mode form_post", reports.siteDirective())
-	b := browsers.StartWebKit(t)
-	target := s.origin + "/reports?range=7d#/panel/3"
-	b.Navigate(target)
-	b.Click("#approve")
-	b.WaitLocation(target)
-	b.WaitFor(`return !!document.querySelector("#token-status")`, "the upstream's page")
+	b := loggedInWebKit(t, s.origin+"/reports?range=7d#/panel/3")
 	if b.Text("#token-status") != "valid" {
 		t.Errorf("token %q", b.Text("#token-status"))
 	}
 	reports.none(t)
+}
+
+// loggedInWebKit opens target in a new WebKit, approves at the dev
+// provider's consent page, and waits for target (fragment included) to
+// show the upstream's page.
+func loggedInWebKit(t *testing.T, target string) *browsers.WebKit {
+	t.Helper()
+	b := browsers.StartWebKit(t)
+	b.Navigate(target)
+	b.Click("#approve")
+	b.WaitLocation(target)
+	b.WaitFor(`return !!document.querySelector("#token-status")`, "the upstream's page")
+	return b
 }
 
 // TestWebKitOverHTTPS: over https, WebKit (which sends no

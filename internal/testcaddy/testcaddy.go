@@ -52,19 +52,23 @@ func Main(m *testing.M, cmdDir string, teardown ...func()) {
 // FreePort returns a port for a test server (see package testport).
 func FreePort(t testing.TB) int { return testport.Free(t) }
 
-// syncBuffer collects a process's output while tests read it.
-type syncBuffer struct {
+// Buffer collects output written concurrently (a process's, a logger's)
+// while tests read it.
+type Buffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+// Sync is a no-op, so a Buffer can be a zap WriteSyncer.
+func (b *Buffer) Sync() error { return nil }
+
+func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
@@ -74,7 +78,7 @@ func (b *syncBuffer) String() string {
 type Proc struct {
 	Cmd       *exec.Cmd
 	AdminPort int
-	Output    *syncBuffer // everything Caddy wrote: its logs
+	Output    *Buffer // everything Caddy wrote: its logs
 	exited    chan struct{}
 }
 
@@ -104,7 +108,7 @@ func run(t testing.TB, caddyfile string, adminPort int, dataDir string, env []st
 	if err := os.WriteFile(file, []byte(caddyfile), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := &Proc{AdminPort: adminPort, Output: new(syncBuffer), exited: make(chan struct{})}
+	p := &Proc{AdminPort: adminPort, Output: new(Buffer), exited: make(chan struct{})}
 	p.Cmd = exec.Command(caddyBin, "run", "--config", file, "--adapter", "caddyfile")
 	p.Cmd.Env = append(os.Environ(), append(env, "XDG_DATA_HOME="+dataDir, "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))...)
 	p.Cmd.Stdout, p.Cmd.Stderr = p.Output, p.Output
