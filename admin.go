@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/implicitgrant/caddy-implicit-grant/internal/printable"
+
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
@@ -111,7 +113,7 @@ func serveSessionsAPI(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 		if _, ok := q["user"]; ok {
-			if len(q["user"]) != 1 || q.Get("user") == "" || len(q.Get("user")) > maxSubjectBytes || printableOnly(q.Get("user")) != q.Get("user") {
+			if len(q["user"]) != 1 || q.Get("user") == "" || len(q.Get("user")) > maxSubjectBytes || printable.HasControl(q.Get("user")) {
 				return apiError(http.StatusBadRequest, "user: expected one subject of 1 to %d printable bytes", maxSubjectBytes)
 			}
 			user = q.Get("user")

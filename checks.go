@@ -12,6 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/implicitgrant/caddy-implicit-grant/internal/printable"
+	"github.com/implicitgrant/caddy-implicit-grant/verify"
+
 	"github.com/implicitgrant/caddy-implicit-grant/relay"
 )
 
@@ -132,7 +135,7 @@ func (h *Handler) checkServer() error {
 	if err != nil || ru.Host == "" || (ru.Scheme != "https" && ru.Scheme != "http") || ru.Fragment != "" || ru.RawQuery != "" {
 		return fmt.Errorf("redirect_uri: %q must be an absolute http(s) URL without query or fragment", h.RedirectURI)
 	}
-	if ru.Scheme == "http" && !isLoopback(ru.Hostname()) {
+	if ru.Scheme == "http" && !verify.IsLoopback(ru.Hostname()) {
 		return fmt.Errorf("redirect_uri: %q must use https (http is allowed only for loopback hosts: browsers keep no secure cookie elsewhere)", h.RedirectURI)
 	}
 	return nil
@@ -144,7 +147,7 @@ func checkAuthorizeURL(authorize string) error {
 	if err != nil || au.Host == "" || au.Fragment != "" {
 		return fmt.Errorf("%q is not an absolute URL without a fragment", authorize)
 	}
-	if au.Scheme != "https" && !(au.Scheme == "http" && isLoopback(au.Hostname())) {
+	if au.Scheme != "https" && !(au.Scheme == "http" && verify.IsLoopback(au.Hostname())) {
 		return fmt.Errorf("%q must use https (http is allowed only for loopback hosts)", authorize)
 	}
 	for name := range au.Query() {
@@ -161,7 +164,7 @@ var ownParams = []string{"response_type", "response_mode", "client_id", "redirec
 // checkRequest: what the authorization request asks for.
 func (h *Handler) checkRequest() error {
 	for _, s := range h.Scopes {
-		if s == "" || strings.ContainsAny(s, " \"\\") || !isPrintableASCII(s) {
+		if s == "" || strings.ContainsAny(s, " \"\\") || !printable.IsToken(s) {
 			return fmt.Errorf("scope: %q is not a valid scope token", s)
 		}
 	}
@@ -186,7 +189,7 @@ func (h *Handler) checkRequest() error {
 func (h *Handler) checkPaths() error {
 	callback := callbackPathOf(h.RedirectURI)
 	for _, p := range []struct{ field, path string }{{"login_path", h.LoginPath}, {"logout_path", h.LogoutPath}, {"session_path", h.SessionPath}} {
-		if !strings.HasPrefix(p.path, "/") || strings.HasPrefix(p.path, "//") || strings.ContainsAny(p.path, "?#\\%") || !isPrintableASCII(p.path) {
+		if !strings.HasPrefix(p.path, "/") || strings.HasPrefix(p.path, "//") || strings.ContainsAny(p.path, "?#\\%") || !printable.IsToken(p.path) {
 			return fmt.Errorf("%s: %q must be a plain path starting with / (no query, fragment, escapes or spaces)", p.field, p.path)
 		}
 		if p.path == callback {
@@ -208,7 +211,7 @@ func (h *Handler) checkPaths() error {
 			return fmt.Errorf("logout_redirect: %q must be an absolute http(s) URL or a same-origin path", lr)
 		}
 	}
-	if h.CookieName == "" || strings.ContainsAny(h.CookieName, " \t\r\n;,=\"") || !isPrintableASCII(h.CookieName) {
+	if h.CookieName == "" || strings.ContainsAny(h.CookieName, " \t\r\n;,=\"") || !printable.IsToken(h.CookieName) {
 		return fmt.Errorf("cookie_name: %q is not a valid cookie name", h.CookieName)
 	}
 	return nil

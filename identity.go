@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/implicitgrant/caddy-implicit-grant/internal/printable"
+
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/implicitgrant/caddy-implicit-grant/verify"
@@ -35,7 +37,7 @@ func packIdentity(id verify.Identity, keep []string, checked time.Time) string {
 		b.WriteString(strconv.FormatInt(checked.Unix(), 10))
 	}
 	b.WriteByte(0)
-	b.WriteString(printableOnly(id.Subject))
+	b.WriteString(printable.Strip(id.Subject))
 	for _, name := range keep {
 		v, ok := claimString(id.Claims[name])
 		if !ok || len(v) > maxClaimValueBytes {
@@ -53,7 +55,7 @@ func packIdentity(id verify.Identity, keep []string, checked time.Time) string {
 func claimString(v any) (string, bool) {
 	switch v := v.(type) {
 	case string:
-		return printableOnly(v), true
+		return printable.Strip(v), true
 	case float64:
 		return strconv.FormatFloat(v, 'f', -1, 64), true
 	case bool:
@@ -70,15 +72,6 @@ func claimString(v any) (string, bool) {
 		return strings.Join(parts, ","), true
 	}
 	return "", false
-}
-
-func printableOnly(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, s)
 }
 
 // subjectOf is a packed identity's subject.
@@ -125,7 +118,7 @@ func placeholdersFor(packed string) caddy.ReplacerFunc {
 // when the server gave one, else the subject.
 func displayName(id verify.Identity) string {
 	if email, ok := id.Claims["email"].(string); ok && email != "" {
-		return printableOnly(email)
+		return printable.Strip(email)
 	}
-	return printableOnly(id.Subject)
+	return printable.Strip(id.Subject)
 }

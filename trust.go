@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/implicitgrant/caddy-implicit-grant/internal/printable"
+
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/implicitgrant/caddy-implicit-grant/verify"
@@ -111,7 +113,7 @@ func (h *Handler) provisionTrust(repl *caddy.Replacer) error {
 		h.Claims = DefaultClaims
 	}
 	for _, c := range h.Claims {
-		if c == "" || c == "id" || !isPrintableASCII(c) {
+		if c == "" || c == "id" || !printable.IsToken(c) {
 			return fmt.Errorf("claims: %q is not a claim name (\"id\" is the subject's placeholder)", c)
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/implicitgrant/caddy-implicit-grant/internal/printable"
 )
 
 // MaxFragmentBytes bounds a relay POST body: room for large JWTs, small
@@ -101,7 +103,7 @@ func ParseFragment(fragment string) (*TokenResponse, *AuthError, error) {
 		}
 		tr.ExpiresIn = min(n, maxExpiresIn)
 	}
-	if !isVSChars(tr.Scope) {
+	if !printable.IsVSChars(tr.Scope) {
 		return nil, nil, invalid("scope contains characters a scope may not contain")
 	}
 	return tr, nil, nil
@@ -113,34 +115,10 @@ func ParseAuthError(vals url.Values) (*AuthError, bool) {
 		return nil, false
 	}
 	return &AuthError{
-		Code:        printable(vals.Get("error"), 64),
-		Description: printable(vals.Get("error_description"), 512),
+		Code:        printable.VSChars(vals.Get("error"), 64),
+		Description: printable.VSChars(vals.Get("error_description"), 512),
 		State:       vals.Get("state"),
 	}, true
-}
-
-// printable keeps s displayable: visible ASCII only (RFC 6749 limits error
-// and error_description to it), at most n bytes.
-func printable(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r > 0x7e {
-			return -1
-		}
-		return r
-	}, s)
-	if len(s) > n {
-		s = s[:n]
-	}
-	return s
-}
-
-func isVSChars(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
 }
 
 // isB64Token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="

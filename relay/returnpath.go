@@ -3,6 +3,8 @@ package relay
 import (
 	"net/url"
 	"strings"
+
+	"github.com/implicitgrant/caddy-implicit-grant/internal/printable"
 )
 
 // MaxReturnPath is the longest return path kept: longer ones go to "/".
@@ -32,7 +34,7 @@ func sameOriginPath(p string) bool {
 		return false
 	}
 	for i := 0; i < len(p); i++ {
-		if c := p[i]; c < 0x20 || c == 0x7f || c == '\\' {
+		if c := p[i]; printable.IsControl(rune(c)) || c == '\\' {
 			return false
 		}
 	}

@@ -14,8 +14,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"time"
+
+	"github.com/implicitgrant/caddy-implicit-grant/internal/printable"
 )
 
 // Response is what the authorization server sent the browser.
@@ -54,12 +55,7 @@ func (e *Untrusted) Error() string { return "token not trusted: " + e.Reason }
 const maxReason = 200
 
 func untrusted(format string, args ...any) error {
-	reason := strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, fmt.Sprintf(format, args...))
+	reason := printable.Strip(fmt.Sprintf(format, args...))
 	if len(reason) > maxReason {
 		reason = reason[:maxReason] + "…"
 	}
