@@ -6,12 +6,8 @@
 package implicitgrant
 
 import (
-	"net"
-	"net/http"
 	"sync"
 	"time"
-
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 const (
@@ -56,19 +52,6 @@ type failedRelays struct {
 type failureWindowState struct {
 	start time.Time
 	count int
-}
-
-// clientAddress is the client's IP as Caddy determined it (trusted
-// proxies considered), else the connection's.
-func clientAddress(r *http.Request) string {
-	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
-		return ip
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // blocked reports whether addr has used up its failures in this window.

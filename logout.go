@@ -47,18 +47,3 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
 		LinkText: "Sign in again",
 	})
 }
-
-// logoutIsWanted: a same-origin POST, or a GET the browser marks as coming
-// from this site (its own "sign out" link) or typed by the user
-// (Sec-Fetch-Site: none). A cross-site link or redirect to the logout path
-// must not end anyone's session (page scripts cannot set Sec-Fetch-Site).
-func (h *Handler) logoutIsWanted(r *http.Request) bool {
-	switch r.Method {
-	case http.MethodPost:
-		return h.sameOrigin(r)
-	case http.MethodGet, http.MethodHead:
-		site := r.Header.Get("Sec-Fetch-Site")
-		return site == "same-origin" || site == "none"
-	}
-	return false
-}

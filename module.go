@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -297,16 +296,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return nil
 	}
 	return h.serveProtected(w, r, next)
-}
-
-// publicURL is the URL the browser asked for, before handle_path, uri
-// strip_prefix or rewrite changed it: the handler's own paths and every
-// return path are the browser's.
-func publicURL(r *http.Request) *url.URL {
-	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && orig.URL != nil {
-		return orig.URL
-	}
-	return r.URL
 }
 
 // Validate is part of caddy.Validator; the checks run in Provision (see

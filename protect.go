@@ -6,8 +6,6 @@ package implicitgrant
 
 import (
 	"net/http"
-	"net/url"
-	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -60,45 +58,4 @@ func (h *Handler) serveProtected(w http.ResponseWriter, r *http.Request, next ca
 	}
 	metrics.loginRedirect.Inc()
 	return h.redirectToLogin(w, publicURL(r).RequestURI())
-}
-
-// redirectsToLogin applies the unauthenticated policy to a request
-// without a session.
-func (h *Handler) redirectsToLogin(r *http.Request) bool {
-	switch h.Unauthenticated {
-	case UnauthenticatedRedirect:
-		return r.Method == http.MethodGet || r.Method == http.MethodHead
-	case UnauthenticatedReject:
-		return false
-	}
-	return isPageLoad(r)
-}
-
-// isPageLoad tells a person's page load, which can be sent to log in or
-// shown a page, from a script's or client's call, which cannot follow a
-// login redirect and wants JSON.
-func isPageLoad(r *http.Request) bool {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return false
-	}
-	if mode := r.Header.Get("Sec-Fetch-Mode"); mode != "" && mode != "navigate" {
-		return false
-	}
-	if r.Header.Get("X-Requested-With") != "" {
-		return false
-	}
-	return strings.Contains(r.Header.Get("Accept"), "text/html")
-}
-
-// returnPathFor is where a login started on behalf of r should come back
-// to: the page itself for a page load; for a script's call, the page that
-// made it (its same-origin Referer), or "/".
-func (h *Handler) returnPathFor(r *http.Request) string {
-	if isPageLoad(r) {
-		return relay.SafeReturnPath(publicURL(r).RequestURI())
-	}
-	if ref, err := url.Parse(r.Header.Get("Referer")); err == nil && ref.Host != "" && originOf(ref) == h.origin {
-		return relay.SafeReturnPath(ref.RequestURI())
-	}
-	return "/"
 }

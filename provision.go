@@ -278,16 +278,3 @@ func deriveKey(secret []byte, purpose string) []byte {
 	m.Write([]byte("implicit_grant v1 " + purpose))
 	return m.Sum(nil)
 }
-
-// originOf is a URL's origin as browsers write it in Origin: lower case,
-// without the scheme's default port.
-func originOf(u *url.URL) string {
-	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Host)
-	if p := u.Port(); (scheme == "https" && p == "443") || (scheme == "http" && p == "80") {
-		host = strings.ToLower(u.Hostname())
-		if strings.Contains(host, ":") {
-			host = "[" + host + "]"
-		}
-	}
-	return scheme + "://" + host
-}
