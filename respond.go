@@ -60,44 +60,61 @@ type outcome struct {
 	// serverWords: the server's error_description may be shown, and then
 	// only when the state proved the login was this browser's.
 	serverWords bool
+	// refused: the request was turned away before it was a login attempt
+	// (not the relay page's own post): the relay script is told to go
+	// home, not to an error page.
+	refused bool
+	// failure: the attempt counts toward its address's failure limit.
+	failure     bool
 	title, text string
 }
 
 var outcomes = map[code]outcome{
-	codeUnauthenticated: {http.StatusUnauthorized, "", false, "Sign-in required",
-		"This site needs you to sign in before it shows this page."},
-	codeAccessDenied: {http.StatusForbidden, loginDenied, true, "Sign-in was declined",
-		"The authorization server did not grant access: the request was declined at its sign-in or consent screen. Nothing was stored. If that was a mistake, try again."},
-	codeInvalidState: {http.StatusBadRequest, loginInvalidState, false, "Sign-in failed",
-		"This sign-in could not be matched to one started in this browser. It may have taken too long, been used already, or been started in another browser or tab that was closed. Nothing was stored; starting again fixes it."},
-	codeInvalidResponse: {http.StatusBadRequest, loginInvalidResponse, false, "Sign-in failed",
-		"The authorization server's answer was incomplete or malformed, so it was not accepted. Nothing was stored. If this keeps happening, tell the site's administrator."},
-	codeStoreUnavailable: {http.StatusServiceUnavailable, loginStoreError, false, "Sign-in is unavailable",
-		"The session store cannot be reached right now, so nobody can be signed in. Nothing was changed. Try again in a moment."},
-	codeInvalidToken: {http.StatusUnauthorized, loginInvalidToken, false, "Sign-in failed",
-		"The answer from the authorization server could not be trusted: the token it carried could not be proved to be the server's, for this site, still valid. Nothing was stored. Try again; if this keeps happening, tell the site's administrator."},
-	codeForbidden: {http.StatusForbidden, loginForbidden, true, "This site is not open to you",
-		"You signed in, but this site's rules do not admit your account. Nothing was stored. If you should have access, ask the site's administrator, or sign in with another account."},
-	codeServerUnavailable: {http.StatusServiceUnavailable, loginServerUnavailable, false, "Sign-in is unavailable",
-		"The authorization server cannot be reached right now to check the sign-in, so nobody can be signed in. Nothing was stored. Try again in a moment."},
-	codeTokenTooLarge: {http.StatusRequestEntityTooLarge, loginInvalidResponse, false, "Sign-in failed",
-		"The authorization server issued a token larger than this site accepts, so nothing was stored. Tell the site's administrator (max_token_bytes; with the cookie store, a token this large needs the memory or redis store)."},
-	codeBusy: {http.StatusTooManyRequests, loginThrottled, false, "Sign-in is busy",
-		"Too many sign-ins are being checked with the authorization server right now. Nothing was stored. Try again in a moment."},
-	codeTooManyFailures: {http.StatusTooManyRequests, loginThrottled, false, "Too many failed sign-ins",
-		"Too many sign-ins from your network failed in the last few minutes, so this one was not tried. Nothing was stored. Wait a few minutes and try again."},
-	codeCrossOrigin:      {http.StatusForbidden, loginRefused, false, "Sign-in refused", relayRefused},
-	codeUnsupportedMedia: {http.StatusUnsupportedMediaType, loginRefused, false, "Sign-in refused", relayRefused},
-	codeTooLarge:         {http.StatusRequestEntityTooLarge, loginRefused, false, "Sign-in refused", relayRefused},
-	codeUnreadable:       {http.StatusBadRequest, loginRefused, false, "Sign-in refused", relayRefused},
+	codeUnauthenticated: {status: http.StatusUnauthorized, title: "Sign-in required",
+		text: "This site needs you to sign in before it shows this page."},
+	codeAccessDenied: {status: http.StatusForbidden, metric: loginDenied, serverWords: true, failure: true, title: "Sign-in was declined",
+		text: "The authorization server did not grant access: the request was declined at its sign-in or consent screen. Nothing was stored. If that was a mistake, try again."},
+	codeInvalidState: {status: http.StatusBadRequest, metric: loginInvalidState, failure: true, title: "Sign-in failed",
+		text: "This sign-in could not be matched to one started in this browser. It may have taken too long, been used already, or been started in another browser or tab that was closed. Nothing was stored; starting again fixes it."},
+	codeInvalidResponse: {status: http.StatusBadRequest, metric: loginInvalidResponse, failure: true, title: "Sign-in failed",
+		text: "The authorization server's answer was incomplete or malformed, so it was not accepted. Nothing was stored. If this keeps happening, tell the site's administrator."},
+	codeStoreUnavailable: {status: http.StatusServiceUnavailable, metric: loginStoreError, failure: true, title: "Sign-in is unavailable",
+		text: "The session store cannot be reached right now, so nobody can be signed in. Nothing was changed. Try again in a moment."},
+	codeInvalidToken: {status: http.StatusUnauthorized, metric: loginInvalidToken, failure: true, title: "Sign-in failed",
+		text: "The answer from the authorization server could not be trusted: the token it carried could not be proved to be the server's, for this site, still valid. Nothing was stored. Try again; if this keeps happening, tell the site's administrator."},
+	codeForbidden: {status: http.StatusForbidden, metric: loginForbidden, serverWords: true, failure: true, title: "This site is not open to you",
+		text: "You signed in, but this site's rules do not admit your account. Nothing was stored. If you should have access, ask the site's administrator, or sign in with another account."},
+	codeServerUnavailable: {status: http.StatusServiceUnavailable, metric: loginServerUnavailable, failure: true, title: "Sign-in is unavailable",
+		text: "The authorization server cannot be reached right now to check the sign-in, so nobody can be signed in. Nothing was stored. Try again in a moment."},
+	codeTokenTooLarge: {status: http.StatusRequestEntityTooLarge, metric: loginInvalidResponse, failure: true, title: "Sign-in failed",
+		text: "The authorization server issued a token larger than this site accepts, so nothing was stored. Tell the site's administrator (max_token_bytes; with the cookie store, a token this large needs the memory or redis store)."},
+	codeBusy: {status: http.StatusTooManyRequests, metric: loginThrottled, title: "Sign-in is busy",
+		text: "Too many sign-ins are being checked with the authorization server right now. Nothing was stored. Try again in a moment."},
+	codeTooManyFailures: {status: http.StatusTooManyRequests, metric: loginThrottled, title: "Too many failed sign-ins",
+		text: "Too many sign-ins from your network failed in the last few minutes, so this one was not tried. Nothing was stored. Wait a few minutes and try again."},
+	codeCrossOrigin: {status: http.StatusForbidden, metric: loginRefused, refused: true, failure: true, title: "Sign-in refused",
+		text: relayRefused},
+	codeUnsupportedMedia: {status: http.StatusUnsupportedMediaType, metric: loginRefused, refused: true, failure: true, title: "Sign-in refused",
+		text: relayRefused},
+	codeTooLarge: {status: http.StatusRequestEntityTooLarge, metric: loginRefused, refused: true, failure: true, title: "Sign-in refused",
+		text: relayRefused},
+	codeUnreadable: {status: http.StatusBadRequest, metric: loginRefused, refused: true, failure: true, title: "Sign-in refused",
+		text: relayRefused},
 
-	"server_error":              {http.StatusBadGateway, loginServerError, true, "Sign-in failed", serverHadAProblem},
-	"temporarily_unavailable":   {http.StatusBadGateway, loginServerError, true, "Sign-in failed", serverHadAProblem},
-	"invalid_request":           {http.StatusBadRequest, loginServerError, true, "Sign-in failed", serverSaysSetupIsWrong},
-	"unauthorized_client":       {http.StatusBadRequest, loginServerError, true, "Sign-in failed", serverSaysSetupIsWrong},
-	"unsupported_response_type": {http.StatusBadRequest, loginServerError, true, "Sign-in failed", serverSaysSetupIsWrong},
-	"invalid_scope":             {http.StatusBadRequest, loginServerError, true, "Sign-in failed", serverSaysSetupIsWrong},
-	codeUnknownServerError:      {http.StatusBadRequest, loginServerError, true, "Sign-in failed", serverReportedAnError},
+	"server_error": {status: http.StatusBadGateway, metric: loginServerError, serverWords: true, failure: true, title: "Sign-in failed",
+		text: serverHadAProblem},
+	"temporarily_unavailable": {status: http.StatusBadGateway, metric: loginServerError, serverWords: true, failure: true, title: "Sign-in failed",
+		text: serverHadAProblem},
+	"invalid_request": {status: http.StatusBadRequest, metric: loginServerError, serverWords: true, failure: true, title: "Sign-in failed",
+		text: serverSaysSetupIsWrong},
+	"unauthorized_client": {status: http.StatusBadRequest, metric: loginServerError, serverWords: true, failure: true, title: "Sign-in failed",
+		text: serverSaysSetupIsWrong},
+	"unsupported_response_type": {status: http.StatusBadRequest, metric: loginServerError, serverWords: true, failure: true, title: "Sign-in failed",
+		text: serverSaysSetupIsWrong},
+	"invalid_scope": {status: http.StatusBadRequest, metric: loginServerError, serverWords: true, failure: true, title: "Sign-in failed",
+		text: serverSaysSetupIsWrong},
+	codeUnknownServerError: {status: http.StatusBadRequest, metric: loginServerError, serverWords: true, failure: true, title: "Sign-in failed",
+		text: serverReportedAnError},
 }
 
 // failure is one request that did not get what it asked for.
@@ -138,11 +155,11 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, f failure) error 
 	atCallback := r.Method == http.MethodPost && publicURL(r).Path == h.callbackPath
 	formPost := atCallback && h.ResponseMode == ResponseModeFormPost
 	switch {
-	case formPost && o.metric != loginRefused && inFrame(r):
+	case formPost && !o.refused && inFrame(r):
 		// session.js's frame: the relay script there tells the page.
 		return h.answerRelay(w, r, o.status, relay.Answer{Error: string(f.code), Location: h.errorPage(f.code, f.retry)})
 
-	case formPost && o.metric != loginRefused:
+	case formPost && !o.refused:
 		// The browser came from the server's page: on to the error page,
 		// as the relay script goes after a failed post.
 		if description != "" {
@@ -153,7 +170,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, f failure) error 
 
 	case atCallback && !formPost:
 		next := "/"
-		if o.metric != loginRefused {
+		if !o.refused {
 			if description != "" {
 				h.errorNotes.Set(w, string(f.code), description)
 			}
@@ -206,7 +223,7 @@ func (h *Handler) loginFailed(w http.ResponseWriter, r *http.Request, f failure)
 	}
 	countLogin(o.metric)
 	h.events.emit(eventLoginFailed, map[string]any{"outcome": string(f.code)})
-	if r.Method == http.MethodPost && o.metric != loginThrottled {
+	if r.Method == http.MethodPost && o.failure {
 		h.failures.add(clientAddress(r), time.Now()) // a failed relay post
 	}
 	if o.status == http.StatusTooManyRequests {
