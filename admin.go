@@ -150,11 +150,14 @@ func (h *Handler) sessionsAPI(ctx context.Context, method, user string, now time
 	switch {
 	case method == http.MethodGet && ok:
 		n, exact, err := revoker.Count(ctx)
-		line.Sessions, line.Exact = &n, exact
+		if n == tokencache.NotCounted {
+			line.Note = cookieStoreNote
+		} else {
+			line.Sessions, line.Exact = &n, exact
+		}
 		return line, err
 	case method == http.MethodGet:
-		line.Note = cookieStoreNote
-		return line, nil
+		return line, fmt.Errorf("the %s store cannot count sessions", h.storeType)
 	case ok:
 		var n int
 		var err error
@@ -163,15 +166,15 @@ func (h *Handler) sessionsAPI(ctx context.Context, method, user string, now time
 		} else {
 			n, err = revoker.EndAll(ctx)
 		}
-		line.Ended = &n
-		h.logEnded(user, n)
-		return line, err
-	case h.revocations != nil:
-		if err := h.revocations.revoke(ctx, user, now); err != nil {
+		if err != nil {
 			return line, err
 		}
-		line.RevokedBefore, line.Note = now.UTC().Format(time.RFC3339), cookieStoreNote
-		h.logEnded(user, -1)
+		if n == tokencache.NotCounted {
+			line.RevokedBefore, line.Note = now.UTC().Format(time.RFC3339), cookieStoreNote
+		} else {
+			line.Ended = &n
+		}
+		h.logEnded(user, n)
 		return line, nil
 	}
 	return line, fmt.Errorf("the %s store cannot end sessions", h.storeType)

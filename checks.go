@@ -7,6 +7,7 @@ package implicitgrant
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -23,7 +24,7 @@ import (
 // and no store may be opened for a config that fails. Each rule lives in
 // one of the groups below, and nowhere else.
 func (h *Handler) checkConfig() error {
-	for _, check := range []func() error{h.checkSizes, h.checkServer, h.checkRequest, h.checkPaths, h.checkTimes, h.checkPolicies} {
+	for _, check := range []func() error{h.checkSizes, h.checkSecrets, h.checkServer, h.checkTrust, h.checkRequest, h.checkPaths, h.checkTimes, h.checkPolicies, h.checkStore} {
 		if err := check(); err != nil {
 			return err
 		}
@@ -266,6 +267,105 @@ func (h *Handler) checkPolicies() error {
 	}
 	if _, set := h.Params["prompt"]; set && h.RenewBefore > 0 && h.RenewPrompt == RenewPromptNone {
 		return errors.New("param prompt: renew_before sends prompt=none on renewals; set renew_prompt default to keep your prompt")
+	}
+	return nil
+}
+
+// checkSecrets: the key material.
+func (h *Handler) checkSecrets() error {
+	switch {
+	case h.secretGiven && h.Secret == "":
+		return errors.New("secret: empty after replacing placeholders (is the environment variable set?)")
+	case h.Secret != "" && len(h.Secret) < minSecretBytes:
+		return fmt.Errorf("secret: must be at least %d bytes, got %d", minSecretBytes, len(h.Secret))
+	case h.Secret == "" && len(h.PreviousSecrets) > 0:
+		return errors.New("secret: previous secrets need a current one")
+	}
+	for i, p := range h.PreviousSecrets {
+		if len(p) < minSecretBytes {
+			return fmt.Errorf("secret: previous secret %d must be at least %d bytes, got %d", i+1, minSecretBytes, len(p))
+		}
+	}
+	return nil
+}
+
+// checkTrust: how tokens are proved genuine, and who may enter.
+func (h *Handler) checkTrust() error {
+	v := h.Validation
+	switch {
+	case h.OpenID == "" && v == nil:
+		return errors.New(`trust: no way to prove tokens genuine is configured: add "openid <issuer>", "validate jwt", "validate introspect <url>" or "validate userinfo <url>" (or "validate none" when the upstream checks every token itself)`)
+	case h.OpenID != "" && v != nil:
+		return errors.New("trust: openid and validate are two ways to prove a token genuine; configure one")
+	case h.OpenID != "":
+		if !verify.SecureURL(h.OpenID) {
+			return fmt.Errorf("openid: issuer %q must be an https URL (http only for loopback hosts)", h.OpenID)
+		}
+	default:
+		if err := h.checkValidation(); err != nil {
+			return err
+		}
+	}
+	if h.Revalidate != 0 && (v == nil || v.Mode != validateIntrospect && v.Mode != validateUserinfo) {
+		return errors.New("revalidate: needs validate introspect or validate userinfo (only they can ask the server again)")
+	}
+	if h.Revalidate < 0 {
+		return fmt.Errorf("revalidate: %s must be positive", time.Duration(h.Revalidate))
+	}
+	for _, rule := range h.Allow {
+		if rule.Claim == "" || len(rule.Patterns) == 0 {
+			return fmt.Errorf("allow: %q needs a claim and at least one pattern", rule.Claim)
+		}
+		if v != nil && v.Mode == validateNone {
+			return errors.New("allow: validate none knows nobody's claims; use a mode that verifies tokens")
+		}
+	}
+	for _, c := range h.Claims {
+		if c == "id" || !printable.IsToken(c) {
+			return fmt.Errorf("claims: %q is not a claim name (\"id\" is the subject's placeholder)", c)
+		}
+	}
+	return nil
+}
+
+// checkValidation: the validate block's mode and the fields it takes.
+func (h *Handler) checkValidation() error {
+	v := h.Validation
+	switch v.Mode {
+	case validateJWT:
+		if !verify.SecureURL(v.Issuer) {
+			return fmt.Errorf("validate jwt: issuer %q must be an https URL (http only for loopback hosts)", v.Issuer)
+		}
+		if v.JWKSURL != "" && !verify.SecureURL(v.JWKSURL) {
+			return fmt.Errorf("validate jwt: jwks_url %q must be an https URL (http only for loopback hosts)", v.JWKSURL)
+		}
+	case validateIntrospect, validateUserinfo:
+		if !verify.SecureURL(v.URL) {
+			return fmt.Errorf("validate %s: url %q must be an https URL (http only for loopback hosts)", v.Mode, v.URL)
+		}
+		if v.Mode == validateIntrospect && v.ClientSecret != "" && v.ClientID == "" {
+			return errors.New("validate introspect: client_secret without client_id")
+		}
+	case validateNone:
+	default:
+		return fmt.Errorf("validate: %q must be jwt, introspect, userinfo or none", v.Mode)
+	}
+	given := map[string]bool{
+		"issuer": v.Issuer != "", "jwks_url": v.JWKSURL != "", "audience": len(v.Audience) > 0,
+		"url": v.URL != "", "client_id": v.ClientID != "", "client_secret": v.ClientSecret != "",
+	}
+	for _, field := range slices.Sorted(maps.Keys(given)) {
+		if given[field] && !slices.Contains(validationFields[v.Mode], field) {
+			return fmt.Errorf("validate %s: %s does not apply to this mode", v.Mode, field)
+		}
+	}
+	return nil
+}
+
+// checkStore: what the chosen store can do.
+func (h *Handler) checkStore() error {
+	if h.sessionInCookie && h.MaxSessionsPerUser != 0 {
+		return errors.New("max_sessions_per_user: the cookie store keeps no sessions on the server to count; use the memory or redis store")
 	}
 	return nil
 }

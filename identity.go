@@ -122,3 +122,13 @@ func displayName(id verify.Identity) string {
 	}
 	return printable.Strip(id.Subject)
 }
+
+// ownerOf is whose a packed identity is and when it was issued: the
+// cookie store's revocations compare them (its sessions record their login
+// time as the check time).
+func ownerOf(packed string) (subject string, issued time.Time) {
+	if t := checkedAt(packed); t.Unix() != 0 {
+		issued = t
+	}
+	return subjectOf(packed), issued
+}

@@ -49,7 +49,7 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request) error {
 		return h.startLogin(w, r, returnTo, true)
 	}
 	if value := h.sessionValue(r); value != "" && q.Get("interactive") != "1" {
-		if _, ok, err := h.lookup(r.Context(), value); err == nil && ok {
+		if _, ok, err := h.store.Get(r.Context(), value); err == nil && ok {
 			http.Redirect(w, r, returnTo, http.StatusFound)
 			return nil
 		}

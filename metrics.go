@@ -8,8 +8,6 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
 )
 
 // Metrics are process-wide (a config reload keeps counting) and registered
@@ -87,7 +85,7 @@ func countLogin(outcome string) { metrics.logins.WithLabelValues(outcome).Inc() 
 func liveMemorySessions() float64 {
 	n := 0
 	stores.Range(func(_, v any) bool {
-		if m, ok := v.(pooledStore).Store.(*tokencache.Memory); ok {
+		if m, ok := v.(pooledStore).Store.(interface{ Len() int }); ok { // the memory store's
 			n += m.Len()
 		}
 		return true

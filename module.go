@@ -253,15 +253,16 @@ type Handler struct {
 	callbackPath    string
 	origin          string   // scheme://host of redirect_uri: what Origin must say on the relay POST
 	secrets         [][]byte // the current secret, then the previous ones
+	secretGiven     bool     // secret was set (it may be empty once its placeholder is replaced)
+	releaseClock    func()   // with renew_before: the hold on coarseclock
 	states          relay.StateCookies
 	pages           *relay.Pages
 	errorNotes      relay.ErrorNote
+	backend         storeBackend
 	store           tokencache.Store
 	storePoolKey    string
-	chunked         bool              // the session cookie holds the sealed session and may need several cookies
+	sessionInCookie bool              // the store's cookie value is the sealed session (see sessionInCookie)
 	storage         certmagic.Storage // Caddy's: the generated secret, the cookie store's revocations
-	revocations     *revocations      // the cookie store's: what the admin API ended
-	revocationsKey  string
 	logger          *zap.Logger
 }
 
@@ -305,8 +306,8 @@ func (h *Handler) Validate() error { return nil }
 // Cleanup releases this config's hold on the shared session store.
 func (h *Handler) Cleanup() error {
 	unregister(h)
-	if h.revocationsKey != "" {
-		_, _ = revocationPool.Delete(h.revocationsKey)
+	if h.releaseClock != nil {
+		h.releaseClock()
 	}
 	if h.storePoolKey != "" {
 		_, err := stores.Delete(h.storePoolKey)

@@ -18,7 +18,7 @@ import (
 // serveProtected is the hot path: every proxied request passes here.
 func (h *Handler) serveProtected(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if value := h.sessionValue(r); value != "" {
-		s, ok, err := h.lookup(r.Context(), value)
+		s, ok, err := h.store.Get(r.Context(), value)
 		if err != nil {
 			// Fail closed: without the store nobody can be trusted.
 			metrics.storeError.Inc()

@@ -22,10 +22,13 @@ import (
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
+	"github.com/implicitgrant/caddy-implicit-grant/internal/coarseclock"
 	"github.com/implicitgrant/caddy-implicit-grant/relay"
+	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
 )
 
-// Provision expands placeholders, fills in defaults and opens the store.
+// Provision expands placeholders, fills in defaults, runs the checks
+// (checks.go) and opens the store.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.refusals = &refusalLog{windows: map[string]*logWindowState{}}
@@ -35,15 +38,75 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
-	repl := caddy.NewReplacer()
-	h.AuthorizeURL = repl.ReplaceKnown(h.AuthorizeURL, "")
-	h.ClientID = repl.ReplaceKnown(h.ClientID, "")
-	h.RedirectURI = repl.ReplaceKnown(h.RedirectURI, "")
-	h.OpenID = repl.ReplaceKnown(h.OpenID, "")
+	h.expandPlaceholders(caddy.NewReplacer())
+	if err := h.loadStoreBackend(ctx); err != nil {
+		return err
+	}
+	h.setDefaults()
+	if err := h.checkConfig(); err != nil {
+		return err
+	}
+	if h.Validation != nil && h.Validation.Mode == validateNone {
+		h.logger.Warn("validate none: any token, even a made-up one, opens a session; the upstream must check every token itself")
+	}
+	if ru, _ := url.Parse(h.RedirectURI); ru.Scheme == "http" {
+		// Only on a loopback host (checkServer): a developer's machine.
+		// Safari and WebKit drop Secure cookies on http://localhost, and the
+		// __Host- prefix needs Secure, so both go; no https site is touched.
+		h.plainHTTP = true
+		h.CookieName = strings.TrimPrefix(strings.TrimPrefix(h.CookieName, "__Host-"), "__Secure-")
+		h.logger.Info("redirect_uri is plain http on a loopback host: cookies without Secure and the __Host- prefix (development only)",
+			zap.String("cookie_name", h.CookieName))
+	} else if !strings.HasPrefix(h.CookieName, "__Host-") {
+		// Allowed (some setups need a plain name), but the prefix is what
+		// stops sibling subdomains from planting cookies.
+		h.logger.Warn("cookie_name lacks the __Host- prefix; sibling subdomains could set this cookie")
+	}
+	if err := h.provisionSecret(ctx); err != nil {
+		return err
+	}
+	h.derive()
+	if h.RenewBefore > 0 {
+		h.releaseClock = coarseclock.Hold() // renewDue reads it
+	}
+	if err := h.loadTemplates(); err != nil {
+		return err
+	}
+	if err := h.openStore(ctx); err != nil {
+		return err
+	}
+	register(h)
+	return nil
+}
+
+// expandPlaceholders replaces {env.*} and other global placeholders in
+// every value that may carry one, once: the checks see what is used.
+func (h *Handler) expandPlaceholders(repl *caddy.Replacer) {
+	h.secretGiven = h.Secret != ""
+	for _, v := range []*string{&h.AuthorizeURL, &h.ClientID, &h.RedirectURI, &h.OpenID, &h.Secret} {
+		*v = repl.ReplaceKnown(*v, "")
+	}
+	for i, p := range h.PreviousSecrets {
+		h.PreviousSecrets[i] = repl.ReplaceKnown(p, "")
+	}
 	for k, v := range h.Params {
 		h.Params[k] = repl.ReplaceKnown(v, "")
 	}
+	for k, v := range h.Templates {
+		h.Templates[k] = repl.ReplaceKnown(v, "")
+	}
+	if v := h.Validation; v != nil {
+		for _, s := range []*string{&v.Issuer, &v.JWKSURL, &v.URL, &v.ClientID, &v.ClientSecret} {
+			*s = repl.ReplaceKnown(*s, "")
+		}
+		for i, a := range v.Audience {
+			v.Audience[i] = repl.ReplaceKnown(a, "")
+		}
+	}
+}
 
+// setDefaults fills in every option left unset.
+func (h *Handler) setDefaults() {
 	if h.CookieName == "" {
 		h.CookieName = DefaultCookieName
 	}
@@ -83,49 +146,20 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.ErrorPages == "" {
 		h.ErrorPages = ErrorPagesBuiltin
 	}
-
-	if err := h.checkConfig(); err != nil {
-		return err
+	if h.Claims == nil {
+		h.Claims = DefaultClaims
 	}
-	if err := h.provisionTrust(repl); err != nil {
-		return err
+	if h.MaxSessionsPerUser == 0 && !h.sessionInCookie {
+		h.MaxSessionsPerUser = tokencache.DefaultMaxSessionsPerUser
 	}
-	if ru, _ := url.Parse(h.RedirectURI); ru.Scheme == "http" {
-		// Only on a loopback host (checkServer): a developer's machine.
-		// Safari and WebKit drop Secure cookies on http://localhost, and the
-		// __Host- prefix needs Secure, so both go; no https site is touched.
-		h.plainHTTP = true
-		h.CookieName = strings.TrimPrefix(strings.TrimPrefix(h.CookieName, "__Host-"), "__Secure-")
-		h.logger.Info("redirect_uri is plain http on a loopback host: cookies without Secure and the __Host- prefix (development only)",
-			zap.String("cookie_name", h.CookieName))
-	} else if !strings.HasPrefix(h.CookieName, "__Host-") {
-		// Allowed (some setups need a plain name), but the prefix is what
-		// stops sibling subdomains from planting cookies.
-		h.logger.Warn("cookie_name lacks the __Host- prefix; sibling subdomains could set this cookie")
-	}
-	if err := h.provisionSecret(ctx, repl); err != nil {
-		return err
-	}
-	h.derive()
-	if h.RenewBefore > 0 {
-		startCoarseClock()
-	}
-	if err := h.loadTemplates(repl); err != nil {
-		return err
-	}
-	if err := h.openStore(ctx); err != nil {
-		return err
-	}
-	register(h)
-	return nil
 }
 
 // loadTemplates reads the site owner's pages over the built-in ones.
-func (h *Handler) loadTemplates(repl *caddy.Replacer) error {
+func (h *Handler) loadTemplates() error {
 	h.pages = relay.Builtin()
 	kinds := slices.Sorted(maps.Keys(h.Templates))
 	for _, kind := range kinds {
-		if err := h.pages.LoadTemplate(kind, repl.ReplaceKnown(h.Templates[kind], "")); err != nil {
+		if err := h.pages.LoadTemplate(kind, h.Templates[kind]); err != nil {
 			return fmt.Errorf("template %s: %w", kind, err)
 		}
 	}
@@ -141,29 +175,16 @@ func (h *Handler) storageOf(ctx caddy.Context) certmagic.Storage {
 	return h.storage
 }
 
-// provisionSecret expands the configured secret or, when there is none,
-// loads or creates one in Caddy's storage so restarts keep sessions valid.
-func (h *Handler) provisionSecret(ctx caddy.Context, repl *caddy.Replacer) error {
+// provisionSecret takes the configured secrets (checkSecrets checked
+// them) or, when there is none, loads or creates one in Caddy's storage so
+// restarts keep sessions valid.
+func (h *Handler) provisionSecret(ctx caddy.Context) error {
 	if h.Secret != "" {
-		s := repl.ReplaceKnown(h.Secret, "")
-		switch {
-		case s == "":
-			return errors.New("secret: empty after replacing placeholders (is the environment variable set?)")
-		case len(s) < minSecretBytes:
-			return fmt.Errorf("secret: must be at least %d bytes, got %d", minSecretBytes, len(s))
-		}
-		h.secrets = [][]byte{[]byte(s)}
-		for i, p := range h.PreviousSecrets {
-			p = repl.ReplaceKnown(p, "")
-			if len(p) < minSecretBytes {
-				return fmt.Errorf("secret: previous secret %d must be at least %d bytes, got %d", i+1, minSecretBytes, len(p))
-			}
+		h.secrets = [][]byte{[]byte(h.Secret)}
+		for _, p := range h.PreviousSecrets {
 			h.secrets = append(h.secrets, []byte(p))
 		}
 		return nil
-	}
-	if len(h.PreviousSecrets) > 0 {
-		return errors.New("secret: previous secrets need a current one")
 	}
 	storage := h.storageOf(ctx)
 	stored, err := storage.Load(ctx, secretStorageKey)

@@ -9,12 +9,11 @@ package implicitgrant
 import (
 	"net/http"
 	"net/url"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/implicitgrant/caddy-implicit-grant/internal/coarseclock"
 	"github.com/implicitgrant/caddy-implicit-grant/relay"
 	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
 )
@@ -26,30 +25,11 @@ const renewPause = time.Minute
 
 func (h *Handler) renewingCookie() string { return h.CookieName + "_renewing" }
 
-// coarseClock is the time in unix nanoseconds, to a tenth of a second:
-// for renew_before (minutes), reading it costs a load where time.Now costs
-// 50–100 ns on a VM. Started by the first handler with renew_before.
-var coarseClock struct {
-	once sync.Once
-	now  atomic.Int64
-}
-
-func startCoarseClock() {
-	coarseClock.once.Do(func() {
-		coarseClock.now.Store(time.Now().UnixNano())
-		go func() {
-			for t := range time.Tick(100 * time.Millisecond) {
-				coarseClock.now.Store(t.UnixNano())
-			}
-		}()
-	})
-}
-
 // renewDue says whether r, a request on session s, should renew it. The
 // hot path pays one comparison when renew_before is off, and a load and a
 // comparison more when it is on.
 func (h *Handler) renewDue(r *http.Request, s tokencache.Session) bool {
-	if h.RenewBefore == 0 || s.Expires.UnixNano()-coarseClock.now.Load() >= int64(h.RenewBefore) || !isPageLoad(r) {
+	if h.RenewBefore == 0 || s.Expires.UnixNano()-coarseclock.Now() >= int64(h.RenewBefore) || !isPageLoad(r) {
 		return false
 	}
 	_, err := r.Cookie(h.renewingCookie())
@@ -93,7 +73,7 @@ func (h *Handler) serveSessionInfo(w http.ResponseWriter, r *http.Request) error
 		return writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method_not_allowed"})
 	}
 	if value := h.sessionValue(r); value != "" {
-		s, ok, err := h.lookup(r.Context(), value)
+		s, ok, err := h.store.Get(r.Context(), value)
 		if err == nil && ok {
 			ok, err = h.revalidated(r.Context(), value, s)
 		}

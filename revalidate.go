@@ -102,7 +102,7 @@ func (c *rechecks) forgetStaleLocked(now time.Time) {
 // the login's time), and nothing (zero) otherwise: ten bytes less in
 // every session of the memory store.
 func (h *Handler) checkedNow() time.Time {
-	if h.rechecks == nil && !h.chunked {
+	if h.rechecks == nil && !h.sessionInCookie {
 		return time.Time{}
 	}
 	return time.Now()

@@ -21,7 +21,7 @@ const maxSessionCookieBytes = 3 * 3600
 // sessionValue reads the session cookie; the cookie store's sealed
 // sessions may be split over numbered chunk cookies.
 func (h *Handler) sessionValue(r *http.Request) string {
-	if !h.chunked {
+	if !h.sessionInCookie {
 		return cookieheader.Value(r.Header, h.CookieName)
 	}
 	v, _ := cookieheader.Joined(r.Header, h.CookieName)
@@ -38,7 +38,7 @@ func (h *Handler) setSessionCookie(w http.ResponseWriter, r *http.Request, value
 		value = value[len(part):]
 		http.SetCookie(w, h.sessionCookie(cookieheader.ChunkName(h.CookieName, n), part, maxAge))
 	}
-	if h.chunked {
+	if h.sessionInCookie {
 		for ; n < cookieheader.MaxChunks; n++ {
 			if cookieheader.Value(r.Header, cookieheader.ChunkName(h.CookieName, n)) == "" {
 				continue

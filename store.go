@@ -5,10 +5,9 @@
 package implicitgrant
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -37,11 +36,16 @@ func (p pooledStore) Destruct() error {
 	return nil
 }
 
-// openStore loads the configured store module (memory when none is
-// configured) and takes its store from the pool, creating it for the first
-// config that uses it.
-func (h *Handler) openStore(ctx caddy.Context) error {
-	var backend storeBackend = &tokencache.MemoryConfig{MaxSessions: tokencache.DefaultMaxSessions}
+// sessionInCookie is a store configuration whose cookie value is the
+// sealed session itself (the cookie store): long values are split over
+// several cookies, no server keeps sessions to count per user, and
+// revocations compare a session's login time.
+type sessionInCookie interface{ SessionInCookie() }
+
+// loadStoreBackend loads the configured store module (memory when none is
+// configured), so the checks know what kind of store it is.
+func (h *Handler) loadStoreBackend(ctx caddy.Context) error {
+	h.backend = &tokencache.MemoryConfig{MaxSessions: tokencache.DefaultMaxSessions}
 	if h.StoreRaw != nil {
 		mod, err := ctx.LoadModule(h, "StoreRaw")
 		if err != nil {
@@ -51,15 +55,19 @@ func (h *Handler) openStore(ctx caddy.Context) error {
 		if !ok {
 			return fmt.Errorf("store: module %T is not a session store", mod)
 		}
-		backend = b
+		h.backend = b
 	}
-	_, cookie := backend.(*tokencache.CookieConfig)
-	switch {
-	case cookie && h.MaxSessionsPerUser != 0:
-		return errors.New("max_sessions_per_user: the cookie store keeps no sessions on the server to count; use the memory or redis store")
-	case !cookie && h.MaxSessionsPerUser == 0:
-		h.MaxSessionsPerUser = tokencache.DefaultMaxSessionsPerUser
+	_, h.sessionInCookie = h.backend.(sessionInCookie)
+	h.storeType = "memory"
+	if m, ok := h.backend.(caddy.Module); ok {
+		h.storeType = caddy.GetModuleName(m)
 	}
+	return nil
+}
+
+// openStore takes the store from the pool, creating it for the first
+// config that uses it.
+func (h *Handler) openStore(ctx caddy.Context) error {
 	site := tokencache.Site{
 		// Sessions made for one authorization server and client never
 		// authenticate requests meant for another.
@@ -68,14 +76,15 @@ func (h *Handler) openStore(ctx caddy.Context) error {
 		CookieName:         h.CookieName,
 		MaxSessionsPerUser: h.MaxSessionsPerUser,
 		Logger:             h.logger,
+		Owner:              ownerOf,
+		MaxLifetime:        time.Duration(h.MaxSessionLifetime),
 	}
-	h.storeType = "memory"
-	if m, ok := backend.(caddy.Module); ok {
-		h.storeType = caddy.GetModuleName(m)
+	if h.sessionInCookie {
+		site.Storage = h.storageOf(ctx)
 	}
-	key := backend.PoolKey(site)
+	key := h.backend.PoolKey(site)
 	pooled, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
-		s, err := backend.Open(site)
+		s, err := h.backend.Open(site)
 		return pooledStore{s}, err
 	})
 	if err != nil {
@@ -83,26 +92,10 @@ func (h *Handler) openStore(ctx caddy.Context) error {
 	}
 	h.storePoolKey = key
 	h.store = pooled.(pooledStore).Store
-	if r, ok := backend.(interface {
+	if r, ok := h.backend.(interface {
 		Reconfigure(tokencache.Store, tokencache.Site)
 	}); ok {
 		r.Reconfigure(h.store, site) // what a reload may change without replacing the store: bounds, keys
 	}
-	// The cookie store's values are the sealed session itself, which may
-	// need several cookies.
-	_, h.chunked = h.store.(*tokencache.Cookie)
-	if h.chunked {
-		return h.openRevocations(ctx)
-	}
 	return nil
-}
-
-// lookup finds the session for a cookie value: the store's answer, less
-// what the admin API revoked for the cookie store.
-func (h *Handler) lookup(ctx context.Context, value string) (tokencache.Session, bool, error) {
-	s, ok, err := h.store.Get(ctx, value)
-	if ok && h.revocations != nil && h.revocations.list.Load().ends(s.Identity) {
-		return tokencache.Session{}, false, nil
-	}
-	return s, ok, err
 }

@@ -6,15 +6,7 @@ package implicitgrant
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"slices"
 	"strings"
-	"time"
-
-	"github.com/implicitgrant/caddy-implicit-grant/internal/printable"
-
-	"github.com/caddyserver/caddy/v2"
 
 	"github.com/implicitgrant/caddy-implicit-grant/verify"
 )
@@ -75,92 +67,6 @@ type AllowRule struct {
 
 // DefaultClaims are the claims kept with a session for placeholders.
 var DefaultClaims = []string{"sub", "email", "name", "preferred_username"}
-
-// provisionTrust replaces placeholders in the trust settings and checks
-// them; it names the field in every error.
-func (h *Handler) provisionTrust(repl *caddy.Replacer) error {
-	h.OpenID = repl.ReplaceKnown(h.OpenID, "")
-	v := h.Validation
-	switch {
-	case h.OpenID == "" && v == nil:
-		return errors.New(`trust: no way to prove tokens genuine is configured: add "openid <issuer>", "validate jwt", "validate introspect <url>" or "validate userinfo <url>" (or "validate none" when the upstream checks every token itself)`)
-	case h.OpenID != "" && v != nil:
-		return errors.New("trust: openid and validate are two ways to prove a token genuine; configure one")
-	case h.OpenID != "":
-		if !verify.SecureURL(h.OpenID) {
-			return fmt.Errorf("openid: issuer %q must be an https URL (http only for loopback hosts)", h.OpenID)
-		}
-	default:
-		if err := h.provisionValidation(repl); err != nil {
-			return err
-		}
-	}
-	if h.Revalidate != 0 && (v == nil || v.Mode != validateIntrospect && v.Mode != validateUserinfo) {
-		return errors.New("revalidate: needs validate introspect or validate userinfo (only they can ask the server again)")
-	}
-	if h.Revalidate < 0 {
-		return fmt.Errorf("revalidate: %s must be positive", time.Duration(h.Revalidate))
-	}
-	for _, rule := range h.Allow {
-		if rule.Claim == "" || len(rule.Patterns) == 0 {
-			return fmt.Errorf("allow: %q needs a claim and at least one pattern", rule.Claim)
-		}
-		if v != nil && v.Mode == validateNone {
-			return errors.New("allow: validate none knows nobody's claims; use a mode that verifies tokens")
-		}
-	}
-	if h.Claims == nil {
-		h.Claims = DefaultClaims
-	}
-	for _, c := range h.Claims {
-		if c == "" || c == "id" || !printable.IsToken(c) {
-			return fmt.Errorf("claims: %q is not a claim name (\"id\" is the subject's placeholder)", c)
-		}
-	}
-	return nil
-}
-
-func (h *Handler) provisionValidation(repl *caddy.Replacer) error {
-	v := h.Validation
-	v.Issuer = repl.ReplaceKnown(v.Issuer, "")
-	v.JWKSURL = repl.ReplaceKnown(v.JWKSURL, "")
-	v.URL = repl.ReplaceKnown(v.URL, "")
-	v.ClientID = repl.ReplaceKnown(v.ClientID, "")
-	v.ClientSecret = repl.ReplaceKnown(v.ClientSecret, "")
-	for i, a := range v.Audience {
-		v.Audience[i] = repl.ReplaceKnown(a, "")
-	}
-	switch v.Mode {
-	case validateJWT:
-		if !verify.SecureURL(v.Issuer) {
-			return fmt.Errorf("validate jwt: issuer %q must be an https URL (http only for loopback hosts)", v.Issuer)
-		}
-		if v.JWKSURL != "" && !verify.SecureURL(v.JWKSURL) {
-			return fmt.Errorf("validate jwt: jwks_url %q must be an https URL (http only for loopback hosts)", v.JWKSURL)
-		}
-	case validateIntrospect, validateUserinfo:
-		if !verify.SecureURL(v.URL) {
-			return fmt.Errorf("validate %s: url %q must be an https URL (http only for loopback hosts)", v.Mode, v.URL)
-		}
-		if v.Mode == validateIntrospect && v.ClientSecret != "" && v.ClientID == "" {
-			return errors.New("validate introspect: client_secret without client_id")
-		}
-	case validateNone:
-		h.logger.Warn("validate none: any token, even a made-up one, opens a session; the upstream must check every token itself")
-	default:
-		return fmt.Errorf("validate: %q must be jwt, introspect, userinfo or none", v.Mode)
-	}
-	given := map[string]bool{
-		"issuer": v.Issuer != "", "jwks_url": v.JWKSURL != "", "audience": len(v.Audience) > 0,
-		"url": v.URL != "", "client_id": v.ClientID != "", "client_secret": v.ClientSecret != "",
-	}
-	for field, set := range given {
-		if set && !slices.Contains(validationFields[v.Mode], field) {
-			return fmt.Errorf("validate %s: %s does not apply to this mode", v.Mode, field)
-		}
-	}
-	return nil
-}
 
 // trustMode names the configured way of proving tokens, for events.
 func (h *Handler) trustMode() string {

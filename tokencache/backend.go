@@ -1,8 +1,11 @@
 package tokencache
 
 import (
+	"time"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 )
 
@@ -25,6 +28,14 @@ type Site struct {
 	MaxSessionsPerUser int
 	// Logger is for the operator: a store never logs a session id or token.
 	Logger *zap.Logger
+	// Storage is Caddy's: where the cookie store records revocations.
+	Storage certmagic.Storage
+	// Owner reads whose a session is and when it was issued from its
+	// identity (the caller's format): for the cookie store's revocations.
+	Owner func(identity string) (subject string, issued time.Time)
+	// MaxLifetime is the longest a session lives: older revocations are
+	// dropped from the record.
+	MaxLifetime time.Duration
 }
 
 // rekeyer is a store whose key ring a reload may change in place.

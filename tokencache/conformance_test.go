@@ -110,6 +110,9 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		if !ok {
 			t.Skipf("%T keeps no sessions on the server to end", s)
 		}
+		if n, _, _ := r.Count(ctx); n == NotCounted {
+			t.Skipf("%T keeps no sessions on the server to count or end one by one (its revocations are tested on their own)", s)
+		}
 		return s, r
 	}
 	live := func(s Store, values ...string) (n int) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
+	"errors"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -21,10 +23,15 @@ import (
 // states are single-use per instance (recorded in memory) and per browser
 // (their cookie is deleted on use). Use the redis store when logout must
 // reach every instance.
+//
+// Ending a user's or everyone's sessions (Revoker) is a revocation record
+// in Caddy's storage, which every instance sharing it reads.
 type Cookie struct {
 	*sealer
-	binding []byte // associated data: what a sealed value is valid for
-	claims  *Memory
+	binding     []byte // associated data: what a sealed value is valid for
+	claims      *Memory
+	owner       func(identity string) (subject string, issued time.Time)
+	revocations *revocations // nil without storage (unit tests of sealing)
 }
 
 // NewCookie returns a cookie store sealing with key (32 bytes, derived
@@ -37,6 +44,40 @@ func NewCookie(keys [][]byte, binding string) (*Cookie, error) {
 		return nil, err
 	}
 	return &Cookie{sealer: s, binding: []byte(binding), claims: NewMemory(1, time.Minute)}, nil
+}
+
+// revoked reports whether the revocation record ends s.
+func (c *Cookie) revoked(s Session) bool {
+	if c.revocations == nil {
+		return false
+	}
+	l := c.revocations.list.Load()
+	if l == nil {
+		return false // nothing revoked: the hot path's one load
+	}
+	subject, issued := c.owner(s.Identity)
+	return l.ends(subject, issued)
+}
+
+// EndUser implements Revoker: subject's sessions issued until now end, on
+// every instance within revocationRefresh. They cannot be counted (-1).
+func (c *Cookie) EndUser(ctx context.Context, subject string) (int, error) {
+	return NotCounted, c.revoke(ctx, subject)
+}
+
+// EndAll implements Revoker, as EndUser for everyone.
+func (c *Cookie) EndAll(ctx context.Context) (int, error) {
+	return NotCounted, c.revoke(ctx, "")
+}
+
+// Count implements Revoker: the sessions are in browsers, not counted.
+func (c *Cookie) Count(context.Context) (int, bool, error) { return NotCounted, false, nil }
+
+func (c *Cookie) revoke(ctx context.Context, subject string) error {
+	if c.revocations == nil {
+		return errors.New("the cookie store was opened without Caddy's storage: revocations cannot be recorded")
+	}
+	return c.revocations.revoke(ctx, subject, time.Now())
 }
 
 // Put implements Store: the returned value is the sealed session.
@@ -56,7 +97,7 @@ func (c *Cookie) Get(_ context.Context, cookieValue string) (Session, bool, erro
 		return Session{}, false, nil
 	}
 	s, ok := c.open(raw, c.binding)
-	if !ok || !time.Now().Before(s.Expires) || c.claims.claimed(revocationKey(raw)) {
+	if !ok || !time.Now().Before(s.Expires) || c.claims.claimed(revocationKey(raw)) || c.revoked(s) {
 		return Session{}, false, nil
 	}
 	return s, true, nil
@@ -84,10 +125,18 @@ func (c *Cookie) ClaimState(ctx context.Context, state string, until time.Time) 
 	return c.claims.ClaimState(ctx, state, until)
 }
 
-// Close stops the state-claim sweeper.
-func (c *Cookie) Close() error { return c.claims.Close() }
+// Close stops the state-claim sweeper and the revocations' refresh.
+func (c *Cookie) Close() error {
+	if c.revocations != nil {
+		c.revocations.close()
+	}
+	return c.claims.Close()
+}
 
-var _ Store = (*Cookie)(nil)
+var (
+	_ Store   = (*Cookie)(nil)
+	_ Revoker = (*Cookie)(nil)
+)
 
 // CookieConfig is the cookie store's configuration: sessions sealed into
 // the session cookie itself. It has no options.
@@ -109,11 +158,18 @@ func (c *CookieConfig) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
+// SessionInCookie says the cookie value is the sealed session itself: it
+// may need several cookies, and no server keeps sessions to count.
+func (CookieConfig) SessionInCookie() {}
+
 // Reconfigure gives the shared store a reload's key ring: logouts recorded
 // here, and sessions sealed with a secret still listed, survive rotation.
 func (c *CookieConfig) Reconfigure(s Store, site Site) {
 	if r, ok := s.(rekeyer); ok {
 		_ = r.Rekey(site.SealKeys)
+	}
+	if c, ok := s.(*Cookie); ok && c.revocations != nil {
+		c.revocations.lifetime.Store(int64(site.MaxLifetime))
 	}
 }
 
@@ -123,7 +179,20 @@ func (c *CookieConfig) PoolKey(site Site) string {
 	return "cookie|" + site.CookieName + "|" + site.Binding
 }
 
-// Open makes the store; the cookie's name is sealed in with the site.
+// Open makes the store; the cookie's name is sealed in with the site. Its
+// revocation record is named after the store, so every instance of the
+// site finds the same one.
 func (c *CookieConfig) Open(site Site) (Store, error) {
-	return NewCookie(site.SealKeys, site.CookieName+"|"+site.Binding)
+	store, err := NewCookie(site.SealKeys, site.CookieName+"|"+site.Binding)
+	if err != nil || site.Storage == nil {
+		return store, err
+	}
+	digest := sha256.Sum256([]byte(c.PoolKey(site)))
+	key := "implicit_grant/revocations/" + hex.EncodeToString(digest[:16]) + ".json"
+	store.owner = site.Owner
+	if store.revocations, err = openRevocations(site.Storage, key, site.MaxLifetime, site.Logger); err != nil {
+		_ = store.Close()
+		return nil, err
+	}
+	return store, nil
 }

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/certmagic"
 )
 
 func newTestCookie(t *testing.T, name string) *Cookie {
@@ -104,5 +108,61 @@ func TestCookieLogoutHoldsForEverySpelling(t *testing.T) {
 		if _, ok, _ := c.Get(ctx, alt); ok {
 			t.Errorf("the logged-out session is accepted again as %q", alt[len(alt)-4:])
 		}
+	}
+}
+
+// TestCookieRevocations: ending a user's sessions, or everyone's, is a
+// record in Caddy's storage that another instance sharing the storage
+// (another store opened for the same site) honours on its next read.
+func TestCookieRevocations(t *testing.T) {
+	ctx := context.Background()
+	storage := &certmagic.FileStorage{Path: t.TempDir()}
+	// The identity format is the caller's: here "subject|unix login time".
+	owner := func(identity string) (string, time.Time) {
+		sub, at, _ := strings.Cut(identity, "|")
+		n, _ := strconv.ParseInt(at, 10, 64)
+		return sub, time.Unix(n, 0)
+	}
+	site := Site{SealKeys: [][]byte{bytes.Repeat([]byte{7}, 32)}, CookieName: "__Host-r", Binding: "as|client", Storage: storage, Owner: owner, MaxLifetime: time.Hour}
+	open := func() *Cookie {
+		s, err := (&CookieConfig{}).Open(site)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.(*Cookie).Close() })
+		return s.(*Cookie)
+	}
+	a, b := open(), open()
+	before := fmt.Sprint(time.Now().Add(-time.Minute).Unix())
+	alice, _ := a.Put(ctx, Session{Authorization: "Bearer a", Expires: time.Now().Add(time.Hour), Identity: "alice|" + before})
+	bob, _ := a.Put(ctx, Session{Authorization: "Bearer b", Expires: time.Now().Add(time.Hour), Identity: "bob|" + before})
+
+	if n, err := a.EndUser(ctx, "alice"); err != nil || n != NotCounted {
+		t.Fatalf("EndUser = %d, %v; want NotCounted, nil", n, err)
+	}
+	if _, ok, _ := a.Get(ctx, alice); ok {
+		t.Error("alice's session lives on where she was revoked")
+	}
+	if _, ok, _ := a.Get(ctx, bob); !ok {
+		t.Error("bob's session ended with alice's")
+	}
+	if err := b.revocations.load(ctx); err != nil { // what b's refresh does every revocationRefresh
+		t.Fatal(err)
+	}
+	if _, ok, _ := b.Get(ctx, alice); ok {
+		t.Error("another instance sharing the storage still admits alice")
+	}
+	later, _ := a.Put(ctx, Session{Authorization: "Bearer a2", Expires: time.Now().Add(time.Hour), Identity: fmt.Sprint("alice|", time.Now().Add(time.Minute).Unix())})
+	if _, ok, _ := a.Get(ctx, later); !ok {
+		t.Error("alice's login after the revocation was refused")
+	}
+	if _, err := a.EndAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := a.Get(ctx, bob); ok {
+		t.Error("bob's session lives on after everyone's were ended")
+	}
+	if n, _, _ := a.Count(ctx); n != NotCounted {
+		t.Errorf("Count = %d; the cookie store cannot count", n)
 	}
 }

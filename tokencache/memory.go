@@ -17,16 +17,13 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/implicitgrant/caddy-implicit-grant/internal/coarseclock"
 	"go.uber.org/zap"
 )
 
 // memoryShards splits the map so that concurrent requests rarely wait on
 // the same lock; a power of two so the shard is picked with a mask.
 const memoryShards = 64
-
-// clockTick is how often the store's coarse clock moves; a session lives
-// at most this much past its expiry (against a leeway of seconds).
-const clockTick = 100 * time.Millisecond
 
 // evictionSample is how many entries a full shard looks at to pick the one
 // that expires soonest (the approach Redis takes for its LRU: sampling
@@ -108,8 +105,8 @@ type Memory struct {
 	sweepDone  chan struct{}
 	stopOnce   sync.Once
 	now        func() time.Time
-	clock      atomic.Int64 // unix nanoseconds, refreshed every clockTick: reading it costs ~1 ns, time.Now ~50 ns on a VM
-	OnEviction func()       // called, if set, each time a live session is evicted for room
+	release    func() // the hold on coarseclock, which expiry checks read
+	OnEviction func() // called, if set, each time a live session is evicted for room
 }
 
 // NewMemory returns a store that holds at most maxSessions sessions
@@ -128,7 +125,7 @@ func NewMemory(maxSessions int, sweepEvery time.Duration) *Memory {
 		m.shards[i].sessions = make(map[sessionKey]memoryEntry)
 		m.shards[i].userCounts = make([]uint32, userBuckets)
 	}
-	m.clock.Store(m.now().UnixNano())
+	m.release = coarseclock.Hold()
 	go m.sweepLoop(sweepEvery)
 	return m
 }
@@ -342,7 +339,7 @@ func (m *Memory) Get(_ context.Context, cookieValue string) (Session, bool, erro
 	sh.mu.RLock()
 	e, ok := sh.sessions[k]
 	sh.mu.RUnlock()
-	if !ok || e.expires <= m.clock.Load() {
+	if !ok || e.expires <= coarseclock.Now() { // a session lives at most coarseclock.Tick past its expiry (against a leeway of seconds)
 		return Session{}, false, nil
 	}
 	s := splitRecord(e.record)
@@ -406,15 +403,12 @@ func (m *Memory) Evictions() uint64 { return m.evictions.Load() }
 
 func (m *Memory) sweepLoop(every time.Duration) {
 	defer close(m.sweepDone)
-	sweep, tick := time.NewTicker(every), time.NewTicker(clockTick)
+	sweep := time.NewTicker(every)
 	defer sweep.Stop()
-	defer tick.Stop()
 	for {
 		select {
 		case <-m.stopSweep:
 			return
-		case <-tick.C:
-			m.clock.Store(m.now().UnixNano())
 		case <-sweep.C:
 			m.Sweep()
 		}
@@ -447,7 +441,7 @@ func (m *Memory) Sweep() {
 
 // Close stops the sweeper. The sessions stay readable.
 func (m *Memory) Close() error {
-	m.stopOnce.Do(func() { close(m.stopSweep) })
+	m.stopOnce.Do(func() { close(m.stopSweep); m.release() })
 	<-m.sweepDone
 	return nil
 }

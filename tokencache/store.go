@@ -28,9 +28,12 @@ type Session struct {
 	Subject string
 }
 
+// NotCounted is what Revoker's methods return for a number of sessions a
+// store cannot count: the cookie store's sessions are in the browsers.
+const NotCounted = -1
+
 // Revoker is a store that can end sessions it did not hand to this
-// request: the admin API's revocation. The cookie store is not one (the
-// sessions are in the browsers); the handler records its revocations.
+// request: the admin API's revocation.
 type Revoker interface {
 	// EndUser ends every session of subject, returning how many ended.
 	EndUser(ctx context.Context, subject string) (int, error)

@@ -1,17 +1,15 @@
 // Revocations for the cookie store. Its sessions are sealed in the
-// browsers' cookies, so the admin API cannot delete them; it records
-// instead "sessions of user X issued before T are dead" and "every session
-// issued before T is dead" in Caddy's storage. Every instance sharing that
+// browsers' cookies, so they cannot be deleted; ending a user's or
+// everyone's sessions records instead "sessions of user X issued before T
+// are dead" and "every session issued before T is dead" in Caddy's storage. Every instance sharing that
 // storage reads the record (at once where the admin call was made, within
 // revocationRefresh elsewhere), and each request's session is checked
 // against it: one atomic load when nothing is revoked.
 
-package implicitgrant
+package tokencache
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +17,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 )
@@ -41,21 +38,26 @@ type revocationList struct {
 	Users     map[string]int64 `json:"users,omitempty"` // subject → before
 }
 
-// ends reports whether a session with this packed identity was revoked.
-func (l *revocationList) ends(identity string) bool {
+// ends reports whether a session of subject issued at issued was revoked.
+// A zero issued (a session sealed without its login time) is revoked by
+// any entry that matches it.
+func (l *revocationList) ends(subject string, issued time.Time) bool {
 	if l == nil {
 		return false
 	}
-	issued := checkedAt(identity).Unix() // 0 for a session sealed without its login time: revoked by any matching entry
-	if l.AllBefore > 0 && issued <= l.AllBefore {
+	at := int64(0)
+	if !issued.IsZero() {
+		at = issued.Unix()
+	}
+	if l.AllBefore > 0 && at <= l.AllBefore {
 		return true
 	}
-	before, ok := l.Users[subjectOf(identity)]
-	return ok && issued <= before
+	before, ok := l.Users[subject]
+	return ok && at <= before
 }
 
-// revocations is one site's record, shared by its handlers and config
-// generations (a pool entry, like the store).
+// revocations is one cookie store's record (shared, with the store, by its
+// handlers and config generations).
 type revocations struct {
 	storage  certmagic.Storage
 	key      string
@@ -65,34 +67,20 @@ type revocations struct {
 	stop     chan struct{}
 }
 
-var revocationPool = caddy.NewUsagePool()
-
-func (rv *revocations) Destruct() error {
-	close(rv.stop)
-	return nil
-}
-
-// openRevocations takes the site's record from the pool, loading it and
-// starting its refresh for the first config that uses it.
-func (h *Handler) openRevocations(ctx caddy.Context) error {
-	digest := sha256.Sum256([]byte(h.storePoolKey))
-	key := "implicit_grant/revocations/" + hex.EncodeToString(digest[:16]) + ".json"
-	v, _, err := revocationPool.LoadOrNew(key, func() (caddy.Destructor, error) {
-		rv := &revocations{storage: h.storageOf(ctx), key: key, logger: h.logger, stop: make(chan struct{})}
-		if err := rv.load(ctx); err != nil {
-			return nil, err
-		}
-		go rv.refreshLoop()
-		return rv, nil
-	})
-	if err != nil {
-		return fmt.Errorf("store: reading the cookie store's revocations from Caddy's storage: %w", err)
+// openRevocations loads the record kept under key and starts its refresh.
+func openRevocations(storage certmagic.Storage, key string, lifetime time.Duration, logger *zap.Logger) (*revocations, error) {
+	rv := &revocations{storage: storage, key: key, logger: logger, stop: make(chan struct{})}
+	rv.lifetime.Store(int64(lifetime))
+	ctx, cancel := context.WithTimeout(context.Background(), revocationRefresh)
+	defer cancel()
+	if err := rv.load(ctx); err != nil {
+		return nil, fmt.Errorf("reading the cookie store's revocations from Caddy's storage: %w", err)
 	}
-	h.revocations = v.(*revocations)
-	h.revocations.lifetime.Store(int64(h.MaxSessionLifetime))
-	h.revocationsKey = key
-	return nil
+	go rv.refreshLoop()
+	return rv, nil
 }
+
+func (rv *revocations) close() { close(rv.stop) }
 
 func (rv *revocations) refreshLoop() {
 	t := time.NewTicker(revocationRefresh)
