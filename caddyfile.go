@@ -1,5 +1,8 @@
-// The implicit_grant Caddyfile directive: syntax only. What a value must be
-// is checked in Provision, so Caddyfile and JSON users get the same errors.
+// The implicit_grant Caddyfile directive. The parser checks syntax only:
+// which subdirectives there are, how many arguments each takes, and the
+// form of each (a number, a duration, on|off, a page's or a store's name).
+// What a value must be is checked in Provision (checks.go), so Caddyfile
+// and JSON users get the same errors.
 
 package implicitgrant
 

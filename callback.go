@@ -19,6 +19,15 @@ import (
 	"github.com/implicitgrant/caddy-implicit-grant/verify"
 )
 
+// ResponseMode is how the authorization server sends its response.
+type ResponseMode string
+
+// The response modes.
+const (
+	ResponseModeFragment ResponseMode = "fragment"
+	ResponseModeFormPost ResponseMode = "form_post"
+)
+
 // serveCallback answers a GET of the callback. A success carries the token
 // in the fragment, which only the relay page's script can read; an error
 // may come in the query, straight from the server (as Spotify sends it)
@@ -251,8 +260,9 @@ func (h *Handler) verifyToken(r *http.Request, tr *relay.TokenResponse) (verify.
 
 // sessionLifetime is how long a session for a token lasting expiresIn
 // seconds (0: the server did not say) may live: it ends expiry_leeway
-// before the token, but never later than half-way through its life, and
-// never longer than max_session_lifetime.
+// before the token, but never before half-way through the token's life
+// (a leeway longer than that would leave no session), and it never lasts
+// longer than max_session_lifetime.
 func (h *Handler) sessionLifetime(expiresIn int64) time.Duration {
 	lifetime := time.Duration(h.DefaultExpiresIn)
 	if expiresIn > 0 {

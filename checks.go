@@ -1,6 +1,5 @@
 // Config checks: every rule a config value must pass, grouped, each in one
-// place, for Caddyfile and JSON users alike. They run in Provision, once
-// placeholders are replaced.
+// place, for Caddyfile and JSON users alike; they run in Provision.
 
 package implicitgrant
 
@@ -50,68 +49,48 @@ const (
 
 // checkSizes bounds every value's size and every list's length.
 func (h *Handler) checkSizes() error {
-	for field, v := range map[string]string{
-		"authorize_url": h.AuthorizeURL, "redirect_uri": h.RedirectURI, "logout_redirect": h.LogoutRedirect, "openid": h.OpenID,
-	} {
-		if len(v) > maxURLBytes {
-			return fmt.Errorf("%s: %d bytes; at most %d", field, len(v), maxURLBytes)
-		}
+	type bound struct {
+		field string
+		n     int
+		limit int
+		unit  string
 	}
-	for field, v := range map[string]string{"cookie_name": h.CookieName, "login_path": h.LoginPath, "logout_path": h.LogoutPath, "client_id": h.ClientID} {
-		limit := map[string]int{"cookie_name": maxNameBytes, "client_id": maxValueBytes}[field]
-		if limit == 0 {
-			limit = maxPathBytes
-		}
-		if len(v) > limit {
-			return fmt.Errorf("%s: %d bytes; at most %d", field, len(v), limit)
-		}
-	}
-	if len(h.Secret) > maxSecretBytes || len(h.PreviousSecrets) > 4 {
-		return fmt.Errorf("secret: at most %d bytes, and at most 4 previous secrets", maxSecretBytes)
+	const by, entries = "bytes", "entries"
+	bounds := []bound{
+		{"authorize_url", len(h.AuthorizeURL), maxURLBytes, by}, {"redirect_uri", len(h.RedirectURI), maxURLBytes, by},
+		{"logout_redirect", len(h.LogoutRedirect), maxURLBytes, by}, {"openid", len(h.OpenID), maxURLBytes, by},
+		{"cookie_name", len(h.CookieName), maxNameBytes, by}, {"client_id", len(h.ClientID), maxValueBytes, by},
+		{"login_path", len(h.LoginPath), maxPathBytes, by}, {"logout_path", len(h.LogoutPath), maxPathBytes, by},
+		{"secret", len(h.Secret), maxSecretBytes, by}, {"secret: previous secrets", len(h.PreviousSecrets), 4, entries},
+		{"scope", len(h.Scopes), maxListEntries, entries}, {"param", len(h.Params), maxListEntries, entries},
+		{"claims", len(h.Claims), maxListEntries, entries}, {"allow", len(h.Allow), maxListEntries, entries},
 	}
 	for _, p := range h.PreviousSecrets {
-		if len(p) > maxSecretBytes {
-			return fmt.Errorf("secret: a previous secret is over %d bytes", maxSecretBytes)
-		}
-	}
-	for field, n := range map[string]int{"scope": len(h.Scopes), "param": len(h.Params), "claims": len(h.Claims), "allow": len(h.Allow)} {
-		if n > maxListEntries {
-			return fmt.Errorf("%s: %d entries; at most %d", field, n, maxListEntries)
-		}
+		bounds = append(bounds, bound{"secret: a previous secret", len(p), maxSecretBytes, by})
 	}
 	for _, s := range h.Scopes {
-		if len(s) > maxPathBytes {
-			return fmt.Errorf("scope: a scope of %d bytes; at most %d", len(s), maxPathBytes)
-		}
+		bounds = append(bounds, bound{"scope: a scope", len(s), maxPathBytes, by})
 	}
 	for k, v := range h.Params {
-		if len(k) > maxNameBytes || len(v) > maxValueBytes {
-			return fmt.Errorf("param: %.32q: names at most %d bytes, values %d", k, maxNameBytes, maxValueBytes)
-		}
+		bounds = append(bounds, bound{"param: a name", len(k), maxNameBytes, by}, bound{"param " + k[:min(len(k), 32)], len(v), maxValueBytes, by})
 	}
 	for _, c := range h.Claims {
-		if len(c) > maxNameBytes {
-			return fmt.Errorf("claims: a name of %d bytes; at most %d", len(c), maxNameBytes)
-		}
+		bounds = append(bounds, bound{"claims: a name", len(c), maxNameBytes, by})
 	}
 	for _, rule := range h.Allow {
-		if len(rule.Claim) > maxNameBytes || len(rule.Patterns) > maxListEntries {
-			return fmt.Errorf("allow: %.32q: at most %d patterns, names at most %d bytes", rule.Claim, maxListEntries, maxNameBytes)
-		}
+		bounds = append(bounds, bound{"allow: a claim name", len(rule.Claim), maxNameBytes, by}, bound{"allow: patterns", len(rule.Patterns), maxListEntries, entries})
 		for _, p := range rule.Patterns {
-			if len(p) > maxValueBytes {
-				return fmt.Errorf("allow %.32q: a pattern of %d bytes; at most %d", rule.Claim, len(p), maxValueBytes)
-			}
+			bounds = append(bounds, bound{"allow: a pattern", len(p), maxValueBytes, by})
 		}
 	}
 	if v := h.Validation; v != nil {
-		for field, s := range map[string]string{"issuer": v.Issuer, "jwks_url": v.JWKSURL, "url": v.URL, "client_id": v.ClientID, "client_secret": v.ClientSecret} {
-			if len(s) > maxURLBytes {
-				return fmt.Errorf("validate: %s: %d bytes; at most %d", field, len(s), maxURLBytes)
-			}
-		}
-		if len(v.Audience) > maxListEntries {
-			return fmt.Errorf("validate: audience: %d entries; at most %d", len(v.Audience), maxListEntries)
+		bounds = append(bounds, bound{"validate: issuer", len(v.Issuer), maxURLBytes, by}, bound{"validate: jwks_url", len(v.JWKSURL), maxURLBytes, by},
+			bound{"validate: url", len(v.URL), maxURLBytes, by}, bound{"validate: client_id", len(v.ClientID), maxURLBytes, by},
+			bound{"validate: client_secret", len(v.ClientSecret), maxURLBytes, by}, bound{"validate: audience", len(v.Audience), maxListEntries, entries})
+	}
+	for _, b := range bounds {
+		if b.n > b.limit {
+			return fmt.Errorf("%s: %d %s; at most %d", b.field, b.n, b.unit, b.limit)
 		}
 	}
 	return nil

@@ -35,7 +35,7 @@ type logWindowState struct {
 	suppressed int
 }
 
-// log writes a line about a refused request, unless this message has used
+// logRefusal writes a line about a refused request, unless this message has used
 // its share of the current window.
 func (h *Handler) logRefusal(level zapcore.Level, msg string, fields ...zap.Field) {
 	c := h.logger.Check(level, msg)

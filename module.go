@@ -45,43 +45,6 @@ const (
 	secretStorageKey        = "implicit_grant/secret"
 )
 
-// UnauthenticatedPolicy is what a request without a session gets.
-type UnauthenticatedPolicy string
-
-// The unauthenticated policies.
-const (
-	UnauthenticatedAuto     UnauthenticatedPolicy = "auto"
-	UnauthenticatedRedirect UnauthenticatedPolicy = "redirect"
-	UnauthenticatedReject   UnauthenticatedPolicy = "reject"
-)
-
-// ResponseMode is how the authorization server sends its response.
-type ResponseMode string
-
-// The response modes.
-const (
-	ResponseModeFragment ResponseMode = "fragment"
-	ResponseModeFormPost ResponseMode = "form_post"
-)
-
-// RenewPrompt is what a renewal asks of the authorization server.
-type RenewPrompt string
-
-// The renewal prompts.
-const (
-	RenewPromptNone    RenewPrompt = "none"    // prompt=none: no dialog, or an error that starts a normal login
-	RenewPromptDefault RenewPrompt = "default" // whatever the server does on a normal login
-)
-
-// ErrorPages says who renders error answers.
-type ErrorPages string
-
-// Who renders error answers.
-const (
-	ErrorPagesBuiltin      ErrorPages = "builtin"
-	ErrorPagesHandleErrors ErrorPages = "handle_errors"
-)
-
 // Handler is the implicit_grant HTTP handler. Requests for its own paths
 // (the redirect_uri's path, login_path, logout_path) are answered by it;
 // every other request either carries a valid session, and goes on to the

@@ -18,6 +18,15 @@ import (
 	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
 )
 
+// RenewPrompt is what a renewal asks of the authorization server.
+type RenewPrompt string
+
+// The renewal prompts.
+const (
+	RenewPromptNone    RenewPrompt = "none"    // prompt=none: no dialog, or an error that starts a normal login
+	RenewPromptDefault RenewPrompt = "default" // whatever the server does on a normal login
+)
+
 // renewPause is how long after a renewal starts no page load starts
 // another: a session that comes back still inside renew_before (a server
 // issuing tokens shorter than it) costs one renewal a minute, never a loop.

@@ -17,6 +17,16 @@ import (
 	"github.com/implicitgrant/caddy-implicit-grant/relay"
 )
 
+// UnauthenticatedPolicy is what a request without a session gets.
+type UnauthenticatedPolicy string
+
+// The unauthenticated policies.
+const (
+	UnauthenticatedAuto     UnauthenticatedPolicy = "auto"
+	UnauthenticatedRedirect UnauthenticatedPolicy = "redirect"
+	UnauthenticatedReject   UnauthenticatedPolicy = "reject"
+)
+
 // publicURL is the URL the browser asked for, before handle_path, uri
 // strip_prefix or rewrite changed it: the handler's own paths and every
 // return path are the browser's.

@@ -19,6 +19,15 @@ import (
 	"github.com/implicitgrant/caddy-implicit-grant/relay"
 )
 
+// ErrorPages says who renders error answers.
+type ErrorPages string
+
+// Who renders error answers.
+const (
+	ErrorPagesBuiltin      ErrorPages = "builtin"
+	ErrorPagesHandleErrors ErrorPages = "handle_errors"
+)
+
 // code names an outcome: the authorization server's error codes (RFC 6749
 // §4.2.2.1) and the module's own.
 type code string

@@ -110,7 +110,8 @@ func (h *Handler) checkedNow() time.Time {
 
 // revalidated applies revalidation to a session found for a request: true
 // when it may be used. A token the server no longer vouches for ends the
-// session; a server that cannot be asked is errUnverifiable.
+// session; a server that cannot be asked is an error (verify.ErrUnavailable
+// or the request's context ending), and the caller refuses the request.
 func (h *Handler) revalidated(ctx context.Context, value string, s tokencache.Session) (bool, error) {
 	if h.rechecks == nil || !h.rechecks.due(value, s, time.Now()) {
 		return true, nil

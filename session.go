@@ -12,9 +12,10 @@ import (
 // under the 4096 bytes browsers are required to store per cookie.
 const maxCookieValue = 3800
 
-// maxSessionCookieBytes is the session's share of the Cookie header the
-// browser sends: three chunks. Caddy refuses headers past
-// max_header_size; this leaves room for the site's own cookies and a few
+// maxSessionCookieBytes bounds the cookie store's sealed session: it fits
+// in three chunk cookies (each holds maxCookieValue less the name, at
+// least 3,700 bytes with a cookie_name of at most 64), so the Cookie header
+// the browser sends keeps room for the site's own cookies and a few
 // pending logins.
 const maxSessionCookieBytes = 3 * 3600
 
