@@ -16,7 +16,7 @@ import (
 
 	"github.com/implicitgrant/caddy-implicit-grant/relay"
 	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
-	"github.com/implicitgrant/caddy-implicit-grant/verify"
+	"github.com/implicitgrant/caddy-implicit-grant/authserver"
 )
 
 // ResponseMode is how the authorization server sends its response.
@@ -226,20 +226,20 @@ func (h *Handler) answerRelay(w http.ResponseWriter, r *http.Request, status int
 // verifyToken proves the token the server's (for this client, where the
 // mode can tell) and checks the allow rules. The failure, if any, says
 // what the person is shown.
-func (h *Handler) verifyToken(r *http.Request, tr *relay.TokenResponse) (verify.Identity, *failure) {
-	resp := verify.Response{AccessToken: tr.AccessToken, IDToken: tr.IDToken}
+func (h *Handler) verifyToken(r *http.Request, tr *relay.TokenResponse) (authserver.Identity, *failure) {
+	resp := authserver.Response{AccessToken: tr.AccessToken, IDToken: tr.IDToken}
 	if h.OpenID != "" {
 		resp.Nonces = h.nonces(tr.State)
 	}
 	release, ok := h.verifySlot()
 	if !ok {
 		h.logRefusal(zap.WarnLevel, "refused a login: too many logins proving their tokens at once", zap.Int("in_flight", maxVerifying))
-		return verify.Identity{}, &failure{code: codeBusy}
+		return authserver.Identity{}, &failure{code: codeBusy}
 	}
 	id, err := h.verifier.Verify(r.Context(), resp)
 	release()
 	if err != nil {
-		if errors.Is(err, verify.ErrUnavailable) {
+		if errors.Is(err, authserver.ErrUnavailable) {
 			h.logRefusal(zap.ErrorLevel, "cannot verify a login: the authorization server is unavailable", zap.Error(err))
 			return id, &failure{code: codeServerUnavailable}
 		}

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/implicitgrant/caddy-implicit-grant/authserver"
 	"github.com/implicitgrant/caddy-implicit-grant/internal/printable"
-	"github.com/implicitgrant/caddy-implicit-grant/verify"
 
 	"github.com/implicitgrant/caddy-implicit-grant/relay"
 )
@@ -102,7 +102,7 @@ func (h *Handler) checkServer() error {
 		if h.OpenID == "" { // with openid, discovery gives it
 			return errors.New("authorize_url: required (or openid, whose discovery gives it)")
 		}
-	} else if err := checkAuthorizeURL(h.AuthorizeURL); err != nil {
+	} else if err := authserver.CheckAuthorizeURL(h.AuthorizeURL); err != nil {
 		return fmt.Errorf("authorize_url: %w", err)
 	}
 	if h.ClientID == "" {
@@ -115,31 +115,11 @@ func (h *Handler) checkServer() error {
 	if err != nil || ru.Host == "" || (ru.Scheme != "https" && ru.Scheme != "http") || ru.Fragment != "" || ru.RawQuery != "" {
 		return fmt.Errorf("redirect_uri: %q must be an absolute http(s) URL without query or fragment", h.RedirectURI)
 	}
-	if ru.Scheme == "http" && !verify.IsLoopback(ru.Hostname()) {
+	if ru.Scheme == "http" && !authserver.IsLoopback(ru.Hostname()) {
 		return fmt.Errorf("redirect_uri: %q must use https (http is allowed only for loopback hosts: browsers keep no secure cookie elsewhere)", h.RedirectURI)
 	}
 	return nil
 }
-
-// checkAuthorizeURL: an authorization endpoint, configured or discovered.
-func checkAuthorizeURL(authorize string) error {
-	au, err := url.Parse(authorize)
-	if err != nil || au.Host == "" || au.Fragment != "" {
-		return fmt.Errorf("%q is not an absolute URL without a fragment", authorize)
-	}
-	if au.Scheme != "https" && !(au.Scheme == "http" && verify.IsLoopback(au.Hostname())) {
-		return fmt.Errorf("%q must use https (http is allowed only for loopback hosts)", authorize)
-	}
-	for name := range au.Query() {
-		if slices.Contains(ownParams, name) {
-			return fmt.Errorf("its query sets %q, which implicit_grant sets itself", name)
-		}
-	}
-	return nil
-}
-
-// ownParams are the authorization request parameters the module sets.
-var ownParams = []string{"response_type", "response_mode", "client_id", "redirect_uri", "state", "nonce"}
 
 // checkRequest: what the authorization request asks for.
 func (h *Handler) checkRequest() error {
@@ -154,7 +134,7 @@ func (h *Handler) checkRequest() error {
 			return errors.New("param: empty parameter name")
 		case name == "response_mode":
 			return errors.New("param: response_mode is the response_mode subdirective (fragment or form_post)")
-		case slices.Contains(ownParams, name):
+		case slices.Contains(authserver.OwnParams, name):
 			return fmt.Errorf("param: %q is set by implicit_grant itself and cannot be overridden", name)
 		case name == "scope" && len(h.Scopes) > 0:
 			return errors.New("param: scope is already set by the scope subdirective")
@@ -277,7 +257,7 @@ func (h *Handler) checkTrust() error {
 	case h.OpenID != "" && v != nil:
 		return errors.New("trust: openid and validate are two ways to prove a token genuine; configure one")
 	case h.OpenID != "":
-		if !verify.SecureURL(h.OpenID) {
+		if !authserver.SecureURL(h.OpenID) {
 			return fmt.Errorf("openid: issuer %q must be an https URL (http only for loopback hosts)", h.OpenID)
 		}
 	default:
@@ -312,14 +292,14 @@ func (h *Handler) checkValidation() error {
 	v := h.Validation
 	switch v.Mode {
 	case validateJWT:
-		if !verify.SecureURL(v.Issuer) {
+		if !authserver.SecureURL(v.Issuer) {
 			return fmt.Errorf("validate jwt: issuer %q must be an https URL (http only for loopback hosts)", v.Issuer)
 		}
-		if v.JWKSURL != "" && !verify.SecureURL(v.JWKSURL) {
+		if v.JWKSURL != "" && !authserver.SecureURL(v.JWKSURL) {
 			return fmt.Errorf("validate jwt: jwks_url %q must be an https URL (http only for loopback hosts)", v.JWKSURL)
 		}
 	case validateIntrospect, validateUserinfo:
-		if !verify.SecureURL(v.URL) {
+		if !authserver.SecureURL(v.URL) {
 			return fmt.Errorf("validate %s: url %q must be an https URL (http only for loopback hosts)", v.Mode, v.URL)
 		}
 		if v.Mode == validateIntrospect && v.ClientSecret != "" && v.ClientID == "" {

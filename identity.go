@@ -14,7 +14,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
-	"github.com/implicitgrant/caddy-implicit-grant/verify"
+	"github.com/implicitgrant/caddy-implicit-grant/authserver"
 )
 
 // Bounds on what a session keeps of the user: placeholders end up in
@@ -31,7 +31,7 @@ const (
 // dropped (a value may become a header upstream); a value longer than
 // maxClaimValueBytes, or of a kind other than string, number, boolean or
 // list of those, is not kept.
-func packIdentity(id verify.Identity, keep []string, checked time.Time) string {
+func packIdentity(id authserver.Identity, keep []string, checked time.Time) string {
 	var b strings.Builder
 	if !checked.IsZero() {
 		b.WriteString(strconv.FormatInt(checked.Unix(), 10))
@@ -116,7 +116,7 @@ func placeholdersFor(packed string) caddy.ReplacerFunc {
 
 // displayName is how a person is told whom they signed in as: the email
 // when the server gave one, else the subject.
-func displayName(id verify.Identity) string {
+func displayName(id authserver.Identity) string {
 	if email, ok := id.Claims["email"].(string); ok && email != "" {
 		return printable.Strip(email)
 	}

@@ -20,6 +20,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/implicitgrant/caddy-implicit-grant/authserver"
 	"github.com/implicitgrant/caddy-implicit-grant/relay"
 	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
 )
@@ -100,10 +101,10 @@ func (h *Handler) authorizeRequest(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := checkAuthorizeURL(endpoint); err != nil {
+	if err := authserver.CheckAuthorizeURL(endpoint); err != nil {
 		return "", fmt.Errorf("discovered authorization_endpoint: %w", err)
 	}
-	return h.authorizePrefixFor(endpoint), nil
+	return h.authorization.Prefix(endpoint), nil
 }
 
 // nonce binds an ID token to the login whose state it is: derived from the

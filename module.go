@@ -17,9 +17,9 @@ import (
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
+	"github.com/implicitgrant/caddy-implicit-grant/authserver"
 	"github.com/implicitgrant/caddy-implicit-grant/relay"
 	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
-	"github.com/implicitgrant/caddy-implicit-grant/verify"
 )
 
 func init() {
@@ -202,9 +202,10 @@ type Handler struct {
 	// "redis", with the store's own options beside the type.
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=http.handlers.implicit_grant.stores inline_key=type"`
 
+	authorization   authserver.AuthorizationRequest
 	authorizePrefix string // the authorization request up to the state's value; "" until discovery gives the endpoint
-	verifier        verify.Verifier
-	openid          *verify.OpenID // with openid: discovery, for the authorization endpoint
+	verifier        authserver.Verifier
+	openid          *authserver.OpenID // with openid: discovery, for the authorization endpoint
 	nonceKeys       [][]byte
 	rechecks        *rechecks // with revalidate
 	refusals        *refusalLog

@@ -12,7 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
-	"github.com/implicitgrant/caddy-implicit-grant/verify"
+	"github.com/implicitgrant/caddy-implicit-grant/authserver"
 )
 
 // testSubject is a 36-byte subject, as a UUID is.
@@ -23,7 +23,7 @@ const testSubject = "4b3f8d2e-9c1a-4f6b-8e2d-7a5c3b1e9f04"
 func provisioned(t testing.TB) (*Handler, string) {
 	t.Helper()
 	h := newTestHandler(t, nil)
-	id := verify.Identity{Subject: testSubject, Claims: map[string]any{"email": "alice@corp.example", "name": "Alice"}}
+	id := authserver.Identity{Subject: testSubject, Claims: map[string]any{"email": "alice@corp.example", "name": "Alice"}}
 	value, err := h.store.Put(t.Context(), tokencache.Session{Authorization: "Bearer tok", Expires: time.Now().Add(time.Hour), Identity: packIdentity(id, DefaultClaims, time.Now())})
 	if err != nil {
 		t.Fatal(err)
@@ -201,7 +201,7 @@ func TestStoreDownAnswersPeopleAndScripts(t *testing.T) {
 // call to the server per session per interval).
 func BenchmarkProtectedRequestRevalidate(b *testing.B) {
 	h := newTestHandler(b, func(h *Handler) { h.Revalidate = caddy.Duration(time.Minute) })
-	id := verify.Identity{Subject: testSubject, Claims: map[string]any{"email": "alice@corp.example"}}
+	id := authserver.Identity{Subject: testSubject, Claims: map[string]any{"email": "alice@corp.example"}}
 	session, _ := h.store.Put(b.Context(), tokencache.Session{Authorization: "Bearer tok", Expires: time.Now().Add(time.Hour), Identity: packIdentity(id, DefaultClaims, time.Now().Add(-time.Hour))})
 	h.rechecks.checked[session] = time.Now()
 	benchServe(b, h, session)
@@ -225,7 +225,7 @@ func benchServe(b *testing.B, h *Handler, session string) {
 // from its end (the common case): one clock read and a comparison more.
 func BenchmarkProtectedRequestRenewBefore(b *testing.B) {
 	h := newTestHandler(b, func(h *Handler) { h.RenewBefore = caddy.Duration(5 * time.Minute) })
-	id := verify.Identity{Subject: testSubject, Claims: map[string]any{"email": "alice@corp.example"}}
+	id := authserver.Identity{Subject: testSubject, Claims: map[string]any{"email": "alice@corp.example"}}
 	session, _ := h.store.Put(b.Context(), tokencache.Session{Authorization: "Bearer tok", Expires: time.Now().Add(time.Hour), Identity: packIdentity(id, DefaultClaims, time.Time{})})
 	benchServe(b, h, session)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
+	"github.com/implicitgrant/caddy-implicit-grant/authserver"
 	"github.com/implicitgrant/caddy-implicit-grant/internal/coarseclock"
 	"github.com/implicitgrant/caddy-implicit-grant/relay"
 	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
@@ -211,8 +212,21 @@ func (h *Handler) derive() {
 	ru, _ := url.Parse(h.RedirectURI)
 	h.callbackPath = callbackPathOf(h.RedirectURI)
 	h.origin = originOf(ru)
+	h.authorization = authserver.AuthorizationRequest{
+		ResponseType: "token", ClientID: h.ClientID, RedirectURI: h.RedirectURI, Scopes: h.Scopes,
+		ShowDialog: h.ShowDialog, Params: h.Params,
+	}
+	if h.OpenID != "" {
+		h.authorization.ResponseType = "id_token token"
+		if !slices.Contains(h.Scopes, "openid") {
+			h.authorization.Scopes = append([]string{"openid"}, h.Scopes...)
+		}
+	}
+	if h.ResponseMode == ResponseModeFormPost {
+		h.authorization.ResponseMode = string(h.ResponseMode)
+	}
 	if h.AuthorizeURL != "" {
-		h.authorizePrefix = h.authorizePrefixFor(h.AuthorizeURL)
+		h.authorizePrefix = h.authorization.Prefix(h.AuthorizeURL)
 	}
 	h.verifier = h.newVerifier()
 	h.nonceKeys = h.keys("nonce")
@@ -248,39 +262,6 @@ func callbackPathOf(redirectURI string) string {
 		return ru.Path
 	}
 	return "/"
-}
-
-// authorizePrefixFor renders the authorization request to endpoint once:
-// each login appends only its state's value (and, with openid, its nonce).
-func (h *Handler) authorizePrefixFor(endpoint string) string {
-	authorize, _ := url.Parse(endpoint)
-	q := authorize.Query()
-	q.Set("response_type", "token")
-	scopes := h.Scopes
-	if h.OpenID != "" {
-		q.Set("response_type", "id_token token")
-		if !slices.Contains(scopes, "openid") {
-			scopes = append([]string{"openid"}, scopes...)
-		}
-	}
-	q.Set("client_id", h.ClientID)
-	q.Set("redirect_uri", h.RedirectURI)
-	if len(scopes) > 0 {
-		q.Set("scope", strings.Join(scopes, " "))
-	}
-	if h.ShowDialog {
-		q.Set("show_dialog", "true")
-	}
-	if h.ResponseMode == ResponseModeFormPost {
-		q.Set("response_mode", string(h.ResponseMode))
-	}
-	for k, v := range h.Params {
-		q.Set(k, v)
-	}
-	authorize.RawQuery = ""
-	// Encode sorts by key; spaces become %20, which every server reads,
-	// rather than "+", which some do not.
-	return authorize.String() + "?" + strings.ReplaceAll(q.Encode(), "+", "%20") + "&state="
 }
 
 // keys derives the key for purpose from each secret: the current one first.

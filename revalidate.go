@@ -15,7 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
-	"github.com/implicitgrant/caddy-implicit-grant/verify"
+	"github.com/implicitgrant/caddy-implicit-grant/authserver"
 )
 
 // maxRechecked bounds what an instance remembers of its own checks; past
@@ -26,7 +26,7 @@ const maxRechecked = 100_000
 // rechecks are this instance's later checks of sessions' tokens.
 type rechecks struct {
 	every    time.Duration
-	verifier verify.Verifier
+	verifier authserver.Verifier
 
 	mu       sync.Mutex
 	checked  map[string]time.Time // session cookie value → last good check here
@@ -50,7 +50,7 @@ func (c *rechecks) due(value string, s tokencache.Session, now time.Time) bool {
 }
 
 // check asks the server about s's token again, or waits for the check of
-// it already in flight. verify.ErrUnavailable means nobody could tell;
+// it already in flight. authserver.ErrUnavailable means nobody could tell;
 // another error means the token is no longer good.
 func (c *rechecks) check(ctx context.Context, value string, s tokencache.Session) error {
 	c.mu.Lock()
@@ -69,7 +69,7 @@ func (c *rechecks) check(ctx context.Context, value string, s tokencache.Session
 
 	token := s.Authorization[len("Bearer "):]
 	// The check outlives a request that gives up: others may be waiting.
-	_, call.err = c.verifier.Verify(context.WithoutCancel(ctx), verify.Response{AccessToken: token})
+	_, call.err = c.verifier.Verify(context.WithoutCancel(ctx), authserver.Response{AccessToken: token})
 
 	c.mu.Lock()
 	delete(c.inflight, value)
@@ -110,7 +110,7 @@ func (h *Handler) checkedNow() time.Time {
 
 // revalidated applies revalidation to a session found for a request: true
 // when it may be used. A token the server no longer vouches for ends the
-// session; a server that cannot be asked is an error (verify.ErrUnavailable
+// session; a server that cannot be asked is an error (authserver.ErrUnavailable
 // or the request's context ending), and the caller refuses the request.
 func (h *Handler) revalidated(ctx context.Context, value string, s tokencache.Session) (bool, error) {
 	if h.rechecks == nil || !h.rechecks.due(value, s, time.Now()) {
@@ -120,7 +120,7 @@ func (h *Handler) revalidated(ctx context.Context, value string, s tokencache.Se
 	switch {
 	case err == nil:
 		return true, nil
-	case errors.Is(err, verify.ErrUnavailable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, authserver.ErrUnavailable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		return false, err
 	}
 	h.logger.Info("session ended: the authorization server no longer vouches for its token", zap.Error(err))

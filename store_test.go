@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
-	"github.com/implicitgrant/caddy-implicit-grant/verify"
+	"github.com/implicitgrant/caddy-implicit-grant/authserver"
 )
 
 // TestStoreSharedAcrossConfigs: a second config generation (a reload) gets
@@ -54,7 +54,7 @@ func BenchmarkSessionHeapWithIdentity(b *testing.B) {
 			tok := []byte("Bearer " + strings.Repeat("t", 300))
 			tok[8] = byte(i)
 			sub := fmt.Sprintf("%08x-9c1a-4f6b-8e2d-7a5c3b1e9f04", i)
-			id := verify.Identity{Subject: sub, Claims: map[string]any{"email": "firstname.lastname@corp.example"}}
+			id := authserver.Identity{Subject: sub, Claims: map[string]any{"email": "firstname.lastname@corp.example"}}
 			_, _ = m.Put(context.Background(), tokencache.Session{Authorization: string(tok), Expires: exp, Identity: packIdentity(id, DefaultClaims, time.Time{}), Subject: sub})
 		}
 		runtime.GC()

@@ -8,7 +8,7 @@ import (
 	"context"
 	"strings"
 
-	"github.com/implicitgrant/caddy-implicit-grant/verify"
+	"github.com/implicitgrant/caddy-implicit-grant/authserver"
 )
 
 // Validation proves access tokens genuine where openid is not used.
@@ -77,19 +77,19 @@ func (h *Handler) trustMode() string {
 }
 
 // newVerifier builds what checks tokens for the configured mode.
-func (h *Handler) newVerifier() verify.Verifier {
+func (h *Handler) newVerifier() authserver.Verifier {
 	if h.OpenID != "" {
-		h.openid = verify.NewOpenID(h.OpenID, h.ClientID, verify.DefaultTimeout)
+		h.openid = authserver.NewOpenID(h.OpenID, h.ClientID, authserver.DefaultTimeout)
 		return h.openid
 	}
 	v := h.Validation
 	switch v.Mode {
 	case validateJWT:
-		return verify.NewJWT(v.Issuer, v.JWKSURL, h.ClientID, v.Audience, verify.DefaultTimeout)
+		return authserver.NewJWT(v.Issuer, v.JWKSURL, h.ClientID, v.Audience, authserver.DefaultTimeout)
 	case validateIntrospect:
-		return verify.NewIntrospect(v.URL, h.ClientID, v.ClientID, v.ClientSecret, verify.DefaultTimeout)
+		return authserver.NewIntrospect(v.URL, h.ClientID, v.ClientID, v.ClientSecret, authserver.DefaultTimeout)
 	case validateUserinfo:
-		return verify.NewUserinfo(v.URL, verify.DefaultTimeout)
+		return authserver.NewUserinfo(v.URL, authserver.DefaultTimeout)
 	}
 	return trustAnything{}
 }
@@ -97,12 +97,12 @@ func (h *Handler) newVerifier() verify.Verifier {
 // trustAnything is "validate none".
 type trustAnything struct{}
 
-func (trustAnything) Verify(context.Context, verify.Response) (verify.Identity, error) {
-	return verify.Identity{}, nil
+func (trustAnything) Verify(context.Context, authserver.Response) (authserver.Identity, error) {
+	return authserver.Identity{}, nil
 }
 
 // refusedBy returns the first allow rule id does not satisfy, or nil.
-func (h *Handler) refusedBy(id verify.Identity) *AllowRule {
+func (h *Handler) refusedBy(id authserver.Identity) *AllowRule {
 	for i, rule := range h.Allow {
 		if !rule.admits(id.Claims[rule.Claim]) {
 			return &h.Allow[i]

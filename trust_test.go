@@ -17,7 +17,7 @@ import (
 
 	"github.com/implicitgrant/caddy-implicit-grant/devprovider"
 	"github.com/implicitgrant/caddy-implicit-grant/internal/testbrowser"
-	"github.com/implicitgrant/caddy-implicit-grant/verify"
+	"github.com/implicitgrant/caddy-implicit-grant/authserver"
 )
 
 // otherClientRedirect is where the provider sends tokens it issues to
@@ -239,7 +239,7 @@ func TestOpenIDAttacks(t *testing.T) {
 			refusedWith(t, b, s, postTokens(b, s, v, state), http.StatusUnauthorized)
 		}
 		if n := devprovider.Calls(s.provider, "/jwks") - before; n > 1 {
-			t.Errorf("20 tokens with an unknown key fetched the key set %d times; at most once per %s", n, verify.MinRefetch)
+			t.Errorf("20 tokens with an unknown key fetched the key set %d times; at most once per %s", n, authserver.MinRefetch)
 		}
 	})
 	t.Run("the server rotates its keys", func(t *testing.T) {
@@ -250,7 +250,7 @@ func TestOpenIDAttacks(t *testing.T) {
 		if err != nil || resp.StatusCode != http.StatusNoContent {
 			t.Fatalf("rotating the provider's keys: %v %v", resp, err)
 		}
-		time.Sleep(verify.MinRefetch) // the module refetches at most this often
+		time.Sleep(authserver.MinRefetch) // the module refetches at most this often
 		if page, _ := newBrowser(t).Login(s.origin, "/after"); page.StatusCode != http.StatusOK {
 			t.Fatalf("login after rotation (new kid): %d", page.StatusCode)
 		}

@@ -1,12 +1,16 @@
-// Package verify proves that an access token was issued by the
-// authorization server (to this client, where the method can tell) and
-// says whom it was issued for: an OpenID Connect ID token bound to the
-// access token, a JWT access token (RFC 9068), token introspection
-// (RFC 7662) or a userinfo endpoint.
+// Package authserver is the client side of the authorization server: all
+// the module says to it and checks of it. Discovery (discovery.go), the
+// signing keys (keyset.go), the authorization request (authorize.go), and
+// the proof that an access token was issued by the server (to this client,
+// where the method can tell) and for whom: an OpenID Connect ID token
+// bound to the access token (openid.go), a JWT access token, RFC 9068
+// (jwt.go), token introspection, RFC 7662 (introspect.go), or a userinfo
+// endpoint (userinfo.go). Calls still to come (the token endpoint, refresh,
+// revocation, logout) belong here too.
 //
 // It talks to the authorization server only with timeouts and bounded
 // reads. It never logs, and its errors never contain a token.
-package verify
+package authserver
 
 import (
 	"context"
