@@ -1,0 +1,197 @@
+package devprovider
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+const redirect = "https://app.example/oauth/callback"
+
+func newProvider(t *testing.T, configure func(*Provider)) *httptest.Server {
+	t.Helper()
+	p := &Provider{Clients: map[string]string{"dash": redirect}, Introspectors: map[string]string{"rs": "rs-secret"},
+		Users: map[string]User{"alice": {Email: "alice@corp.example", Groups: []string{"admins"}}}}
+	if configure != nil {
+		configure(p)
+	}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	if err := p.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	notFound := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error { w.WriteHeader(404); return nil })
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := p.ServeHTTP(w, r, notFound); err != nil {
+			w.WriteHeader(500)
+		}
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// authorizeAs asks for a token and answers the consent page.
+func authorizeAs(t *testing.T, s *httptest.Server, query url.Values, decision, user string) url.Values {
+	t.Helper()
+	resp, err := noRedirects.Get(s.URL + "/authorize?" + query.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := readAll(resp)
+	if resp.StatusCode != 200 {
+		t.Fatalf("authorize: %d %s", resp.StatusCode, body)
+	}
+	i := strings.Index(body, `name="request" value="`)
+	if i < 0 {
+		t.Fatalf("no consent form in %s", body)
+	}
+	id := body[i+len(`name="request" value="`):]
+	id = id[:strings.IndexByte(id, '"')]
+	resp, err = noRedirects.PostForm(s.URL+"/authorize/decision", url.Values{"request": {id}, "decision": {decision}, "user": {user}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fragmentOf(t, resp)
+}
+
+func fragmentOf(t *testing.T, resp *http.Response) url.Values {
+	t.Helper()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc.String(), redirect) {
+		t.Fatalf("want a 303 to the redirect_uri, got %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	v, _ := url.ParseQuery(loc.Fragment)
+	return v
+}
+
+func readAll(resp *http.Response) string {
+	defer resp.Body.Close()
+	var b strings.Builder
+	buf := make([]byte, 4096)
+	for {
+		n, err := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			return b.String()
+		}
+	}
+}
+
+func request(extra map[string]string) url.Values {
+	q := url.Values{"response_type": {"token"}, "client_id": {"dash"}, "redirect_uri": {redirect}, "state": {"state-123456"}, "scope": {"email"}}
+	for k, v := range extra {
+		q.Set(k, v)
+	}
+	return q
+}
+
+func TestApproveIssuesALiveToken(t *testing.T) {
+	s := newProvider(t, nil)
+	v := authorizeAs(t, s, request(nil), "approve", "alice")
+	if v.Get("state") != "state-123456" || v.Get("token_type") != "Bearer" || v.Get("expires_in") != "3600" || v.Get("access_token") == "" {
+		t.Fatalf("the response: %v", v)
+	}
+	token := v.Get("access_token")
+	req, _ := http.NewRequest("GET", s.URL+"/userinfo", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, _ := http.DefaultClient.Do(req)
+	var info map[string]any
+	_ = json.Unmarshal([]byte(readAll(resp)), &info)
+	if info["sub"] != "alice" || info["email"] != "alice@corp.example" {
+		t.Errorf("userinfo: %v", info)
+	}
+	introspect := func(token, id, secret string) (int, map[string]any) {
+		req, _ := http.NewRequest("POST", s.URL+"/introspect", strings.NewReader(url.Values{"token": {token}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(id, secret)
+		resp, _ := http.DefaultClient.Do(req)
+		var a map[string]any
+		_ = json.Unmarshal([]byte(readAll(resp)), &a)
+		return resp.StatusCode, a
+	}
+	if status, a := introspect(token, "rs", "rs-secret"); status != 200 || a["active"] != true || a["client_id"] != "dash" {
+		t.Errorf("introspection of a live token: %d %v", status, a)
+	}
+	if status, _ := introspect(token, "rs", "wrong"); status != 401 {
+		t.Errorf("introspection with a wrong secret: %d, want 401", status)
+	}
+	if _, a := introspect("made-up", "rs", "rs-secret"); a["active"] != false {
+		t.Errorf("introspection of a made-up token: %v", a)
+	}
+	resp, _ = http.PostForm(s.URL+"/revoke", url.Values{"token": {token}})
+	resp.Body.Close()
+	if _, a := introspect(token, "rs", "rs-secret"); a["active"] != false {
+		t.Errorf("a revoked token is still active: %v", a)
+	}
+}
+
+func TestDenyAndRefusals(t *testing.T) {
+	s := newProvider(t, nil)
+	if v := authorizeAs(t, s, request(nil), "deny", ""); v.Get("error") != "access_denied" || v.Get("state") != "state-123456" || v.Has("access_token") {
+		t.Errorf("deny: %v", v)
+	}
+	for name, q := range map[string]url.Values{
+		"unknown client":       request(map[string]string{"client_id": "evil"}),
+		"another redirect_uri": request(map[string]string{"redirect_uri": "https://evil.example/cb"}),
+	} {
+		resp, _ := noRedirects.Get(s.URL + "/authorize?" + q.Encode())
+		if resp.StatusCode != 400 || resp.Header.Get("Location") != "" {
+			t.Errorf("%s: %d %q; want 400 and no redirect to an unverified redirect_uri", name, resp.StatusCode, resp.Header.Get("Location"))
+		}
+		resp.Body.Close()
+	}
+	for name, tc := range map[string]struct {
+		q    url.Values
+		code string
+	}{
+		"prompt=none, nobody signed in": {request(map[string]string{"prompt": "none"}), "login_required"},
+		"id_token without a nonce":      {request(map[string]string{"response_type": "id_token token", "scope": "openid"}), "invalid_request"},
+		"id_token without openid":       {request(map[string]string{"response_type": "id_token token", "nonce": "nonce-12345"}), "invalid_scope"},
+		"the code flow":                 {request(map[string]string{"response_type": "code"}), "unsupported_response_type"},
+	} {
+		resp, _ := noRedirects.Get(s.URL + "/authorize?" + tc.q.Encode())
+		if v := fragmentOf(t, resp); v.Get("error") != tc.code {
+			t.Errorf("%s: %v, want error %s", name, v, tc.code)
+		}
+	}
+}
+
+func TestErrorsInTheQuery(t *testing.T) {
+	s := newProvider(t, func(p *Provider) { p.ErrorIn = "query" })
+	resp, _ := noRedirects.Get(s.URL + "/authorize?" + request(map[string]string{"prompt": "none"}).Encode())
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if loc.Query().Get("error") != "login_required" || loc.Fragment != "" {
+		t.Errorf("with error_in query: %q", resp.Header.Get("Location"))
+	}
+}
+
+func TestIDTokenCarriesNonce(t *testing.T) {
+	s := newProvider(t, nil)
+	v := authorizeAs(t, s, request(map[string]string{"response_type": "id_token token", "scope": "openid email", "nonce": "nonce-12345"}), "approve", "alice")
+	parts := strings.Split(v.Get("id_token"), ".")
+	if len(parts) != 3 {
+		t.Fatalf("id_token: %q", v.Get("id_token"))
+	}
+	var claims map[string]any
+	raw, _ := base64URL(parts[1])
+	_ = json.Unmarshal(raw, &claims)
+	if claims["nonce"] != "nonce-12345" || claims["aud"] != "dash" || claims["sub"] != "alice" || claims["at_hash"] == nil {
+		t.Errorf("id_token claims: %v", claims)
+	}
+	if exp, _ := claims["exp"].(float64); time.Unix(int64(exp), 0).Before(time.Now()) {
+		t.Errorf("id_token already expired: %v", claims["exp"])
+	}
+}
+
+func base64URL(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
