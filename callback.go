@@ -14,9 +14,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/implicitgrant/caddy-implicit-grant/authserver"
 	"github.com/implicitgrant/caddy-implicit-grant/relay"
 	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
-	"github.com/implicitgrant/caddy-implicit-grant/authserver"
 )
 
 // ResponseMode is how the authorization server sends its response.

@@ -11,8 +11,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
 	"github.com/implicitgrant/caddy-implicit-grant/authserver"
+	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
 )
 
 // testSubject is a 36-byte subject, as a UUID is.

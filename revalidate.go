@@ -14,8 +14,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
 	"github.com/implicitgrant/caddy-implicit-grant/authserver"
+	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
 )
 
 // maxRechecked bounds what an instance remembers of its own checks; past

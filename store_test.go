@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
 	"github.com/implicitgrant/caddy-implicit-grant/authserver"
+	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
 )
 
 // TestStoreSharedAcrossConfigs: a second config generation (a reload) gets

@@ -15,9 +15,9 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/implicitgrant/caddy-implicit-grant/authserver"
 	"github.com/implicitgrant/caddy-implicit-grant/devprovider"
 	"github.com/implicitgrant/caddy-implicit-grant/internal/testbrowser"
-	"github.com/implicitgrant/caddy-implicit-grant/authserver"
 )
 
 // otherClientRedirect is where the provider sends tokens it issues to
