@@ -284,16 +284,21 @@ func TestRelayWithoutJavaScript(t *testing.T) {
 }
 
 // TestDemoInEveryEngine runs Caddyfile.example, the README's first
-// command, on its fixed ports, and logs in through it as a person would
-// with Chromium, Firefox and WebKit in turn.
+// command, and logs in through it as a person would with Chromium, Firefox
+// and WebKit in turn. Its ports are moved to free ones: Caddy listens with
+// SO_REUSEPORT, so a test on the demo's own ports would share them, with
+// no error, with a demo someone is running, and both would fail.
 func TestDemoInEveryEngine(t *testing.T) {
 	chromiumPath(t)
 	demo, err := os.ReadFile("../Caddyfile.example")
 	if err != nil {
 		t.Fatal(err)
 	}
-	testcaddy.StartRaw(t, string(demo))
-	const target = "http://localhost:8080/reports?range=7d#/panel/2"
+	site, admin := testcaddy.FreePort(t), testcaddy.FreePort(t)
+	ports := strings.NewReplacer("localhost:2019", fmt.Sprint("localhost:", admin), ":8080", fmt.Sprint(":", site),
+		":8081", fmt.Sprint(":", testcaddy.FreePort(t)), ":8082", fmt.Sprint(":", testcaddy.FreePort(t)))
+	testcaddy.StartRaw(t, ports.Replace(string(demo)), admin)
+	target := fmt.Sprintf("http://localhost:%d/reports?range=7d#/panel/2", site)
 	const dashboardReady = `document.querySelector("#token-status") && document.querySelector("#token-status").textContent.trim() === "valid" && document.querySelector("#forwarded-user").textContent === "demo-user"`
 
 	t.Run("chromium", func(t *testing.T) {

@@ -92,10 +92,11 @@ func Start(t testing.TB, globals, caddyfile, dataDir string, env ...string) *Pro
 	return run(t, globalOptions(adminPort, globals)+caddyfile, adminPort, dataDir, env)
 }
 
-// StartRaw runs a complete Caddyfile as it is, global options included.
-func StartRaw(t testing.TB, caddyfile string, env ...string) *Proc {
+// StartRaw runs a complete Caddyfile as it is, global options included:
+// its admin endpoint must be on adminPort.
+func StartRaw(t testing.TB, caddyfile string, adminPort int, env ...string) *Proc {
 	t.Helper()
-	return run(t, caddyfile, 2019, "", env)
+	return run(t, caddyfile, adminPort, "", env)
 }
 
 func run(t testing.TB, caddyfile string, adminPort int, dataDir string, env []string) *Proc {
