@@ -277,8 +277,11 @@ func TestRelayWithoutJavaScript(t *testing.T) {
 	cdpCall(b, b.ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
 	b.navigate(b.ctx, s.origin+"/oauth/callback#access_token=x&token_type=Bearer&state=y")
 	body := eval[string](b, b.ctx, "document.body.innerText")
-	if !strings.Contains(body, "Signing in needs JavaScript") {
-		t.Fatalf("relay page without JavaScript says:\n%s", body)
+	if !strings.Contains(body, "Signing in needs JavaScript") || strings.Contains(body, "Signing in…") {
+		t.Fatalf("relay page without JavaScript must say it needs JavaScript, and not that it is signing in:\n%s", body)
+	}
+	if href := eval[string](b, b.ctx, `[...document.querySelectorAll("a")].filter(a => a.textContent === "Try again").map(a => a.getAttribute("href")).join()`); href != "/" {
+		t.Errorf("relay page without JavaScript: the Try again link goes to %q, want /", href)
 	}
 	b.screenshot(b.ctx, screenshotPath(t, "relay-page.png"))
 }
