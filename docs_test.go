@@ -45,7 +45,7 @@ func TestDocsCaddyfilesAdapt(t *testing.T) {
 					t.Setenv(name[1], "docs-test-value-of-more-than-thirty-two-bytes")
 				}
 			}
-			switch first, _, _ := strings.Cut(strings.TrimSpace(stripComments(block)), " "); {
+			switch first := strings.Fields(stripComments(block) + " {")[0]; {
 			case first == "implicit_grant" || first == "reverse_proxy":
 				block = "https://dash.example.com {\n" + block + "\n}\n"
 			case first != "{" && !strings.ContainsAny(first, ".:"): // subdirectives alone

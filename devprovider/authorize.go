@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/implicitgrant/caddy-implicit-grant/relay"
 )
 
 // pendingRequest is an authorization request waiting at the consent page.
@@ -200,26 +202,42 @@ type consent struct {
 	Scopes                            []string
 }
 
+// The provider's pages look like the module's own (relay.Style), with a
+// badge that says what it is.
 var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{{.Title}}</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;background:#fdf6e3;margin:0}main{max-width:32rem;margin:10vh auto;background:#fff;padding:2rem;border-radius:8px;border-top:6px solid #b58900}
-.badge{background:#b58900;color:#fff;padding:.1rem .5rem;border-radius:4px;font-size:.8rem}button{font-size:1rem;padding:.5rem 1.2rem;margin-right:.5rem}input{font-size:1rem;padding:.3rem}</style></head>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{{.Title}}</title>
+<style>{{.Style}}
+.badge{background:#b58900;color:#fff;padding:.1rem .5rem;border-radius:4px;font-size:.8rem}
+input{font:inherit;padding:.3rem}.secondary{background:#5b6475}form.inline{display:inline}</style></head>
 <body><main><p><span class="badge">DEV PROVIDER: NOT FOR PRODUCTION</span></p><h1>{{.Title}}</h1>
 {{with .Message}}<p>{{.}}</p>{{end}}
 {{with .Consent}}<p><b>{{.ClientID}}</b> (at {{.RedirectHost}}) wants to use your account{{if .Scopes}} with these scopes:{{end}}</p>
 {{if .Scopes}}<ul>{{range .Scopes}}<li><code>{{.}}</code></li>{{end}}</ul>{{end}}
 <form method="post" action="/authorize/decision"><input type="hidden" name="request" value="{{.RequestID}}">
 <p><label>Sign in as <input id="user" name="user" value="demo-user" autocomplete="off"></label></p>
-<button id="approve" name="decision" value="approve">Approve</button><button id="deny" name="decision" value="deny">Deny</button></form>{{end}}
+<p>Any name works; a name set up with its own email (the demo's <code>mallory</code>) keeps it, anyone else becomes <code>name@corp.example</code>.</p>
+<button class="button" id="approve" name="decision" value="approve">Approve</button> <button class="button secondary" id="deny" name="decision" value="deny">Deny</button></form>{{end}}
+{{range .Approvals}}<p class="detail">You approved <b>{{.ClientID}}</b> as <b>{{.User}}</b>: its sign-ins skip this provider's pages.</p>
+<form class="inline" method="post" action="/forget"><input type="hidden" name="client_id" value="{{.ClientID}}"><button class="button" id="switch-user" name="then" value="login">Sign in as someone else</button></form>
+<form class="inline" method="post" action="/forget"><input type="hidden" name="client_id" value="{{.ClientID}}"><button class="button secondary" id="forget" name="then" value="">Forget my approval</button></form>{{end}}
+{{with .Link}}<p><a href="{{.}}">Back to the application</a></p>{{end}}
 </main></body></html>`))
+
+// approval is a client this browser approved, and as whom.
+type approval struct{ ClientID, User string }
+
+type pageData struct {
+	Title, Message string
+	Style          template.CSS
+	Consent        *consent
+	Approvals      []approval
+	Link           string
+}
 
 func page(w http.ResponseWriter, status int, title, message string, c *consent) error {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Frame-Options", "DENY")
 	w.WriteHeader(status)
-	return pageTmpl.Execute(w, struct {
-		Title, Message string
-		Consent        *consent
-	}{title, message, c})
+	return pageTmpl.Execute(w, pageData{Title: title, Message: message, Style: template.CSS(relay.Style()), Consent: c})
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"html/template"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,6 +57,7 @@ type received struct {
 	ForwardedUser string         `json:"forwarded_user,omitempty"`
 	ForwardedMail string         `json:"forwarded_email,omitempty"`
 	Userinfo      map[string]any `json:"-"`
+	ProviderHome  string         `json:"-"` // the dev provider's home page, from userinfo_url
 }
 
 func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
@@ -65,6 +67,9 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhtt
 		rec.Cookies = append(rec.Cookies, c.Name)
 	}
 	sort.Strings(rec.Cookies)
+	if u, err := url.Parse(d.UserinfoURL); err == nil && u.Host != "" {
+		rec.ProviderHome = u.Scheme + "://" + u.Host + "/"
+	}
 	if auth := r.Header.Get("Authorization"); auth != "" && d.UserinfoURL != "" {
 		req, _ := http.NewRequestWithContext(r.Context(), http.MethodGet, d.UserinfoURL, nil)
 		req.Header.Set("Authorization", auth)
@@ -115,7 +120,7 @@ dt{font-weight:600;margin-top:.6rem}dd{margin:0}.ok{color:#1a7f37}.bad{color:#b4
 <dt>X-Forwarded-User / X-Forwarded-Email (from Caddy's header_up)</dt><dd><code id="forwarded-user">{{.ForwardedUser}}</code> <code id="forwarded-email">{{.ForwardedMail}}</code></dd>
 <dt>Cookies received</dt><dd>{{range .Cookies}}<code>{{.}}</code> {{else}}none (implicit_grant strips its own){{end}}</dd>
 </dl>
-<p><a href="/oauth/logout">Log out</a></p>
+<p><a href="/oauth/logout">Log out</a>{{with .ProviderHome}} · <a id="provider-home" href="{{.}}">Your account at the dev provider</a> (sign in as someone else, or forget your approval){{end}}</p>
 </main></body></html>`))
 
 // UnmarshalCaddyfile reads:

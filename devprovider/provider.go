@@ -91,6 +91,10 @@ func (p *Provider) Provision(ctx caddy.Context) error {
 func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	counter(issuer(r), r.URL.Path).Add(1)
 	switch r.URL.Path {
+	case "/":
+		return p.home(w, r)
+	case "/forget":
+		return p.forget(w, r)
 	case "/authorize":
 		return p.authorize(w, r)
 	case "/authorize/decision":

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -195,3 +196,35 @@ func TestIDTokenCarriesNonce(t *testing.T) {
 }
 
 func base64URL(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
+
+// TestForgetMyApproval: a remembered approval skips the consent page; the
+// home page lists it, and forgetting it brings the consent page back, or,
+// with "Sign in as someone else", goes on to the application's login.
+func TestForgetMyApproval(t *testing.T) {
+	s := newProvider(t, nil)
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, CheckRedirect: noRedirects.CheckRedirect}
+	resp, _ := c.Get(s.URL + "/authorize?" + request(nil).Encode())
+	body := readAll(resp)
+	id := body[strings.Index(body, `name="request" value="`)+len(`name="request" value="`):]
+	id = id[:strings.IndexByte(id, '"')]
+	resp, _ = c.PostForm(s.URL+"/authorize/decision", url.Values{"request": {id}, "decision": {"approve"}, "user": {"alice"}})
+	resp.Body.Close()
+	if resp, _ = c.Get(s.URL + "/authorize?" + request(nil).Encode()); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("a remembered approval: %d, want a 303 straight back", resp.StatusCode)
+	}
+	resp.Body.Close()
+	resp, _ = c.Get(s.URL + "/")
+	if home := readAll(resp); !strings.Contains(home, "You approved <b>dash</b> as <b>alice</b>") || !strings.Contains(home, "Sign in as someone else") || !strings.Contains(home, "Forget my approval") {
+		t.Fatalf("the home page:\n%s", home)
+	}
+	resp, _ = c.PostForm(s.URL+"/forget", url.Values{"client_id": {"dash"}, "then": {"login"}})
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); loc != "https://app.example/oauth/login?interactive=1&return_to=%2F" {
+		t.Errorf("Sign in as someone else goes to %q, want the application's login, interactive", loc)
+	}
+	resp, _ = c.Get(s.URL + "/authorize?" + request(nil).Encode())
+	if body := readAll(resp); resp.StatusCode != 200 || !strings.Contains(body, `id="deny"`) {
+		t.Errorf("after forgetting: %d; want the consent page again", resp.StatusCode)
+	}
+}

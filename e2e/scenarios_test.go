@@ -151,6 +151,21 @@ func TestDenyThenTryAgain(t *testing.T) {
 	}
 }
 
+// TestDenyThenTryAgainKeepsFragment: "Try again" after a denial comes back
+// to the page the login began on, the URL's fragment included.
+func TestDenyThenTryAgainKeepsFragment(t *testing.T) {
+	s := newSite(t, devProvider(), 0, "")
+	b := newBrowser(t)
+	target := s.origin + "/denied?x=1#/panel/2"
+	b.navigate(b.ctx, target)
+	b.decide(b.ctx, "deny")
+	b.waitFor(b.ctx, `document.body.innerText.includes("Sign-in was declined")`, "the error page")
+	eval[bool](b, b.ctx, `document.querySelector("a.button").click(), true`) // "Try again"
+	b.decide(b.ctx, "approve")
+	b.waitLocation(b.ctx, target)
+	b.upstreamSaysValid(t, b.ctx)
+}
+
 func TestTwoTabsLogInAtOnce(t *testing.T) {
 	for _, srv := range servers(t) {
 		t.Run(srv.name, func(t *testing.T) {

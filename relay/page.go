@@ -211,3 +211,7 @@ func (p *Pages) ServeMessage(w http.ResponseWriter, status int, kind string, m M
 	w.WriteHeader(status)
 	return execute(w, pg.t, pageData{Message: m})
 }
+
+// Style is the stylesheet of the module's pages, for pages that should
+// look like them (the development provider's).
+func Style() string { return pageStyle }

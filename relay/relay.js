@@ -66,8 +66,19 @@
     if (answer.resume && saved && samePath(saved.path)) {
       target = saved.path; // too long for the state cookie: this tab kept it
     }
-    var hash = saved && (saved.path === target || answer.relogin) && /^#[^\s]*$/.test(saved.hash) ? saved.hash : "";
-    location.replace(target + hash);
+    var hash = saved && /^#[^\s]*$/.test(saved.hash) ? saved.hash : "";
+    if (answer.error && hash) {
+      // An error page: its "Try again" leads back where the login began,
+      // so it gets the URL's fragment too.
+      var page = new URL(target, location.origin);
+      var back = page.searchParams.get("return_to") || "/";
+      if (back === saved.path) {
+        page.searchParams.set("return_to", back + hash);
+        target = page.pathname + page.search;
+      }
+      hash = "";
+    }
+    location.replace(target + (saved && (saved.path === target || answer.relogin) ? hash : ""));
   }
 
   var posted = document.getElementById("answer");
