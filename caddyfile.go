@@ -60,10 +60,12 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			issuer        <url>       # jwt
 //			jwks_url      <url>       # jwt
 //			audience      <aud...>    # jwt
+//			typ           at+jwt|any  # jwt
 //			client_id     <id>        # introspect
 //			client_secret <secret>    # introspect
 //		}
 //		allow              <claim> <pattern...>
+//		allow_unverified_email
 //		claims             <name...>
 //		revalidate         <duration>
 //		store              memory|cookie|redis [<url>] {
@@ -175,11 +177,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(h.Scopes) == 0 {
 				return d.Errf("scope: expected at least one scope")
 			}
-		case "show_dialog":
+		case "show_dialog", "allow_unverified_email":
 			if d.NextArg() {
-				return d.Errf("show_dialog: takes no arguments")
+				return d.Errf("%s: takes no arguments", sub)
 			}
-			h.ShowDialog = true
+			if sub == "show_dialog" {
+				h.ShowDialog = true
+			} else {
+				h.AllowUnverifiedEmail = true
+			}
 		case "preserve_fragment":
 			h.PreserveFragment, err = onOffArg(d)
 		case "param":
@@ -250,6 +256,8 @@ func (h *Handler) unmarshalValidate(d *caddyfile.Dispenser) error {
 			v.ClientID, err = oneArg(d)
 		case "client_secret":
 			v.ClientSecret, err = oneArg(d)
+		case "typ":
+			v.Typ, err = oneArg(d)
 		case "audience":
 			if v.Audience = d.RemainingArgs(); len(v.Audience) == 0 {
 				return d.Errf("audience: expected at least one audience")

@@ -250,6 +250,10 @@ func (h *Handler) verifyToken(r *http.Request, tr *relay.TokenResponse) (authser
 		h.logRefusal(zap.WarnLevel, "refused a login: the token's subject is too long", zap.Int("bytes", len(id.Subject)))
 		return id, &failure{code: codeInvalidToken}
 	}
+	if claim := h.controlCharacterIn(id); claim != "" {
+		h.logRefusal(zap.WarnLevel, "refused a login: a claim holds a control character", zap.String("claim", loggable(claim)))
+		return id, &failure{code: codeInvalidToken}
+	}
 	if rule := h.refusedBy(id); rule != nil {
 		h.logRefusal(zap.InfoLevel, "refused a login: the allow rules do not admit the user", zap.String("user", id.Subject), zap.Stringer("rule", rule))
 		h.events.emit(eventForbidden, map[string]any{"user": id.Subject, "rule": rule.String()})

@@ -292,6 +292,9 @@ func (h *Handler) checkValidation() error {
 	v := h.Validation
 	switch v.Mode {
 	case validateJWT:
+		if v.Typ != "" && v.Typ != authserver.TypAccessToken && v.Typ != authserver.TypAny {
+			return fmt.Errorf("validate jwt: typ %q must be at+jwt or any", v.Typ)
+		}
 		if !authserver.SecureURL(v.Issuer) {
 			return fmt.Errorf("validate jwt: issuer %q must be an https URL (http only for loopback hosts)", v.Issuer)
 		}

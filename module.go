@@ -67,6 +67,12 @@ type Handler struct {
 	// Who may enter: every rule must hold. Users who fail one get 403.
 	Allow []AllowRule `json:"allow,omitempty"`
 
+	// An email rule admits a user only when the server says the address is
+	// verified (email_verified true). With this set, an answer with no
+	// email_verified at all is taken as verified: for servers that vouch
+	// for every address they give and do not say so. Default false.
+	AllowUnverifiedEmail bool `json:"allow_unverified_email,omitempty"`
+
 	// Claims kept with the session for {http.auth.user.<claim>}
 	// placeholders ({http.auth.user.id} is the subject). Default: sub
 	// email name preferred_username.
@@ -216,6 +222,7 @@ type Handler struct {
 	storeType       string // the store module's name, for events
 	callbackPath    string
 	origin          string   // scheme://host of redirect_uri: what Origin must say on the relay POST
+	identity        string   // see handlerIdentity
 	secrets         [][]byte // the current secret, then the previous ones
 	secretGiven     bool     // secret was set (it may be empty once its placeholder is replaced)
 	releaseClock    func()   // with renew_before: the hold on coarseclock

@@ -7,6 +7,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -229,19 +230,39 @@ func (h *Handler) derive() {
 		h.authorizePrefix = h.authorization.Prefix(h.AuthorizeURL)
 	}
 	h.verifier = h.newVerifier()
-	h.nonceKeys = h.keys("nonce")
+	h.identity = h.handlerIdentity()
+	h.nonceKeys = h.keys("nonce " + h.identity)
 	if h.Revalidate > 0 {
 		h.rechecks = &rechecks{every: time.Duration(h.Revalidate), verifier: h.verifier, checked: map[string]time.Time{}, inflight: map[string]*recheck{}}
 	}
 	h.states = relay.StateCookies{
-		Keys:       h.keys("state cookie"),
-		NamePrefix: h.CookieName + "_state_",
+		Keys:       h.keys("state cookie " + h.identity),
+		NamePrefix: h.CookieName + "_state_" + h.identity[:6] + "_",
 		TTL:        time.Duration(h.StateTTL),
 		MaxPending: DefaultMaxPendingLogins,
 		Insecure:   h.plainHTTP,
 		CrossSite:  h.ResponseMode == ResponseModeFormPost,
 	}
-	h.errorNotes = relay.ErrorNote{Keys: h.keys("error note"), Name: h.CookieName + "_error", Insecure: h.plainHTTP}
+	h.errorNotes = relay.ErrorNote{Keys: h.keys("error note " + h.identity), Name: h.CookieName + "_error", Insecure: h.plainHTTP}
+}
+
+// handlerIdentity names what this handler's sessions, login states and
+// nonces are valid for: its callback, client and server, how it proves
+// tokens, whom it admits and what it keeps of them. Handlers with another
+// identity (another path's allow rules, another host) refuse them, so a
+// session made where the rules are looser never opens a stricter handler;
+// handlers configured alike share their logins.
+func (h *Handler) handlerIdentity() string {
+	parts := []string{h.RedirectURI, h.ClientID, h.AuthorizeURL, h.OpenID, h.trustMode()}
+	if v := h.Validation; v != nil {
+		parts = append(parts, v.Issuer, v.JWKSURL, strings.Join(v.Audience, " "), v.URL, v.ClientID, v.Typ)
+	}
+	for _, rule := range h.Allow {
+		parts = append(parts, "allow "+rule.String())
+	}
+	parts = append(parts, "claims "+strings.Join(h.Claims, " "), fmt.Sprint("unverified email ", h.AllowUnverifiedEmail))
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	return base64.RawURLEncoding.EncodeToString(sum[:18])
 }
 
 // defaultSibling is the default login or logout path: beside the callback,

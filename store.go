@@ -69,9 +69,8 @@ func (h *Handler) loadStoreBackend(ctx caddy.Context) error {
 // config that uses it.
 func (h *Handler) openStore(ctx caddy.Context) error {
 	site := tokencache.Site{
-		// Sessions made for one authorization server and client never
-		// authenticate requests meant for another.
-		Binding:            h.AuthorizeURL + "|" + h.OpenID + "|" + h.ClientID,
+		// A session is valid only in a handler with the same identity.
+		Binding:            "handler " + h.identity,
 		SealKeys:           h.keys("session seal"),
 		CookieName:         h.CookieName,
 		MaxSessionsPerUser: h.MaxSessionsPerUser,

@@ -6,9 +6,11 @@ package implicitgrant
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/implicitgrant/caddy-implicit-grant/authserver"
+	"github.com/implicitgrant/caddy-implicit-grant/internal/printable"
 )
 
 // Validation proves access tokens genuine where openid is not used.
@@ -39,6 +41,12 @@ type Validation struct {
 	// if it wants any (HTTP Basic). Use {env.*} for the secret.
 	ClientID     string `json:"client_id,omitempty"`
 	ClientSecret string `json:"client_secret,omitempty"`
+
+	// jwt: the JWT header's typ an access token must have. Default
+	// "at+jwt" (RFC 9068 §2.1, which also admits "application/at+jwt");
+	// "any" accepts tokens of servers that send none or another (Auth0),
+	// yet never an ID token's "JWT" with a nonce.
+	Typ string `json:"typ,omitempty"`
 }
 
 // The validation modes.
@@ -51,7 +59,7 @@ const (
 
 // validationFields are the fields each mode takes.
 var validationFields = map[string][]string{
-	validateJWT:        {"issuer", "jwks_url", "audience"},
+	validateJWT:        {"issuer", "jwks_url", "audience", "typ"},
 	validateIntrospect: {"url", "client_id", "client_secret"},
 	validateUserinfo:   {"url"},
 	validateNone:       {},
@@ -85,7 +93,7 @@ func (h *Handler) newVerifier() authserver.Verifier {
 	v := h.Validation
 	switch v.Mode {
 	case validateJWT:
-		return authserver.NewJWT(v.Issuer, v.JWKSURL, h.ClientID, v.Audience, authserver.DefaultTimeout)
+		return authserver.NewJWT(v.Issuer, v.JWKSURL, h.ClientID, v.Audience, v.Typ, authserver.DefaultTimeout)
 	case validateIntrospect:
 		return authserver.NewIntrospect(v.URL, h.ClientID, v.ClientID, v.ClientSecret, authserver.DefaultTimeout)
 	case validateUserinfo:
@@ -101,14 +109,57 @@ func (trustAnything) Verify(context.Context, authserver.Response) (authserver.Id
 	return authserver.Identity{}, nil
 }
 
-// refusedBy returns the first allow rule id does not satisfy, or nil.
+// refusedBy returns the first allow rule id does not satisfy, or nil. An
+// email rule holds only for an address the server says is verified: an
+// account that merely claims an address (a self-service sign-up) is not
+// its owner.
 func (h *Handler) refusedBy(id authserver.Identity) *AllowRule {
 	for i, rule := range h.Allow {
-		if !rule.admits(id.Claims[rule.Claim]) {
+		if !rule.admits(id.Claims[rule.Claim]) || rule.Claim == "email" && !h.emailVerified(id) {
 			return &h.Allow[i]
 		}
 	}
 	return nil
+}
+
+// emailVerified: the server's email_verified (a boolean, or the string
+// some servers send), or, where it says nothing, allow_unverified_email.
+func (h *Handler) emailVerified(id authserver.Identity) bool {
+	switch v := id.Claims["email_verified"].(type) {
+	case bool:
+		return v
+	case string:
+		return strings.EqualFold(v, "true")
+	case nil:
+		return h.AllowUnverifiedEmail
+	}
+	return false
+}
+
+// controlCharacterIn names a claim the module uses (the subject, a kept
+// claim, one an allow rule reads) whose value holds a control character,
+// or "". Such a login is refused before any rule is matched: a NUL or a
+// newline can make a value match a pattern it does not, or split a header.
+func (h *Handler) controlCharacterIn(id authserver.Identity) string {
+	if printable.HasControl(id.Subject) {
+		return "sub"
+	}
+	names := slices.Clone(h.Claims)
+	for _, rule := range h.Allow {
+		names = append(names, rule.Claim)
+	}
+	for _, name := range names {
+		values := []any{id.Claims[name]}
+		if list, ok := id.Claims[name].([]any); ok {
+			values = list
+		}
+		for _, v := range values {
+			if s, ok := v.(string); ok && printable.HasControl(s) {
+				return name
+			}
+		}
+	}
+	return ""
 }
 
 func (rule AllowRule) admits(claim any) bool {

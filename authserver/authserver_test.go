@@ -103,7 +103,7 @@ func refusedAsUntrusted(t *testing.T, name string, err error) {
 
 func TestJWTRefusals(t *testing.T) {
 	s := newServer(t)
-	v := NewJWT(s.URL, "", "dash", []string{"api"}, DefaultTimeout)
+	v := NewJWT(s.URL, "", "dash", []string{"api"}, "", DefaultTimeout)
 	ctx := context.Background()
 	id, err := v.Verify(ctx, Response{AccessToken: s.sign(t, s.claims(nil), nil, jose.RS256)})
 	if err != nil || id.Subject != "alice" || id.Expires.IsZero() {
@@ -131,8 +131,15 @@ func TestJWTRefusals(t *testing.T) {
 	}
 }
 
-func (s *server) signRaw(t *testing.T, payload []byte) string {
-	signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: s.key, KeyID: s.kid}}, nil)
+func (s *server) signRaw(t *testing.T, payload []byte) string { return s.signTyp(t, payload, "") }
+
+// signTyp signs payload with the server's key and typ ("": no typ).
+func (s *server) signTyp(t *testing.T, payload []byte, typ string) string {
+	opts := &jose.SignerOptions{}
+	if typ != "" {
+		opts = opts.WithType(jose.ContentType(typ))
+	}
+	signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: s.key, KeyID: s.kid}}, opts)
 	jws, err := signer.Sign(payload)
 	if err != nil {
 		t.Fatal(err)
@@ -141,13 +148,45 @@ func (s *server) signRaw(t *testing.T, payload []byte) string {
 	return out
 }
 
+// TestJWTTyp: an ID token is not an access token (RFC 9068 §4).
+func TestJWTTyp(t *testing.T) {
+	s := newServer(t)
+	ctx := context.Background()
+	strict := NewJWT(s.URL, "", "dash", []string{"api"}, "", DefaultTimeout)
+	loose := NewJWT(s.URL, "", "dash", []string{"api"}, TypAny, DefaultTimeout)
+	good := mustJSON(s.claims(nil))
+	withNonce := mustJSON(s.claims(map[string]any{"nonce": "n-1"}))
+	for _, tc := range []struct {
+		name          string
+		token         string
+		strict, loose bool // accepted by each
+	}{
+		{"at+jwt", s.signTyp(t, good, "at+jwt"), true, true},
+		{"application/at+jwt in capitals", s.signTyp(t, good, "Application/AT+JWT"), true, true},
+		{"an ID token's JWT", s.signTyp(t, good, "JWT"), false, true},
+		{"no typ (Auth0)", s.signTyp(t, good, ""), false, true},
+		{"an ID token with its nonce", s.signTyp(t, withNonce, "JWT"), false, false},
+		{"a nonce under at+jwt", s.signTyp(t, withNonce, "at+jwt"), false, false},
+	} {
+		for _, v := range []struct {
+			j    *JWT
+			want bool
+		}{{strict, tc.strict}, {loose, tc.loose}} {
+			_, err := v.j.Verify(ctx, Response{AccessToken: tc.token})
+			if (err == nil) != v.want {
+				t.Errorf("%s with typ %q: err = %v, want accepted=%v", tc.name, v.j.Typ, err, v.want)
+			}
+		}
+	}
+}
+
 func mustJSON(v any) []byte { b, _ := json.Marshal(v); return b }
 
 func TestJWTKeysUnavailable(t *testing.T) {
 	s := newServer(t)
 	token := s.sign(t, s.claims(nil), nil, jose.RS256)
 	s.Close()
-	_, err := NewJWT(s.URL, "", "dash", []string{"api"}, time.Second).Verify(context.Background(), Response{AccessToken: token})
+	_, err := NewJWT(s.URL, "", "dash", []string{"api"}, "", time.Second).Verify(context.Background(), Response{AccessToken: token})
 	if !errors.Is(err, ErrUnavailable) {
 		t.Errorf("keys out of reach: err = %v, want ErrUnavailable (503, not a refusal)", err)
 	}

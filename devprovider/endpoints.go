@@ -18,7 +18,7 @@ func userinfo(w http.ResponseWriter, r *http.Request) error {
 		return writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token"})
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{
-		"sub": g.user, "email": g.email, "name": g.user, "preferred_username": g.user, "groups": g.groups,
+		"sub": g.user, "email": g.email, "email_verified": g.emailVerified, "name": g.user, "preferred_username": g.user, "groups": g.groups,
 		"client_id": g.clientID, "scope": g.scope, "expires_in": int(time.Until(g.expires).Seconds()),
 	})
 }
@@ -43,7 +43,7 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, map[string]any{
 		"active": true, "client_id": g.clientID, "sub": g.user, "username": g.user, "scope": g.scope,
 		"iss": g.issuer, "iat": g.issuedAt.Unix(), "exp": g.expires.Unix(), "token_type": "Bearer",
-		"email": g.email, "groups": g.groups,
+		"email": g.email, "email_verified": g.emailVerified, "groups": g.groups,
 	})
 }
 

@@ -58,6 +58,9 @@ type Provider struct {
 type User struct {
 	Email  string   `json:"email,omitempty"`
 	Groups []string `json:"groups,omitempty"`
+	// EmailUnverified: email_verified is false for this user, as for an
+	// account that signed itself up with an address it never proved.
+	EmailUnverified bool `json:"email_unverified,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -144,6 +147,7 @@ func issuer(r *http.Request) string {
 //		token_size    <bytes>
 //		introspector  <client_id> <secret>
 //		user          <name> <email> [<group>...]
+//		unverified_user <name> <email> [<group>...]   # email_verified false
 //		clock_offset  <duration>
 //		demand_interaction
 //	}
@@ -171,14 +175,14 @@ func (p *Provider) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				*m = map[string]string{}
 			}
 			(*m)[args[0]] = args[1]
-		case "user":
+		case "user", "unverified_user":
 			if len(args) < 2 {
-				return d.Errf("user: expected <name> <email> [<group>...]")
+				return d.Errf("%s: expected <name> <email> [<group>...]", d.Val())
 			}
 			if p.Users == nil {
 				p.Users = map[string]User{}
 			}
-			p.Users[args[0]] = User{Email: args[1], Groups: args[2:]}
+			p.Users[args[0]] = User{Email: args[1], Groups: args[2:], EmailUnverified: d.Val() == "unverified_user"}
 		case "expires_in", "clock_offset":
 			v, err := one()
 			if err != nil {

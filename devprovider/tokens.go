@@ -16,6 +16,7 @@ import (
 // grant is what the user approved: who, for which client and scopes.
 type grant struct {
 	issuer, user, clientID, scope, email string
+	emailVerified                        bool
 	groups                               []string
 	issuedAt, expires                    time.Time
 }
@@ -26,7 +27,7 @@ func (p *Provider) grant(iss, user, clientID, scope string) grant {
 		u = User{Email: user + "@corp.example"}
 	}
 	now := p.now()
-	return grant{issuer: iss, user: user, clientID: clientID, scope: scope, email: u.Email, groups: u.Groups,
+	return grant{issuer: iss, user: user, clientID: clientID, scope: scope, email: u.Email, emailVerified: !u.EmailUnverified, groups: u.Groups,
 		issuedAt: now, expires: now.Add(time.Duration(p.ExpiresIn))}
 }
 
@@ -40,7 +41,7 @@ func (p *Provider) accessToken(g grant) (string, error) {
 	if p.AccessTokens == "jwt" {
 		claims := map[string]any{
 			"iss": g.issuer, "sub": g.user, "aud": []string{}, "client_id": g.clientID, "scope": g.scope,
-			"iat": g.issuedAt.Unix(), "exp": g.expires.Unix(), "jti": randomString(), "email": g.email, "groups": g.groups,
+			"iat": g.issuedAt.Unix(), "exp": g.expires.Unix(), "jti": randomString(), "email": g.email, "email_verified": g.emailVerified, "groups": g.groups,
 		}
 		if p.TokenSize > 0 {
 			claims["pad"] = strings.Repeat("p", max(p.TokenSize*3/4-300, 1)) // base64 grows it by 4/3
@@ -78,7 +79,7 @@ func idToken(g grant, nonce, accessToken string) (string, error) {
 	return sign(g.issuer, map[string]any{
 		"iss": g.issuer, "sub": g.user, "aud": g.clientID, "iat": g.issuedAt.Unix(), "exp": g.expires.Unix(),
 		"nonce": nonce, "at_hash": base64.RawURLEncoding.EncodeToString(sum[:16]),
-		"email": g.email, "name": g.user, "preferred_username": g.user, "groups": g.groups,
+		"email": g.email, "email_verified": g.emailVerified, "name": g.user, "preferred_username": g.user, "groups": g.groups,
 	}, "JWT")
 }
 
