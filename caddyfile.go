@@ -53,6 +53,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		max_session_lifetime <duration>
 //		max_token_bytes    <bytes>
 //		max_sessions_per_user <n>
+//		max_logins_per_address <n>
 //		unauthenticated    auto|redirect|reject
 //		error_pages        builtin|handle_errors
 //		openid             <issuer>
@@ -163,6 +164,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if v, err = oneArg(d); err == nil {
 				if h.MaxTokenBytes, err = strconv.Atoi(v); err != nil {
 					return d.Errf("max_token_bytes: expected a number of bytes, got '%s'", v)
+				}
+			}
+		case "max_logins_per_address":
+			var v string
+			if v, err = oneArg(d); err == nil {
+				if h.MaxLoginsPerAddress, err = strconv.Atoi(v); err != nil || h.MaxLoginsPerAddress <= 0 {
+					return d.Errf("max_logins_per_address: expected a positive number of logins, got '%s'", v)
 				}
 			}
 		case "max_sessions_per_user":

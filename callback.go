@@ -69,15 +69,19 @@ func (h *Handler) serverError(w http.ResponseWriter, r *http.Request, ae *relay.
 		return h.answerRelay(w, r, http.StatusOK, relay.Answer{Location: h.interactiveLoginURL(p.ReturnTo), Relogin: true, State: ae.State})
 	}
 	h.logRefusal(zap.InfoLevel, "authorization server returned an error", zap.String("error", ae.Code))
-	return h.loginFailed(w, r, failure{code: code(ae.Code), description: ae.Description, verified: verified, retry: p.ReturnTo})
+	f := failure{code: code(ae.Code), description: ae.Description, verified: verified, retry: p.ReturnTo}
+	if verified && f.outcome().failure { // this browser's own login: a made-up link is not
+		h.limits.countFailure(clientAddress(r), time.Now())
+	}
+	return h.loginFailed(w, r, f)
 }
 
 // serveRelayPost takes what the relay script posted: the callback's
 // fragment, as the authorization server wrote it.
 func (h *Handler) serveRelayPost(w http.ResponseWriter, r *http.Request) error {
-	if h.failures.blocked(clientAddress(r), time.Now()) {
-		h.logRefusal(zap.WarnLevel, "refused a relay post: too many failed ones from this address", zap.String("client", loggable(clientAddress(r))))
-		return h.loginFailed(w, r, failure{code: codeTooManyFailures})
+	if c := h.limits.refusal(clientAddress(r), time.Now()); c != "" {
+		h.logRefusal(zap.WarnLevel, "refused a relay post: this address's login limit is used up", zap.String("client", loggable(clientAddress(r))), zap.String("limit", string(c)))
+		return h.loginFailed(w, r, failure{code: c})
 	}
 	body, refusal := h.readRelayBody(w, r)
 	if refusal != "" {
@@ -153,51 +157,20 @@ func (h *Handler) finishLogin(w http.ResponseWriter, r *http.Request, tr *relay.
 		h.logRefusal(zap.WarnLevel, "refused a login", zap.String("reason", "finished in a frame, but not a silent renewal"))
 		return h.loginFailed(w, r, failure{code: codeInvalidState, retry: pending.ReturnTo})
 	}
-	first, err := h.store.ClaimState(r.Context(), tr.State, pending.Expires)
-	if err != nil {
-		h.logRefusal(zap.ErrorLevel, "session store failed while finishing a login", zap.Error(err))
-		return h.loginFailed(w, r, failure{code: codeStoreUnavailable, retry: pending.ReturnTo})
+	// From here the login is this browser's: its address's limits apply,
+	// reserved before the state is used up or the server asked.
+	att, refused := h.limits.begin(clientAddress(r), time.Now())
+	if refused != "" {
+		h.logRefusal(zap.WarnLevel, "refused a login: a login limit of this address or of the site is reached", zap.String("limit", string(refused)))
+		return h.loginFailed(w, r, failure{code: refused, retry: pending.ReturnTo})
 	}
-	if !first {
-		h.logRefusal(zap.WarnLevel, "refused a login", zap.String("reason", "state already used"))
-		return h.loginFailed(w, r, failure{code: codeInvalidState, retry: pending.ReturnTo})
-	}
-
-	if len(tr.AccessToken) > h.MaxTokenBytes || len(tr.IDToken) > h.MaxTokenBytes {
-		h.logRefusal(zap.WarnLevel, "refused a login: the token is larger than max_token_bytes", zap.Int("access_token_bytes", len(tr.AccessToken)), zap.Int("id_token_bytes", len(tr.IDToken)))
-		return h.loginFailed(w, r, failure{code: codeTokenTooLarge, retry: pending.ReturnTo})
-	}
-	id, f := h.verifyToken(r, tr)
+	value, ttl, f := h.openSession(r, tr, pending)
 	if f != nil {
+		att.end(false, f.outcome().failure)
 		f.retry = pending.ReturnTo
 		return h.loginFailed(w, r, *f)
 	}
-
-	ttl := h.sessionLifetime(tr.ExpiresIn)
-	if !id.Expires.IsZero() { // the server's own word on the token's end caps it
-		ttl = min(ttl, time.Until(id.Expires)-time.Duration(h.ExpiryLeeway))
-	}
-	if ttl <= 0 {
-		h.logRefusal(zap.WarnLevel, "refused a login", zap.String("reason", "the token expires within expiry_leeway"))
-		return h.loginFailed(w, r, failure{code: codeInvalidToken, retry: pending.ReturnTo})
-	}
-	value, err := h.store.Put(r.Context(), tokencache.Session{
-		Authorization: "Bearer " + tr.AccessToken,
-		Expires:       time.Now().Add(ttl),
-		Identity:      packIdentity(id, h.Claims, h.checkedNow()),
-		Subject:       id.Subject,
-	})
-	if err != nil {
-		h.logRefusal(zap.ErrorLevel, "session store failed while finishing a login", zap.Error(err))
-		return h.loginFailed(w, r, failure{code: codeStoreUnavailable, retry: pending.ReturnTo})
-	}
-	if len(value) > maxSessionCookieBytes {
-		// The cookie store's sealed session would not fit the browser's
-		// cookie budget (and Caddy's header limit): refuse now, not with a
-		// 431 on every request until the token expires.
-		h.logRefusal(zap.WarnLevel, "refused a login: the sealed session is larger than the cookie store can keep", zap.Int("bytes", len(value)))
-		return h.loginFailed(w, r, failure{code: codeTokenTooLarge, retry: pending.ReturnTo})
-	}
+	att.end(true, false)
 	if old := h.sessionValue(r); old != "" && !pending.Silent {
 		// The browser's previous session ends with the new one. A renewal's
 		// lives on until its own end (renew_before away at most), so the
@@ -205,11 +178,70 @@ func (h *Handler) finishLogin(w http.ResponseWriter, r *http.Request, tr *relay.
 		_ = h.store.Delete(r.Context(), old)
 	}
 	h.setSessionCookie(w, r, value, int(ttl/time.Second))
-	h.logger.Info("login finished", zap.String("user", id.Subject), zap.Duration("session_lifetime", ttl), zap.String("scope", loggable(tr.Scope)))
 	countLogin(loginSuccess)
-	h.events.emit(eventLogin, map[string]any{"user": id.Subject, "store": h.storeType, "trust": h.trustMode()})
 	metrics.duration.Observe(time.Since(pending.Expires.Add(-time.Duration(h.StateTTL))).Seconds())
 	return h.answerRelay(w, r, http.StatusOK, relay.Answer{Location: pending.ReturnTo, Resume: resume, State: tr.State})
+}
+
+// openSession uses up the login's state, proves the token, and stores the
+// session: the cookie's value and the session's lifetime, or why not.
+func (h *Handler) openSession(r *http.Request, tr *relay.TokenResponse, pending relay.PendingLogin) (string, time.Duration, *failure) {
+	first, err := h.store.ClaimState(r.Context(), tr.State, pending.Expires)
+	if err != nil {
+		h.logRefusal(zap.ErrorLevel, "session store failed while finishing a login", zap.Error(err))
+		return "", 0, &failure{code: codeStoreUnavailable}
+	}
+	if !first {
+		h.logRefusal(zap.WarnLevel, "refused a login", zap.String("reason", "state already used"))
+		return "", 0, &failure{code: codeInvalidState}
+	}
+	if len(tr.AccessToken) > h.MaxTokenBytes || len(tr.IDToken) > h.MaxTokenBytes {
+		h.logRefusal(zap.WarnLevel, "refused a login: the token is larger than max_token_bytes", zap.Int("access_token_bytes", len(tr.AccessToken)), zap.Int("id_token_bytes", len(tr.IDToken)))
+		return "", 0, &failure{code: codeTokenTooLarge}
+	}
+	id, f := h.verifyToken(r, tr)
+	if f != nil {
+		return "", 0, f
+	}
+	ttl := h.sessionLifetime(tr.ExpiresIn)
+	if !id.Expires.IsZero() { // the server's own word on the token's end caps it
+		ttl = min(ttl, time.Until(id.Expires)-time.Duration(h.ExpiryLeeway))
+	}
+	if ttl <= 0 {
+		h.logRefusal(zap.WarnLevel, "refused a login", zap.String("reason", "the token expires within expiry_leeway"))
+		return "", 0, &failure{code: codeInvalidToken}
+	}
+	value, err := h.store.Put(r.Context(), tokencache.Session{
+		Authorization: "Bearer " + tr.AccessToken,
+		Expires:       time.Now().Add(ttl),
+		Identity:      packIdentity(id, h.Claims, h.checkedNow()),
+		Subject:       h.indexSubject(r, id),
+	})
+	if err != nil {
+		h.logRefusal(zap.ErrorLevel, "session store failed while finishing a login", zap.Error(err))
+		return "", 0, &failure{code: codeStoreUnavailable}
+	}
+	if len(value) > maxSessionCookieBytes {
+		// The cookie store's sealed session would not fit the browser's
+		// cookie budget (and Caddy's header limit): refuse now, not with a
+		// 431 on every request until the token expires.
+		h.logRefusal(zap.WarnLevel, "refused a login: the sealed session is larger than the cookie store can keep", zap.Int("bytes", len(value)))
+		return "", 0, &failure{code: codeTokenTooLarge}
+	}
+	h.logger.Info("login finished", zap.String("user", id.Subject), zap.Duration("session_lifetime", ttl), zap.String("scope", loggable(tr.Scope)))
+	h.events.emit(eventLogin, map[string]any{"user": id.Subject, "store": h.storeType, "trust": h.trustMode()})
+	return value, ttl, nil
+}
+
+// indexSubject is whom a new session counts against in the per-user
+// limit: the user, or, for a session without one (validate none), its
+// address, so made-up logins from one address cannot push everyone else
+// out. (A NUL keeps it apart from any real subject.)
+func (h *Handler) indexSubject(r *http.Request, id authserver.Identity) string {
+	if id.Subject != "" {
+		return id.Subject
+	}
+	return "\x00address " + addressGroup(clientAddress(r))
 }
 
 // answerRelay tells the relay script where to go next: as JSON, status
@@ -231,13 +263,7 @@ func (h *Handler) verifyToken(r *http.Request, tr *relay.TokenResponse) (authser
 	if h.OpenID != "" {
 		resp.Nonces = h.nonces(tr.State)
 	}
-	release, ok := h.verifySlot()
-	if !ok {
-		h.logRefusal(zap.WarnLevel, "refused a login: too many logins proving their tokens at once", zap.Int("in_flight", maxVerifying))
-		return authserver.Identity{}, &failure{code: codeBusy}
-	}
 	id, err := h.verifier.Verify(r.Context(), resp)
-	release()
 	if err != nil {
 		if errors.Is(err, authserver.ErrUnavailable) {
 			h.logRefusal(zap.ErrorLevel, "cannot verify a login: the authorization server is unavailable", zap.Error(err))

@@ -194,6 +194,8 @@ func (h *Handler) checkTimes() error {
 		return fmt.Errorf("max_session_lifetime: %s must be between 1m and a year", time.Duration(h.MaxSessionLifetime))
 	case h.RenewBefore < 0 || time.Duration(h.RenewBefore) > time.Duration(h.MaxSessionLifetime)/2:
 		return fmt.Errorf("renew_before: %s must be between 0 and half of max_session_lifetime (%s)", time.Duration(h.RenewBefore), time.Duration(h.MaxSessionLifetime))
+	case h.MaxLoginsPerAddress < 0 || h.MaxLoginsPerAddress > 1_000_000:
+		return fmt.Errorf("max_logins_per_address: %d must be between 1 and 1000000", h.MaxLoginsPerAddress)
 	case h.MaxSessionsPerUser < 0 || h.MaxSessionsPerUser > maxSessionsPerUser:
 		return fmt.Errorf("max_sessions_per_user: %d must be between 1 and %d", h.MaxSessionsPerUser, maxSessionsPerUser)
 	case h.MaxTokenBytes < 256 || h.MaxTokenBytes > relay.MaxFragmentBytes/2:

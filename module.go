@@ -151,6 +151,11 @@ type Handler struct {
 	// no sessions to count).
 	MaxSessionsPerUser int `json:"max_sessions_per_user,omitempty"`
 
+	// How many logins may succeed from one client address (an IPv6 /64)
+	// in 5 minutes; past it, its logins get 429 until the window ends.
+	// Default 600: room for an office behind one NAT address.
+	MaxLoginsPerAddress int `json:"max_logins_per_address,omitempty"`
+
 	// The longest a session may live, whatever expires_in says. Default 8h:
 	// a working day, so a stolen cookie, or a token the server would since
 	// have revoked, does not outlive the night.
@@ -217,8 +222,7 @@ type Handler struct {
 	refusals        *refusalLog
 	plainHTTP       bool // redirect_uri is http on a loopback host: cookies without Secure
 	events          events
-	verifying       chan struct{} // places for logins proving their token
-	failures        *failedRelays
+	limits          *loginLimits
 	storeType       string // the store module's name, for events
 	callbackPath    string
 	origin          string   // scheme://host of redirect_uri: what Origin must say on the relay POST

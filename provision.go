@@ -35,8 +35,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.refusals = &refusalLog{windows: map[string]*logWindowState{}}
 	h.events = newEvents(ctx)
-	h.verifying = make(chan struct{}, maxVerifying)
-	h.failures = &failedRelays{windows: map[string]*failureWindowState{}}
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
@@ -68,6 +66,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.derive()
+	h.limits = newLoginLimits(h.MaxLoginsPerAddress)
 	if h.RenewBefore > 0 {
 		h.releaseClock = coarseclock.Hold() // renewDue reads it
 	}
@@ -147,6 +146,9 @@ func (h *Handler) setDefaults() {
 	}
 	if h.ErrorPages == "" {
 		h.ErrorPages = ErrorPagesBuiltin
+	}
+	if h.MaxLoginsPerAddress == 0 {
+		h.MaxLoginsPerAddress = DefaultMaxLoginsPerAddress
 	}
 	if h.Claims == nil {
 		h.Claims = DefaultClaims

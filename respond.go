@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -48,6 +47,7 @@ const (
 	codeTokenTooLarge     code = "token_too_large"
 	codeBusy              code = "busy"
 	codeTooManyFailures   code = "too_many_failures"
+	codeTooManyLogins     code = "too_many_logins"
 	// codeUnknownServerError stands for a server's code we do not know
 	// when we cannot tell that it was really the server's.
 	codeUnknownServerError code = "error"
@@ -73,7 +73,10 @@ type outcome struct {
 	// (not the relay page's own post): the relay script is told to go
 	// home, not to an error page.
 	refused bool
-	// failure: the attempt counts toward its address's failure limit.
+	// failure: a login of this browser (its state checked) that ends so
+	// counts toward its address's failure limit. Outcomes nobody chose (a
+	// server or store down, a limit) and what comes before the state (a
+	// stranger's page can make a browser send that) do not.
 	failure     bool
 	title, text string
 }
@@ -87,13 +90,13 @@ var outcomes = map[code]outcome{
 		text: "This sign-in could not be matched to one started in this browser. It may have taken too long, been used already, or been started in another browser or tab that was closed. Nothing was stored; starting again fixes it."},
 	codeInvalidResponse: {status: http.StatusBadRequest, metric: loginInvalidResponse, failure: true, title: "Sign-in failed",
 		text: "The authorization server's answer was incomplete or malformed, so it was not accepted. Nothing was stored. If this keeps happening, tell the site's administrator."},
-	codeStoreUnavailable: {status: http.StatusServiceUnavailable, metric: loginStoreError, failure: true, title: "Sign-in is unavailable",
+	codeStoreUnavailable: {status: http.StatusServiceUnavailable, metric: loginStoreError, title: "Sign-in is unavailable",
 		text: "The session store cannot be reached right now, so nobody can be signed in. Nothing was changed. Try again in a moment."},
 	codeInvalidToken: {status: http.StatusUnauthorized, metric: loginInvalidToken, failure: true, title: "Sign-in failed",
 		text: "The answer from the authorization server could not be trusted: the token it carried could not be proved to be the server's, for this site, still valid. Nothing was stored. Try again; if this keeps happening, tell the site's administrator."},
 	codeForbidden: {status: http.StatusForbidden, metric: loginForbidden, serverWords: true, failure: true, title: "This site is not open to you",
 		text: "You signed in, but this site's rules do not admit your account. Nothing was stored. If you should have access, ask the site's administrator, or sign in with another account."},
-	codeServerUnavailable: {status: http.StatusServiceUnavailable, metric: loginServerUnavailable, failure: true, title: "Sign-in is unavailable",
+	codeServerUnavailable: {status: http.StatusServiceUnavailable, metric: loginServerUnavailable, title: "Sign-in is unavailable",
 		text: "The authorization server cannot be reached right now to check the sign-in, so nobody can be signed in. Nothing was stored. Try again in a moment."},
 	codeTokenTooLarge: {status: http.StatusRequestEntityTooLarge, metric: loginInvalidResponse, failure: true, title: "Sign-in failed",
 		text: "The authorization server issued a token larger than this site accepts, so nothing was stored. Tell the site's administrator (max_token_bytes; with the cookie store, a token this large needs the memory or redis store)."},
@@ -101,13 +104,15 @@ var outcomes = map[code]outcome{
 		text: "Too many sign-ins are being checked with the authorization server right now. Nothing was stored. Try again in a moment."},
 	codeTooManyFailures: {status: http.StatusTooManyRequests, metric: loginThrottled, title: "Too many failed sign-ins",
 		text: "Too many sign-ins from your network failed in the last few minutes, so this one was not tried. Nothing was stored. Wait a few minutes and try again."},
-	codeCrossOrigin: {status: http.StatusForbidden, metric: loginRefused, refused: true, failure: true, title: "Sign-in refused",
+	codeTooManyLogins: {status: http.StatusTooManyRequests, metric: loginThrottled, title: "Too many sign-ins",
+		text: "More sign-ins came from your network in the last few minutes than this site accepts, so this one was not tried. Nothing was stored. Wait a few minutes and try again."},
+	codeCrossOrigin: {status: http.StatusForbidden, metric: loginRefused, refused: true, title: "Sign-in refused",
 		text: relayRefused},
-	codeUnsupportedMedia: {status: http.StatusUnsupportedMediaType, metric: loginRefused, refused: true, failure: true, title: "Sign-in refused",
+	codeUnsupportedMedia: {status: http.StatusUnsupportedMediaType, metric: loginRefused, refused: true, title: "Sign-in refused",
 		text: relayRefused},
-	codeTooLarge: {status: http.StatusRequestEntityTooLarge, metric: loginRefused, refused: true, failure: true, title: "Sign-in refused",
+	codeTooLarge: {status: http.StatusRequestEntityTooLarge, metric: loginRefused, refused: true, title: "Sign-in refused",
 		text: relayRefused},
-	codeUnreadable: {status: http.StatusBadRequest, metric: loginRefused, refused: true, failure: true, title: "Sign-in refused",
+	codeUnreadable: {status: http.StatusBadRequest, metric: loginRefused, refused: true, title: "Sign-in refused",
 		text: relayRefused},
 
 	"server_error": {status: http.StatusBadGateway, metric: loginServerError, serverWords: true, failure: true, title: "Sign-in failed",
@@ -224,7 +229,8 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, f failure) error 
 	return h.pages.ServeMessage(w, o.status, kind, m)
 }
 
-// loginFailed counts a login that ended in f, then answers it.
+// loginFailed counts a login that ended in f in the metrics and events,
+// then answers it. (The per-address limits count in limits.go.)
 func (h *Handler) loginFailed(w http.ResponseWriter, r *http.Request, f failure) error {
 	o, known := outcomes[f.code]
 	if !known {
@@ -232,9 +238,6 @@ func (h *Handler) loginFailed(w http.ResponseWriter, r *http.Request, f failure)
 	}
 	countLogin(o.metric)
 	h.events.emit(eventLoginFailed, map[string]any{"outcome": string(f.code)})
-	if r.Method == http.MethodPost && o.failure {
-		h.failures.add(clientAddress(r), time.Now()) // a failed relay post
-	}
 	if o.status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", "5")
 	}
@@ -257,4 +260,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	return json.NewEncoder(w).Encode(v)
+}
+
+// outcome is what f's code means (an unknown server code: a generic one).
+func (f failure) outcome() outcome {
+	if o, known := outcomes[f.code]; known {
+		return o
+	}
+	return outcomes[codeUnknownServerError]
 }
