@@ -97,7 +97,7 @@ func (c *Cookie) Get(_ context.Context, cookieValue string) (Session, bool, erro
 		return Session{}, false, nil
 	}
 	s, ok := c.open(raw, c.binding)
-	if !ok || !time.Now().Before(s.Expires) || c.claims.claimed(revocationKey(raw)) || c.revoked(s) {
+	if !ok || !time.Now().Before(s.Expires) || c.claims.claimed(revocationKey(raw), s.Expires) || c.revoked(s) {
 		return Session{}, false, nil
 	}
 	return s, true, nil
@@ -108,7 +108,9 @@ func (c *Cookie) Get(_ context.Context, cookieValue string) (Session, bool, erro
 func (c *Cookie) Delete(ctx context.Context, cookieValue string) error {
 	if s, ok, _ := c.Get(ctx, cookieValue); ok {
 		raw, _ := strictBase64.DecodeString(cookieValue)
-		_, _ = c.claims.claim(revocationKey(raw), s.Expires)
+		if _, err := c.claims.claim(revocationKey(raw), s.Expires); err != nil {
+			return err // the logout must say it did not take
+		}
 	}
 	return nil
 }

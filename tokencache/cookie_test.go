@@ -166,3 +166,29 @@ func TestCookieRevocations(t *testing.T) {
 		t.Errorf("Count = %d; the cookie store cannot count", n)
 	}
 }
+
+// TestCookieLogoutAfterAFlood: with the record of used states and logouts
+// full, a logout still takes: the old cookie is refused afterwards.
+func TestCookieLogoutAfterAFlood(t *testing.T) {
+	c := newTestCookie(t, "__Host-f")
+	c.claims.maxClaims = 2000
+	ctx := context.Background()
+	for i := range 5000 {
+		if _, err := c.ClaimState(ctx, fmt.Sprint("flood-", i), time.Now().Add(time.Hour+time.Duration(i)*time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, _ := c.Put(ctx, Session{Authorization: "Bearer t", Expires: time.Now().Add(30 * time.Minute)})
+	if err := c.Delete(ctx, v); err != nil {
+		t.Fatalf("logout: %v", err)
+	}
+	if _, ok, _ := c.Get(ctx, v); ok {
+		t.Error("the logged-out cookie still opens a session")
+	}
+	for i := range 3000 { // more of the flood: the logout's record may be dropped for room
+		_, _ = c.ClaimState(ctx, fmt.Sprint("more-", i), time.Now().Add(2*time.Hour+time.Duration(i)*time.Millisecond))
+	}
+	if _, ok, _ := c.Get(ctx, v); ok {
+		t.Error("the logged-out cookie opens a session again once the flood pushed its record out")
+	}
+}

@@ -93,20 +93,22 @@ func (sh *memoryShard) remove(k sessionKey) {
 // concurrent use. Sessions are lost when the process exits (not on config
 // reloads: the handler shares one Memory across them).
 type Memory struct {
-	shards     [memoryShards]memoryShard
-	statesMu   sync.Mutex
-	states     map[[32]byte]int64 // SHA-256 of used login states → when the record may go (logins are rare: one lock is enough)
-	perShard   atomic.Int64
-	perUser    atomic.Int64 // 0: no per-user limit
-	tagKey     [32]byte     // keys the user tags in session ids (random: they mean nothing elsewhere)
-	shardBytes atomic.Int64 // 0: no byte bound
-	evictions  atomic.Uint64
-	stopSweep  chan struct{}
-	sweepDone  chan struct{}
-	stopOnce   sync.Once
-	now        func() time.Time
-	release    func() // the hold on coarseclock, which expiry checks read
-	OnEviction func() // called, if set, each time a live session is evicted for room
+	shards      [memoryShards]memoryShard
+	statesMu    sync.Mutex
+	states      map[[32]byte]int64 // SHA-256 of used login states → when the record may go (logins are rare: one lock is enough)
+	statesFloor int64              // records ending at or before this were dropped for room: such claims count as made
+	maxClaims   int
+	perShard    atomic.Int64
+	perUser     atomic.Int64 // 0: no per-user limit
+	tagKey      [32]byte     // keys the user tags in session ids (random: they mean nothing elsewhere)
+	shardBytes  atomic.Int64 // 0: no byte bound
+	evictions   atomic.Uint64
+	stopSweep   chan struct{}
+	sweepDone   chan struct{}
+	stopOnce    sync.Once
+	now         func() time.Time
+	release     func() // the hold on coarseclock, which expiry checks read
+	OnEviction  func() // called, if set, each time a live session is evicted for room
 }
 
 // NewMemory returns a store that holds at most maxSessions sessions
@@ -118,6 +120,7 @@ func NewMemory(maxSessions int, sweepEvery time.Duration) *Memory {
 		sweepDone: make(chan struct{}),
 		now:       time.Now,
 		states:    make(map[[32]byte]int64),
+		maxClaims: DefaultMaxClaims,
 	}
 	m.SetMaxSessions(maxSessions)
 	_, _ = rand.Read(m.tagKey[:])
@@ -142,9 +145,10 @@ func (m *Memory) SetMaxBytes(n int64) {
 	m.shardBytes.Store(max(0, n/memoryShards))
 }
 
-// maxClaims bounds the used-state records: past it, new logins are refused
-// until records expire, rather than memory growing with a flood.
-const maxClaims = 1_000_000
+// DefaultMaxClaims bounds the used-state records (and the cookie store's
+// logouts): past it the records ending soonest make room (see
+// dropClaimsLocked), rather than memory growing with a flood.
+const DefaultMaxClaims = 1_000_000
 
 // shard is where a key lives: picked by its first byte, the user tag's
 // first byte for a user's sessions.
@@ -368,22 +372,52 @@ func (m *Memory) claim(key [32]byte, until time.Time) (bool, error) {
 	m.statesMu.Lock()
 	defer m.statesMu.Unlock()
 	now := m.now().UnixNano()
-	if exp, used := m.states[key]; used && exp > now {
+	if exp, used := m.states[key]; used && exp > now || until.UnixNano() <= m.statesFloor {
 		return false, nil
 	}
-	if len(m.states) >= maxClaims {
-		return false, fmt.Errorf("%w: %d logins in flight, the most this store records", ErrUnavailable, maxClaims)
+	if len(m.states) >= m.maxClaims {
+		m.dropClaimsLocked(now)
 	}
 	m.states[key] = until.UnixNano()
 	return true, nil
 }
 
-// claimed reports whether a live claim exists for key.
-func (m *Memory) claimed(key [32]byte) bool {
+// dropClaimsLocked makes room in a full table: the expired records go,
+// and, if that is not enough, the eighth that end soonest. Everything
+// ending by then counts as claimed from now on (statesFloor): a dropped
+// state can never be used again, and what a flood costs is that the
+// oldest pending logins (or, in the cookie store, the sessions closest to
+// their end) must start again; never that every login fails.
+func (m *Memory) dropClaimsLocked(now int64) {
+	for k, exp := range m.states {
+		if exp <= now {
+			delete(m.states, k)
+		}
+	}
+	if len(m.states) < m.maxClaims {
+		return
+	}
+	ends := make([]int64, 0, len(m.states))
+	for _, exp := range m.states {
+		ends = append(ends, exp)
+	}
+	slices.Sort(ends)
+	floor := ends[len(ends)/8]
+	for k, exp := range m.states {
+		if exp <= floor {
+			delete(m.states, k)
+		}
+	}
+	m.statesFloor = max(m.statesFloor, floor)
+}
+
+// claimed reports whether key was claimed for a record that ends at
+// until: a live claim exists, or the table dropped records ending then.
+func (m *Memory) claimed(key [32]byte, until time.Time) bool {
 	m.statesMu.Lock()
 	defer m.statesMu.Unlock()
 	exp, ok := m.states[key]
-	return ok && exp > m.now().UnixNano()
+	return ok && exp > m.now().UnixNano() || until.UnixNano() <= m.statesFloor
 }
 
 // Len returns how many sessions are held, expired ones not yet swept included.
