@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -197,8 +198,10 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, f failure) error 
 			repl.Set("http.implicit_grant.error", string(f.code))
 			repl.Set("http.implicit_grant.error_description", description)
 			repl.Set("http.implicit_grant.message", o.text)
-			repl.Set("http.implicit_grant.retry_url", f.retry)
-			repl.Set("http.implicit_grant.login_url", loginURL)
+			// Same-origin paths with nothing that could close an HTML
+			// attribute: safe in <a href="…"> as a route writes it.
+			repl.Set("http.implicit_grant.retry_url", attributeSafe(f.retry))
+			repl.Set("http.implicit_grant.login_url", attributeSafe(loginURL))
 		}
 		return caddyhttp.Error(o.status, fmt.Errorf("implicit_grant: %s", f.code))
 
@@ -269,3 +272,9 @@ func (f failure) outcome() outcome {
 	}
 	return outcomes[codeUnknownServerError]
 }
+
+// attributeSafe percent-encodes what could end an HTML attribute or start
+// markup in a same-origin path (SafeReturnPath let it through: browsers
+// read %22 and " in a URL alike), so a placeholder is safe to write into
+// a page unescaped.
+var attributeSafe = strings.NewReplacer(`"`, "%22", "'", "%27", "<", "%3C", ">", "%3E", "`", "%60", " ", "%20").Replace

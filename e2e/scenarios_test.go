@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -446,5 +447,30 @@ func TestWebSocket(t *testing.T) {
 			status = resp.StatusCode
 		}
 		t.Errorf("an upgrade without a session: %v, status %d, want 401 from the module", err, status)
+	}
+}
+
+// TestErrorRoutePlaceholdersInAttributes: an error route that writes
+// {http.implicit_grant.retry_url} and login_url into href attributes, as
+// a site owner would, runs no script from a crafted callback link.
+func TestErrorRoutePlaceholdersInAttributes(t *testing.T) {
+	chromiumPath(t)
+	s := newSiteWith(t, devProvider(), 0, "error_pages handle_errors",
+		"handle_errors {\n\t\theader Content-Type text/html\n\t\trespond `<!doctype html><p>{http.implicit_grant.message}</p><a id=\"retry\" href=\"{http.implicit_grant.retry_url}\">Try again</a> <a id=\"login\" href='{http.implicit_grant.login_url}'>Sign in</a>`\n\t}")
+	b := newBrowser(t)
+	payload := `/x"><img src=x onerror="document.title='pwned'">'><b id=injected>`
+	b.navigate(b.ctx, s.origin+"/oauth/callback?error=access_denied&return_to="+url.QueryEscape(payload))
+	b.waitFor(b.ctx, `!!document.querySelector("#retry")`, "the site's error route")
+	if n := eval[int](b, b.ctx, `document.querySelectorAll("img, b, #injected").length`); n != 0 {
+		t.Errorf("the crafted return path put %d elements into the error route's page", n)
+	}
+	if title := eval[string](b, b.ctx, "document.title"); title == "pwned" {
+		t.Error("the crafted return path ran script")
+	}
+	for _, id := range []string{"retry", "login"} {
+		href := eval[string](b, b.ctx, fmt.Sprintf(`new URL(document.querySelector("#%s").href).origin`, id))
+		if href != s.origin {
+			t.Errorf("#%s leads to %q, want this origin", id, href)
+		}
 	}
 }
