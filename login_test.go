@@ -334,3 +334,24 @@ func TestSecureSiteCookies(t *testing.T) {
 		cancel()
 	}
 }
+
+// TestMadeUpStateCookiesGetASmallReply: a login start carrying 500 made-up
+// pending-login cookies (15 KB) gets at most max_pending_logins lines
+// clearing them, not one each.
+func TestMadeUpStateCookiesGetASmallReply(t *testing.T) {
+	s := newTestSite(t, siteOptions{})
+	req, _ := http.NewRequest(http.MethodGet, s.origin+"/oauth/login?return_to=%2F", nil)
+	var cookies []string
+	for i := range 500 {
+		cookies = append(cookies, fmt.Sprintf("%s%d=made-up", s.h.states.NamePrefix, i))
+	}
+	req.Header.Set("Cookie", strings.Join(cookies, "; "))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if n := len(resp.Header.Values("Set-Cookie")); n > DefaultMaxPendingLogins+1 {
+		t.Errorf("%d Set-Cookie lines for 500 made-up state cookies; want at most %d", n, DefaultMaxPendingLogins+1)
+	}
+}

@@ -153,13 +153,19 @@ func (c *StateCookies) trim(w http.ResponseWriter, r *http.Request, keep int) {
 		expires time.Time
 	}
 	var live []pending
+	cleared := 0
 	for _, ck := range r.Cookies() {
 		if !strings.HasPrefix(ck.Name, c.NamePrefix) {
 			continue
 		}
 		p, err := c.open(ck.Name, ck.Value)
 		if err != nil || !c.now().Before(p.Expires) {
-			c.expire(w, ck.Name)
+			// At most MaxPending a time: a request with hundreds of
+			// made-up cookies gets a reply no larger for them.
+			if cleared < c.MaxPending {
+				c.expire(w, ck.Name)
+				cleared++
+			}
 			continue
 		}
 		live = append(live, pending{ck.Name, p.Expires})
