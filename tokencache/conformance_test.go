@@ -160,6 +160,27 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 			t.Errorf("replayed logins: %d live sessions, want 3", n)
 		}
 	})
+	t.Run("per-user limit ends the oldest logins, not the soonest to expire", func(t *testing.T) {
+		s, _ := revoker(t)
+		s.(interface{ SetMaxPerUser(int) }).SetMaxPerUser(3)
+		// Servers count expires_in down in whole seconds: a later login's
+		// session may end before an earlier one's.
+		var alice []string
+		for _, seconds := range []int{60, 59, 61, 58, 57} {
+			v, err := s.Put(ctx, Session{Authorization: fmt.Sprint("Bearer a", seconds), Expires: time.Now().Add(time.Duration(seconds) * time.Second), Subject: "alice"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			alice = append(alice, v)
+			time.Sleep(2 * time.Millisecond) // the stores order logins by when they were made
+		}
+		if n := live(s, alice[:2]...); n != 0 {
+			t.Errorf("%d of the two oldest logins outlived the limit of 3", n)
+		}
+		if n := live(s, alice[2:]...); n != 3 {
+			t.Errorf("the three newest logins: %d live, want 3", n)
+		}
+	})
 	t.Run("end a user, then everyone", func(t *testing.T) {
 		s, r := revoker(t)
 		var alice, others []string

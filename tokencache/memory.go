@@ -38,6 +38,7 @@ type sessionKey [idBytes]byte
 type memoryEntry struct {
 	record  string // joinRecord: authorization and identity in one string
 	expires int64  // unix nanoseconds
+	created uint64 // the store's count of sessions stored until this one: which of a user's sessions is the oldest
 }
 
 type memoryShard struct {
@@ -98,6 +99,7 @@ type Memory struct {
 	states      map[[32]byte]int64 // SHA-256 of used login states → when the record may go (logins are rare: one lock is enough)
 	statesFloor int64              // records ending at or before this were dropped for room: such claims count as made
 	maxClaims   int
+	stored      atomic.Uint64 // sessions stored so far: the order of logins
 	perShard    atomic.Int64
 	perUser     atomic.Int64 // 0: no per-user limit
 	tagKey      [32]byte     // keys the user tags in session ids (random: they mean nothing elsewhere)
@@ -202,13 +204,14 @@ func (m *Memory) Put(_ context.Context, s Session) (string, error) {
 // SetMaxPerUser sets how many sessions one user may have (0: no limit).
 func (m *Memory) SetMaxPerUser(n int) { m.perUser.Store(int64(max(0, n))) }
 
-// trimUser ends the sessions of kept's user past limit, those closest to
-// expiry first (the oldest, when tokens live alike), never kept itself.
-// The scan reads under the shared lock: most logins end nothing.
+// trimUser ends the sessions of kept's user past limit, the oldest logins
+// first (not those closest to expiry: servers count expires_in down in
+// whole seconds, so a later login may end sooner), never kept itself. The
+// scan reads under the shared lock: most logins end nothing.
 func (m *Memory) trimUser(kept sessionKey, limit int) {
 	type session struct {
 		k       sessionKey
-		expires int64
+		created uint64
 	}
 	var others []session
 	now := m.now().UnixNano()
@@ -220,14 +223,14 @@ func (m *Memory) trimUser(kept sessionKey, limit int) {
 	}
 	for k, e := range sh.sessions {
 		if k.tag() == tag && k != kept && e.expires > now {
-			others = append(others, session{k, e.expires})
+			others = append(others, session{k, e.created})
 		}
 	}
 	sh.mu.RUnlock()
 	if len(others) < limit {
 		return
 	}
-	slices.SortFunc(others, func(a, b session) int { return cmp.Compare(a.expires, b.expires) })
+	slices.SortFunc(others, func(a, b session) int { return cmp.Compare(a.created, b.created) })
 	sh.mu.Lock()
 	for _, o := range others[:len(others)-limit+1] {
 		sh.remove(o.k)
@@ -289,7 +292,7 @@ func (m *Memory) set(id string, s Session) {
 
 // setKey stores s under k, making room in its shard.
 func (m *Memory) setKey(k sessionKey, s Session) {
-	e := memoryEntry{record: joinRecord(s), expires: s.Expires.UnixNano()}
+	e := memoryEntry{record: joinRecord(s), expires: s.Expires.UnixNano(), created: m.stored.Add(1)}
 	maxBytes := m.shardBytes.Load()
 	if maxBytes > 0 && int64(len(e.record)) > maxBytes {
 		return // larger than a shard may hold: not kept (a near-cache then reads Redis)
