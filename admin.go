@@ -81,9 +81,10 @@ func siteStores() []*Handler {
 
 // siteSessions is one store's line in an answer.
 type siteSessions struct {
-	RedirectURI string `json:"redirect_uri"`
-	ClientID    string `json:"client_id"`
-	Store       string `json:"store"`
+	RedirectURI string   `json:"redirect_uri"`
+	ClientID    string   `json:"client_id"`
+	Allow       []string `json:"allow,omitempty"` // the handler's rules: what tells two handlers of one client apart
+	Store       string   `json:"store"`
 	// GET: live sessions (null for the cookie store: they are in browsers)
 	// and whether the count is exact.
 	Sessions *int `json:"sessions,omitempty"`
@@ -146,6 +147,9 @@ func serveSessionsAPI(w http.ResponseWriter, r *http.Request) error {
 // sessionsAPI counts (GET) or ends (DELETE) this handler's store's sessions.
 func (h *Handler) sessionsAPI(ctx context.Context, method, user string, now time.Time) (siteSessions, error) {
 	line := siteSessions{RedirectURI: h.RedirectURI, ClientID: h.ClientID, Store: h.storeType}
+	for _, rule := range h.Allow {
+		line.Allow = append(line.Allow, rule.String())
+	}
 	revoker, ok := h.store.(tokencache.Revoker)
 	switch {
 	case method == http.MethodGet && ok:
