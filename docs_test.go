@@ -48,7 +48,7 @@ func TestDocsCaddyfilesAdapt(t *testing.T) {
 			switch first := strings.Fields(stripComments(block) + " {")[0]; {
 			case first == "implicit_grant" || first == "reverse_proxy":
 				block = "https://dash.example.com {\n" + block + "\n}\n"
-			case first != "{" && !strings.ContainsAny(first, ".:"): // subdirectives alone
+			case first != "{" && !strings.HasPrefix(first, "(") && !strings.ContainsAny(first, ".:"): // subdirectives alone
 				block = "https://dash.example.com {\nimplicit_grant {\n" + block + "\n}\n}\n"
 			}
 			blocks++

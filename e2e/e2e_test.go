@@ -128,8 +128,9 @@ func hydraServer(t *testing.T, mode string) authServer {
 			clientSeqMu.Unlock()
 			h.registerClient(t, id, origin+"/oauth/callback", lifetime, strategy)
 			trust := map[string]string{
-				"openid":     fmt.Sprintf("openid %s/", h.public),
-				"jwt":        fmt.Sprintf("authorize_url %s/oauth2/auth\n\t\tvalidate jwt {\n\t\t\tissuer %s/\n\t\t}", h.public, h.public),
+				"openid": fmt.Sprintf("openid %s/", h.public),
+				// Hydra's JWT access tokens say typ JWT, not at+jwt: typ any.
+				"jwt":        fmt.Sprintf("authorize_url %s/oauth2/auth\n\t\tvalidate jwt {\n\t\t\tissuer %s/\n\t\t\ttyp any\n\t\t}", h.public, h.public),
 				"introspect": fmt.Sprintf("authorize_url %s/oauth2/auth\n\t\tvalidate introspect %s/admin/oauth2/introspect", h.public, h.admin),
 			}[mode]
 			return fmt.Sprintf("%s\n\t\tclient_id %s\n\t\tscope openid profile reports", trust, id), ""
