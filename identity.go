@@ -6,6 +6,7 @@
 package implicitgrant
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -89,9 +90,10 @@ func checkedAt(packed string) time.Time {
 }
 
 // placeholdersFor makes the {http.auth.user.*} placeholders of a packed
-// identity: id is the subject, every other name a kept claim. Nothing is
-// computed until a placeholder is used.
-func placeholdersFor(packed string) caddy.ReplacerFunc {
+// identity: id is the subject, every other name a kept claim. A kept claim
+// the user has none of is the empty string, never the placeholder's own
+// text upstream. Nothing is computed until a placeholder is used.
+func placeholdersFor(packed string, keep *[]string) caddy.ReplacerFunc { // a pointer: the closure stays in a smaller size class
 	return func(key string) (any, bool) {
 		name, ok := strings.CutPrefix(key, "http.auth.user.")
 		if !ok {
@@ -109,6 +111,9 @@ func placeholdersFor(packed string) caddy.ReplacerFunc {
 			if k == name {
 				return v, true
 			}
+		}
+		if slices.Contains(*keep, name) {
+			return "", true
 		}
 		return nil, false
 	}

@@ -44,10 +44,8 @@ func (h *Handler) serveProtected(w http.ResponseWriter, r *http.Request, next ca
 			} else {
 				r.Header["Authorization"] = []string{s.Authorization}
 			}
-			if s.Identity != "" {
-				if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-					repl.Map(placeholdersFor(s.Identity))
-				}
+			if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+				repl.Map(placeholdersFor(s.Identity, &h.Claims))
 			}
 			return next.ServeHTTP(w, r)
 		}
