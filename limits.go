@@ -150,12 +150,19 @@ func (l *loginLimits) refusal(addr string, now time.Time) code {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	w := l.windows[addressGroup(addr)]
-	switch {
-	case w == nil || now.Sub(w.start) >= limitWindow:
+	if w == nil || now.Sub(w.start) >= limitWindow {
 		return ""
+	}
+	return l.reached(w)
+}
+
+// reached says which of the window's limits w has used up, counting the
+// attempts under way as failures and logins to come (under l.mu).
+func (l *loginLimits) reached(w *addressWindow) code {
+	switch {
 	case w.failures+w.inflight >= maxFailuresPerAddress:
 		return codeTooManyFailures
-	case w.logins >= l.maxLogins:
+	case w.logins+w.inflight >= l.maxLogins:
 		return codeTooManyLogins
 	}
 	return ""
@@ -173,16 +180,13 @@ type attempt struct {
 func (l *loginLimits) begin(addr string, now time.Time) (*attempt, code) {
 	l.mu.Lock()
 	w := l.window(addressGroup(addr), now)
-	switch {
-	case w.failures+w.inflight >= maxFailuresPerAddress:
+	refused := l.reached(w)
+	if refused == "" && w.inflight >= maxVerifyingPerAddress {
+		refused = codeBusy
+	}
+	if refused != "" {
 		l.mu.Unlock()
-		return nil, codeTooManyFailures
-	case w.logins+w.inflight >= l.maxLogins:
-		l.mu.Unlock()
-		return nil, codeTooManyLogins
-	case w.inflight >= maxVerifyingPerAddress:
-		l.mu.Unlock()
-		return nil, codeBusy
+		return nil, refused
 	}
 	w.inflight++
 	l.mu.Unlock()

@@ -1,15 +1,12 @@
 package devprovider
 
 import (
-	"html/template"
 	"maps"
 	"net/http"
 	"net/url"
 	"path"
 	"slices"
 	"strings"
-
-	"github.com/implicitgrant/caddy-implicit-grant/relay"
 )
 
 // The provider's own home page lists the clients this browser approved,
@@ -31,14 +28,11 @@ func (p *Provider) approvals(r *http.Request) []approval {
 
 // home is GET /: what this browser approved.
 func (p *Provider) home(w http.ResponseWriter, r *http.Request) error {
-	d := pageData{Title: "Your account at the dev provider", Style: template.CSS(relay.Style()), Approvals: p.approvals(r)}
+	d := pageData{Title: "Your account at the dev provider", Approvals: p.approvals(r)}
 	if len(d.Approvals) == 0 {
 		d.Message = "This browser has approved no application: the next sign-in shows the consent page."
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Frame-Options", "DENY")
-	return pageTmpl.Execute(w, d)
+	return writePage(w, http.StatusOK, d)
 }
 
 // forget is POST /forget: the approval of client_id goes. With then=login
@@ -74,8 +68,6 @@ func (p *Provider) forget(w http.ResponseWriter, r *http.Request) error {
 		http.Redirect(w, r, site+login+"?interactive=1&return_to=%2F", http.StatusSeeOther)
 		return nil
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	return pageTmpl.Execute(w, pageData{Title: "Approval forgotten", Style: template.CSS(relay.Style()),
+	return writePage(w, http.StatusOK, pageData{Title: "Approval forgotten",
 		Message: "The next sign-in to " + clientID + " shows the consent page again, where you can pick another name or deny.", Link: site + "/"})
 }

@@ -235,9 +235,15 @@ type pageData struct {
 }
 
 func page(w http.ResponseWriter, status int, title, message string, c *consent) error {
+	return writePage(w, status, pageData{Title: title, Message: message, Consent: c})
+}
+
+// writePage writes one of the provider's pages, in the module's look.
+func writePage(w http.ResponseWriter, status int, d pageData) error {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Frame-Options", "DENY")
 	w.WriteHeader(status)
-	return pageTmpl.Execute(w, pageData{Title: title, Message: message, Style: template.CSS(relay.Style()), Consent: c})
+	d.Style = template.CSS(relay.Style())
+	return pageTmpl.Execute(w, d)
 }
