@@ -33,6 +33,12 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		authorize_url      <url>
 //		client_id          <id>
 //		redirect_uri       <url>
+//		response_type      token|code
+//		token_url          <url>                # code
+//		client_secret      <secret>             # code: a confidential client
+//		token_auth         client_secret_basic|client_secret_post|none  # code
+//		same_site          lax|strict
+//		require_header     <name> <value>
 //		scope              <scope...>
 //		show_dialog
 //		preserve_fragment  on|off
@@ -99,6 +105,22 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.ClientID, err = oneArg(d)
 		case "redirect_uri":
 			h.RedirectURI, err = oneArg(d)
+		case "response_type":
+			h.ResponseType, err = oneArg(d)
+		case "token_url":
+			h.TokenURL, err = oneArg(d)
+		case "client_secret":
+			h.ClientSecret, err = oneArg(d)
+		case "token_auth":
+			h.TokenAuth, err = oneArg(d)
+		case "same_site":
+			h.SameSite, err = oneArg(d)
+		case "require_header":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.Errf("require_header: expected a header name and its value")
+			}
+			h.RequireHeader = &RequiredHeader{Name: args[0], Value: args[1]}
 		case "secret":
 			args := d.RemainingArgs()
 			if len(args) == 0 {

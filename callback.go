@@ -34,6 +34,9 @@ const (
 // or from the relay script after a failed POST.
 func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
+	if h.codeFlow() && h.ResponseMode != ResponseModeFormPost && (q.Has("code") || q.Has("state")) {
+		return h.finishCodeLogin(w, r, q)
+	}
 	if ae, isErr := relay.ParseAuthError(q); isErr {
 		f := failure{code: code(ae.Code), description: ae.Description, retry: relay.SafeReturnPath(q.Get("return_to"))}
 		if ae.State == "" {
@@ -54,6 +57,10 @@ func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) error {
 		// The server was asked to POST its answer: a token in this URL's
 		// fragment is not taken (no relay page posts it back).
 		h.logRefusal(zap.WarnLevel, "refused a callback without a form post: response_mode is form_post")
+		return h.loginFailed(w, r, failure{code: codeInvalidResponse})
+	}
+	if h.codeFlow() { // no code, no state: not an authorization response
+		h.logRefusal(zap.WarnLevel, "refused a callback without a code")
 		return h.loginFailed(w, r, failure{code: codeInvalidResponse})
 	}
 	return h.pages.ServePage(w, inFrame(r))
@@ -83,9 +90,22 @@ func (h *Handler) serveRelayPost(w http.ResponseWriter, r *http.Request) error {
 		h.logRefusal(zap.WarnLevel, "refused a relay post: this address's login limit is used up", zap.String("client", loggable(clientAddress(r))), zap.String("limit", string(c)))
 		return h.loginFailed(w, r, failure{code: c})
 	}
+	if h.codeFlow() && h.ResponseMode != ResponseModeFormPost {
+		// The code comes in the query; no relay page posts anything.
+		h.logRefusal(zap.WarnLevel, "refused a post to the callback: response_type code answers in the query")
+		return h.loginFailed(w, r, failure{code: codeCrossOrigin})
+	}
 	body, refusal := h.readRelayBody(w, r)
 	if refusal != "" {
 		return h.loginFailed(w, r, failure{code: refusal})
+	}
+	if h.codeFlow() { // form_post: the code is in the server's post
+		vals, err := url.ParseQuery(body)
+		if err != nil {
+			h.logRefusal(zap.WarnLevel, "refused an authorization response: not form-encoded")
+			return h.loginFailed(w, r, failure{code: codeInvalidResponse})
+		}
+		return h.finishCodeLogin(w, r, vals)
 	}
 	tr, ae, err := relay.ParseFragment(body)
 	switch {
@@ -195,8 +215,15 @@ func (h *Handler) openSession(r *http.Request, tr *relay.TokenResponse, pending 
 		h.logRefusal(zap.WarnLevel, "refused a login", zap.String("reason", "state already used"))
 		return "", 0, &failure{code: codeInvalidState}
 	}
-	if len(tr.AccessToken) > h.MaxTokenBytes || len(tr.IDToken) > h.MaxTokenBytes {
-		h.logRefusal(zap.WarnLevel, "refused a login: the token is larger than max_token_bytes", zap.Int("access_token_bytes", len(tr.AccessToken)), zap.Int("id_token_bytes", len(tr.IDToken)))
+	if tr.Code != "" {
+		var f *failure
+		if tr, f = h.exchangeCode(r, tr, pending); f != nil {
+			return "", 0, f
+		}
+	}
+	if len(tr.AccessToken) > h.MaxTokenBytes || len(tr.IDToken) > h.MaxTokenBytes || len(tr.RefreshToken) > h.MaxTokenBytes {
+		h.logRefusal(zap.WarnLevel, "refused a login: a token is larger than max_token_bytes", zap.Int("access_token_bytes", len(tr.AccessToken)),
+			zap.Int("id_token_bytes", len(tr.IDToken)), zap.Int("refresh_token_bytes", len(tr.RefreshToken)))
 		return "", 0, &failure{code: codeTokenTooLarge}
 	}
 	id, f := h.verifyToken(r, tr)
@@ -211,12 +238,22 @@ func (h *Handler) openSession(r *http.Request, tr *relay.TokenResponse, pending 
 		h.logRefusal(zap.WarnLevel, "refused a login", zap.String("reason", "the token expires within expiry_leeway"))
 		return "", 0, &failure{code: codeInvalidToken}
 	}
-	value, err := h.store.Put(r.Context(), tokencache.Session{
+	now := time.Now()
+	session := tokencache.Session{
 		Authorization: "Bearer " + tr.AccessToken,
-		Expires:       time.Now().Add(ttl),
+		Expires:       now.Add(ttl),
 		Identity:      packIdentity(id, h.Claims, h.checkedNow()),
 		Subject:       h.indexSubject(r, id),
-	})
+	}
+	if tr.RefreshToken != "" {
+		// The session outlives its token, refreshed on the server, up to
+		// max_session_lifetime.
+		h.setTokenTimes(&session, now, tr.ExpiresIn, ttl)
+		session.RefreshToken = tr.RefreshToken
+		ttl = time.Duration(h.MaxSessionLifetime)
+		session.Expires = now.Add(ttl)
+	}
+	value, err := h.store.Put(r.Context(), session)
 	if err != nil {
 		h.logRefusal(zap.ErrorLevel, "session store failed while finishing a login", zap.Error(err))
 		return "", 0, &failure{code: codeStoreUnavailable}
@@ -228,7 +265,8 @@ func (h *Handler) openSession(r *http.Request, tr *relay.TokenResponse, pending 
 		h.logRefusal(zap.WarnLevel, "refused a login: the sealed session is larger than the cookie store can keep", zap.Int("bytes", len(value)))
 		return "", 0, &failure{code: codeTokenTooLarge}
 	}
-	h.logger.Info("login finished", zap.String("user", id.Subject), zap.Duration("session_lifetime", ttl), zap.String("scope", loggable(tr.Scope)))
+	h.logger.Info("login finished", zap.String("user", id.Subject), zap.Duration("session_lifetime", ttl), zap.String("scope", loggable(tr.Scope)),
+		zap.Bool("refresh_token", tr.RefreshToken != ""))
 	h.events.emit(eventLogin, map[string]any{"user": id.Subject, "store": h.storeType, "trust": h.trustMode()})
 	return value, ttl, nil
 }
@@ -259,7 +297,7 @@ func (h *Handler) answerRelay(w http.ResponseWriter, r *http.Request, status int
 // mode can tell) and checks the allow rules. The failure, if any, says
 // what the person is shown.
 func (h *Handler) verifyToken(r *http.Request, tr *relay.TokenResponse) (authserver.Identity, *failure) {
-	resp := authserver.Response{AccessToken: tr.AccessToken, IDToken: tr.IDToken}
+	resp := authserver.Response{AccessToken: tr.AccessToken, IDToken: tr.IDToken, FromTokenEndpoint: h.codeFlow()}
 	if h.OpenID != "" {
 		resp.Nonces = h.nonces(tr.State)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -23,7 +24,7 @@ import (
 // and no store may be opened for a config that fails. Each rule lives in
 // one of the groups below, and nowhere else.
 func (h *Handler) checkConfig() error {
-	for _, check := range []func() error{h.checkSizes, h.checkSecrets, h.checkServer, h.checkTrust, h.checkRequest, h.checkPaths, h.checkTimes, h.checkPolicies, h.checkStore} {
+	for _, check := range []func() error{h.checkSizes, h.checkSecrets, h.checkServer, h.checkGrant, h.checkTrust, h.checkRequest, h.checkPaths, h.checkTimes, h.checkPolicies, h.checkStore} {
 		if err := check(); err != nil {
 			return err
 		}
@@ -64,6 +65,10 @@ func (h *Handler) checkSizes() error {
 		{"secret", len(h.Secret), maxSecretBytes, by}, {"secret: previous secrets", len(h.PreviousSecrets), 4, entries},
 		{"scope", len(h.Scopes), maxListEntries, entries}, {"param", len(h.Params), maxListEntries, entries},
 		{"claims", len(h.Claims), maxListEntries, entries}, {"allow", len(h.Allow), maxListEntries, entries},
+		{"token_url", len(h.TokenURL), maxURLBytes, by}, {"client_secret", len(h.ClientSecret), maxSecretBytes, by},
+	}
+	if rh := h.RequireHeader; rh != nil {
+		bounds = append(bounds, bound{"require_header: name", len(rh.Name), maxNameBytes, by}, bound{"require_header: value", len(rh.Value), maxValueBytes, by})
 	}
 	for _, p := range h.PreviousSecrets {
 		bounds = append(bounds, bound{"secret: a previous secret", len(p), maxSecretBytes, by})
@@ -117,6 +122,43 @@ func (h *Handler) checkServer() error {
 	}
 	if ru.Scheme == "http" && !authserver.IsLoopback(ru.Hostname()) {
 		return fmt.Errorf("redirect_uri: %q must use https (http is allowed only for loopback hosts: browsers keep no secure cookie elsewhere)", h.RedirectURI)
+	}
+	return nil
+}
+
+// checkGrant: the grant, and what the code flow needs at the token endpoint.
+func (h *Handler) checkGrant() error {
+	switch h.ResponseType {
+	case ResponseTypeToken:
+		for field, given := range map[string]bool{"token_url": h.TokenURL != "", "client_secret": h.clientSecretGiven, "token_auth": h.TokenAuth != ""} {
+			if given {
+				return fmt.Errorf("%s: only for response_type code (the implicit grant never calls the token endpoint)", field)
+			}
+		}
+		return nil
+	case ResponseTypeCode:
+	default:
+		return fmt.Errorf("response_type: %q must be token or code", h.ResponseType)
+	}
+	switch {
+	case h.TokenURL == "" && h.OpenID == "":
+		return errors.New("token_url: required with response_type code (or openid, whose discovery gives it)")
+	case h.TokenURL != "" && !authserver.SecureURL(h.TokenURL):
+		return fmt.Errorf("token_url: %q must be an https URL (http only for loopback hosts)", h.TokenURL)
+	case h.clientSecretGiven && h.ClientSecret == "":
+		return errors.New("client_secret: empty after replacing placeholders (is the environment variable set?)")
+	}
+	switch h.TokenAuth {
+	case authserver.TokenAuthNone:
+		if h.ClientSecret != "" {
+			return errors.New("token_auth: none sends no secret, but client_secret is set; use client_secret_basic or client_secret_post")
+		}
+	case authserver.TokenAuthBasic, authserver.TokenAuthPost:
+		if h.ClientSecret == "" {
+			return fmt.Errorf("token_auth: %s needs client_secret", h.TokenAuth)
+		}
+	default:
+		return fmt.Errorf("token_auth: %q must be client_secret_basic, client_secret_post or none", h.TokenAuth)
 	}
 	return nil
 }
@@ -221,6 +263,22 @@ func (h *Handler) checkPolicies() error {
 	default:
 		return fmt.Errorf("response_mode: %q must be fragment or form_post", h.ResponseMode)
 	}
+	switch h.SameSite {
+	case "lax", "strict":
+	default:
+		return fmt.Errorf("same_site: %q must be lax or strict", h.SameSite)
+	}
+	if rh := h.RequireHeader; rh != nil {
+		if rh.Name == "" || !printable.IsToken(rh.Name) || strings.ContainsAny(rh.Name, ":()<>@,;\\\"/[]?={} ") {
+			return fmt.Errorf("require_header: %q is not a header name", rh.Name)
+		}
+		if rh.Value == "" || !printable.IsVSChars(rh.Value) {
+			return errors.New("require_header: the value must be printable and not empty")
+		}
+		if http.CanonicalHeaderKey(rh.Name) == "Authorization" || http.CanonicalHeaderKey(rh.Name) == "Cookie" {
+			return fmt.Errorf("require_header: %s is not a header a page's script may choose", rh.Name)
+		}
+	}
 	switch h.RenewPrompt {
 	case RenewPromptNone, RenewPromptDefault:
 	default:
@@ -254,6 +312,8 @@ func (h *Handler) checkSecrets() error {
 func (h *Handler) checkTrust() error {
 	v := h.Validation
 	switch {
+	case h.OpenID == "" && v == nil && h.codeFlow():
+		// The token endpoint's answer is the proof (trustTokenEndpoint).
 	case h.OpenID == "" && v == nil:
 		return errors.New(`trust: no way to prove tokens genuine is configured: add "openid <issuer>", "validate jwt", "validate introspect <url>" or "validate userinfo <url>" (or "validate none" when the upstream checks every token itself)`)
 	case h.OpenID != "" && v != nil:
@@ -279,6 +339,9 @@ func (h *Handler) checkTrust() error {
 		}
 		if v != nil && v.Mode == validateNone {
 			return errors.New("allow: validate none knows nobody's claims; use a mode that verifies tokens")
+		}
+		if v == nil && h.OpenID == "" {
+			return errors.New("allow: without openid or validate, the code flow knows nobody's claims; add openid, or validate userinfo|introspect|jwt to learn who the user is")
 		}
 	}
 	for _, c := range h.Claims {

@@ -84,6 +84,9 @@ func (h *Handler) startLogin(w http.ResponseWriter, r *http.Request, returnTo st
 	if h.OpenID != "" {
 		location += "&nonce=" + h.nonce(state)
 	}
+	if h.codeFlow() {
+		location += h.pkceParams(state)
+	}
 	if silent {
 		location += "&prompt=none"
 	}

@@ -18,8 +18,10 @@ var metrics struct {
 	logins   *prometheus.CounterVec
 	requests *prometheus.CounterVec
 	logouts  prometheus.Counter
-	sessions prometheus.GaugeFunc
-	duration prometheus.Histogram
+	// refreshes counts refresh-token calls to the token endpoint.
+	refreshes *prometheus.CounterVec
+	sessions  prometheus.GaugeFunc
+	duration  prometheus.Histogram
 
 	// Resolved once, so the hot path only adds atomically.
 	authenticated, loginRedirect, unauthenticated, storeError, serverUnavailable prometheus.Counter
@@ -51,6 +53,10 @@ func registerMetrics(reg *prometheus.Registry) error {
 			Namespace: ns, Subsystem: sub, Name: "requests_total",
 			Help: "Protected requests, by what happened to them.",
 		}, []string{"result"})
+		metrics.refreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "refreshes_total",
+			Help: "Refreshes of sessions' access tokens at the token endpoint, by outcome: refreshed, refused (the session ended), unavailable.",
+		}, []string{"outcome"})
 		metrics.logouts = prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "logouts_total",
 			Help: "Requests to the logout path.",
@@ -70,7 +76,7 @@ func registerMetrics(reg *prometheus.Registry) error {
 		metrics.storeError = metrics.requests.WithLabelValues("store_error")
 		metrics.serverUnavailable = metrics.requests.WithLabelValues("server_unavailable")
 	})
-	for _, c := range []prometheus.Collector{metrics.logins, metrics.requests, metrics.logouts, metrics.sessions, metrics.duration} {
+	for _, c := range []prometheus.Collector{metrics.logins, metrics.requests, metrics.refreshes, metrics.logouts, metrics.sessions, metrics.duration} {
 		if err := reg.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
 			return err
 		}
@@ -79,6 +85,8 @@ func registerMetrics(reg *prometheus.Registry) error {
 }
 
 func countLogin(outcome string) { metrics.logins.WithLabelValues(outcome).Inc() }
+
+func countRefresh(outcome string) { metrics.refreshes.WithLabelValues(outcome).Inc() }
 
 // liveMemorySessions adds up the sessions of every memory store in the
 // pool (each site's, shared by its config generations).

@@ -43,6 +43,9 @@ const (
 	DefaultMaxSession       = 8 * time.Hour
 	minSecretBytes          = 32
 	secretStorageKey        = "implicit_grant/secret"
+	// DefaultRefreshBefore: a session with a refresh token is refreshed
+	// on the server this long before its access token ends.
+	DefaultRefreshBefore = time.Minute
 )
 
 // Handler is the implicit_grant HTTP handler. Requests for its own paths
@@ -86,6 +89,40 @@ type Handler struct {
 
 	// The OAuth client id registered with the authorization server. Required.
 	ClientID string `json:"client_id,omitempty"`
+
+	// The grant: "token" (default; "id_token token" with openid), the
+	// implicit grant, whose token comes back in the redirect's fragment;
+	// or "code", the authorization code grant with PKCE (RFC 7636), which
+	// RFC 10017 requires of a backend like this one: the module trades the
+	// code for tokens at the token endpoint and keeps the refresh token.
+	ResponseType string `json:"response_type,omitempty"`
+
+	// code: the token endpoint. Default: the token_endpoint of openid's
+	// discovery; required without openid.
+	TokenURL string `json:"token_url,omitempty"`
+
+	// code: this client's secret at the token endpoint, making it a
+	// confidential client (RFC 10017 asks for one where the server can
+	// register it). Use a placeholder such as {env.CLIENT_SECRET}.
+	// Without it, a public client: PKCE alone binds the code to the login.
+	ClientSecret string `json:"client_secret,omitempty"`
+
+	// code: how the client authenticates at the token endpoint:
+	// "client_secret_basic" (default with a client_secret),
+	// "client_secret_post", or "none" (default without one).
+	TokenAuth string `json:"token_auth,omitempty"`
+
+	// The session cookie's SameSite: "lax" (default) or "strict". Strict
+	// keeps the cookie off every request another site starts, links
+	// included: arriving from one starts with no session (a page load
+	// then logs in again, silently where the server remembers the user).
+	SameSite string `json:"same_site,omitempty"`
+
+	// A header every request with a session must carry unless it is a
+	// page load (a top-level GET navigation), or it gets 403: the
+	// custom-header defence against cross-site requests (RFC 10017
+	// §6.1.3.2), as Duende BFF's "X-CSRF: 1". session.js sends it.
+	RequireHeader *RequiredHeader `json:"require_header,omitempty"`
 
 	// The absolute callback URL registered with the authorization server.
 	// Required. Its path is served by this handler (the relay page).
@@ -191,7 +228,9 @@ type Handler struct {
 	// A page load on a session with less than this left goes through the
 	// authorization endpoint again and comes back to the same URL, so a
 	// long-lived page gets a fresh token before the old one runs out.
-	// Default: off.
+	// Default: off. A session with a refresh token (response_type code)
+	// is instead refreshed on the server, by whichever request comes
+	// first when this much (default 1m) of its access token is left.
 	RenewBefore caddy.Duration `json:"renew_before,omitempty"`
 
 	// What a renewal asks for: "none" (default) sends prompt=none, so no
@@ -213,32 +252,38 @@ type Handler struct {
 	// "redis", with the store's own options beside the type.
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=http.handlers.implicit_grant.stores inline_key=type"`
 
-	authorization   authserver.AuthorizationRequest
-	authorizePrefix string // the authorization request up to the state's value; "" until discovery gives the endpoint
-	verifier        authserver.Verifier
-	openid          *authserver.OpenID // with openid: discovery, for the authorization endpoint
-	nonceKeys       [][]byte
-	rechecks        *rechecks // with revalidate
-	refusals        *refusalLog
-	plainHTTP       bool // redirect_uri is http on a loopback host: cookies without Secure
-	events          events
-	limits          *loginLimits
-	storeType       string // the store module's name, for events
-	callbackPath    string
-	origin          string   // scheme://host of redirect_uri: what Origin must say on the relay POST
-	identity        string   // see handlerIdentity
-	secrets         [][]byte // the current secret, then the previous ones
-	secretGiven     bool     // secret was set (it may be empty once its placeholder is replaced)
-	releaseClock    func()   // with renew_before: the hold on coarseclock
-	states          relay.StateCookies
-	pages           *relay.Pages
-	errorNotes      relay.ErrorNote
-	backend         storeBackend
-	store           tokencache.Store
-	storePoolKey    string
-	sessionInCookie bool              // the store's cookie value is the sealed session (see sessionInCookie)
-	storage         certmagic.Storage // Caddy's: the generated secret, the cookie store's revocations
-	logger          *zap.Logger
+	authorization     authserver.AuthorizationRequest
+	tokenEndpoint     *authserver.TokenEndpoint // with response_type code
+	refreshes         *refreshes                // with response_type code
+	issuer            string                    // the server's issuer, where known: what iss must say (RFC 9207)
+	pkceKeys          [][]byte                  // with response_type code: what PKCE verifiers derive from
+	sameSite          http.SameSite
+	authorizePrefix   string // the authorization request up to the state's value; "" until discovery gives the endpoint
+	verifier          authserver.Verifier
+	openid            *authserver.OpenID // with openid: discovery, for the authorization endpoint
+	nonceKeys         [][]byte
+	rechecks          *rechecks // with revalidate
+	refusals          *refusalLog
+	plainHTTP         bool // redirect_uri is http on a loopback host: cookies without Secure
+	events            events
+	limits            *loginLimits
+	storeType         string // the store module's name, for events
+	callbackPath      string
+	origin            string   // scheme://host of redirect_uri: what Origin must say on the relay POST
+	identity          string   // see handlerIdentity
+	secrets           [][]byte // the current secret, then the previous ones
+	secretGiven       bool     // secret was set (it may be empty once its placeholder is replaced)
+	clientSecretGiven bool     // client_secret was set (likewise)
+	releaseClock      func()   // with renew_before: the hold on coarseclock
+	states            relay.StateCookies
+	pages             *relay.Pages
+	errorNotes        relay.ErrorNote
+	backend           storeBackend
+	store             tokencache.Store
+	storePoolKey      string
+	sessionInCookie   bool              // the store's cookie value is the sealed session (see sessionInCookie)
+	storage           certmagic.Storage // Caddy's: the generated secret, the cookie store's revocations
+	logger            *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.

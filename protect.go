@@ -33,6 +33,17 @@ func (h *Handler) serveProtected(w http.ResponseWriter, r *http.Request, next ca
 				return h.fail(w, r, failure{code: codeServerUnavailable, retry: relay.SafeReturnPath(publicURL(r).RequestURI())})
 			}
 		}
+		if ok && refreshDue(&s) {
+			var ended, answered bool
+			if s, ended, answered, err = h.serveRefresh(w, r, value, s); answered {
+				return err
+			}
+			ok = !ended
+		}
+		if ok && h.lacksRequiredHeader(r) {
+			h.logRefusal(zap.InfoLevel, "refused a script's request without require_header's header", zap.String("method", loggable(r.Method)))
+			return h.fail(w, r, failure{code: codeHeaderRequired})
+		}
 		if ok && h.renewDue(r, s) {
 			return h.renew(w, r)
 		}

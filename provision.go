@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"net/http"
 	"net/url"
 	"path"
 	"slices"
@@ -67,8 +68,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.derive()
 	h.limits = newLoginLimits(h.MaxLoginsPerAddress)
-	if h.RenewBefore > 0 {
-		h.releaseClock = coarseclock.Hold() // renewDue reads it
+	if h.RenewBefore > 0 || h.codeFlow() {
+		h.releaseClock = coarseclock.Hold() // renewDue and refreshDue read it
 	}
 	if err := h.loadTemplates(); err != nil {
 		return err
@@ -84,7 +85,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // every value that may carry one, once: the checks see what is used.
 func (h *Handler) expandPlaceholders(repl *caddy.Replacer) {
 	h.secretGiven = h.Secret != ""
-	for _, v := range []*string{&h.AuthorizeURL, &h.ClientID, &h.RedirectURI, &h.OpenID, &h.Secret} {
+	h.clientSecretGiven = h.ClientSecret != ""
+	for _, v := range []*string{&h.AuthorizeURL, &h.ClientID, &h.RedirectURI, &h.OpenID, &h.Secret, &h.TokenURL, &h.ClientSecret} {
 		*v = repl.ReplaceKnown(*v, "")
 	}
 	for i, p := range h.PreviousSecrets {
@@ -122,6 +124,18 @@ func (h *Handler) setDefaults() {
 	}
 	if h.ResponseMode == "" {
 		h.ResponseMode = ResponseModeFragment
+	}
+	if h.ResponseType == "" {
+		h.ResponseType = ResponseTypeToken
+	}
+	if h.TokenAuth == "" && h.codeFlow() {
+		h.TokenAuth = authserver.TokenAuthNone
+		if h.ClientSecret != "" {
+			h.TokenAuth = authserver.TokenAuthBasic
+		}
+	}
+	if h.SameSite == "" {
+		h.SameSite = "lax"
 	}
 	if h.RenewPrompt == "" {
 		h.RenewPrompt = RenewPromptNone
@@ -219,8 +233,13 @@ func (h *Handler) derive() {
 		ResponseType: "token", ClientID: h.ClientID, RedirectURI: h.RedirectURI, Scopes: h.Scopes,
 		ShowDialog: h.ShowDialog, Params: h.Params,
 	}
-	if h.OpenID != "" {
+	if h.OpenID != "" && !h.codeFlow() {
 		h.authorization.ResponseType = "id_token token"
+	}
+	if h.codeFlow() {
+		h.authorization.ResponseType = ResponseTypeCode
+	}
+	if h.OpenID != "" {
 		if !slices.Contains(h.Scopes, "openid") {
 			h.authorization.Scopes = append([]string{"openid"}, h.Scopes...)
 		}
@@ -234,6 +253,25 @@ func (h *Handler) derive() {
 	h.verifier = h.newVerifier()
 	h.identity = h.handlerIdentity()
 	h.nonceKeys = h.keys("nonce " + h.identity)
+	h.sameSite = http.SameSiteLaxMode
+	if h.SameSite == "strict" {
+		h.sameSite = http.SameSiteStrictMode
+	}
+	switch {
+	case h.OpenID != "":
+		h.issuer = h.OpenID
+	case h.Validation != nil && h.Validation.Mode == validateJWT:
+		h.issuer = h.Validation.Issuer
+	}
+	if h.codeFlow() {
+		h.pkceKeys = h.keys("pkce " + h.identity)
+		var d *authserver.Discovery
+		if h.openid != nil {
+			d = h.openid.Discovery
+		}
+		h.tokenEndpoint = authserver.NewTokenEndpoint(h.TokenURL, h.ClientID, h.ClientSecret, h.TokenAuth, h.RedirectURI, d, authserver.DefaultTimeout)
+		h.refreshes = &refreshes{done: map[[32]byte]refreshed{}}
+	}
 	if h.Revalidate > 0 {
 		h.rechecks = &rechecks{every: time.Duration(h.Revalidate), verifier: h.verifier, checked: map[string]time.Time{}, inflight: map[string]*recheck{}}
 	}
@@ -256,6 +294,9 @@ func (h *Handler) derive() {
 // handlers configured alike share their logins.
 func (h *Handler) handlerIdentity() string {
 	parts := []string{h.RedirectURI, h.ClientID, h.AuthorizeURL, h.OpenID, h.trustMode()}
+	if h.codeFlow() { // (the implicit grant's identity stays what it was: its sessions live on)
+		parts = append(parts, "code", h.TokenURL)
+	}
 	if v := h.Validation; v != nil {
 		parts = append(parts, v.Issuer, v.JWKSURL, strings.Join(v.Audience, " "), v.URL, v.ClientID, v.Typ)
 	}

@@ -38,7 +38,7 @@ func (h *Handler) renewingCookie() string { return h.CookieName + "_renewing" }
 // hot path pays one comparison when renew_before is off, and a load and a
 // comparison more when it is on.
 func (h *Handler) renewDue(r *http.Request, s tokencache.Session) bool {
-	if h.RenewBefore == 0 || s.Expires.UnixNano()-coarseclock.Now() >= int64(h.RenewBefore) || !isPageLoad(r) {
+	if h.RenewBefore == 0 || s.Refreshable() || s.Expires.UnixNano()-coarseclock.Now() >= int64(h.RenewBefore) || !isPageLoad(r) {
 		return false
 	}
 	_, err := r.Cookie(h.renewingCookie())

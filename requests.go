@@ -161,3 +161,25 @@ func originOf(u *url.URL) string {
 	}
 	return scheme + "://" + host
 }
+
+// RequiredHeader is require_header's name and value.
+type RequiredHeader struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// lacksRequiredHeader says whether r, a request with a session, is a
+// script's call or a write without require_header's header: what another
+// site can make a browser send with its cookie, but never with a custom
+// header (that needs a CORS preflight the site does not grant). Page loads
+// and the page's own images, scripts and styles (GETs that cannot carry a
+// header) pass, as do WebSockets (their Origin is the upstream's to check).
+func (h *Handler) lacksRequiredHeader(r *http.Request) bool {
+	rh := h.RequireHeader
+	if rh == nil {
+		return false
+	}
+	mode := r.Header.Get("Sec-Fetch-Mode")
+	script := r.Method != http.MethodGet && r.Method != http.MethodHead || mode == "cors" || mode == "same-origin"
+	return script && r.Header.Get(rh.Name) != rh.Value
+}

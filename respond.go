@@ -49,6 +49,8 @@ const (
 	codeBusy              code = "busy"
 	codeTooManyFailures   code = "too_many_failures"
 	codeTooManyLogins     code = "too_many_logins"
+	codeInvalidGrant      code = "invalid_grant"
+	codeHeaderRequired    code = "header_required"
 	// codeUnknownServerError stands for a server's code we do not know
 	// when we cannot tell that it was really the server's.
 	codeUnknownServerError code = "error"
@@ -107,6 +109,10 @@ var outcomes = map[code]outcome{
 		text: "Too many sign-ins from your network failed in the last few minutes, so this one was not tried. Nothing was stored. Wait a few minutes and try again."},
 	codeTooManyLogins: {status: http.StatusTooManyRequests, metric: loginThrottled, title: "Too many sign-ins",
 		text: "More sign-ins came from your network in the last few minutes than this site accepts, so this one was not tried. Nothing was stored. Wait a few minutes and try again."},
+	codeInvalidGrant: {status: http.StatusBadRequest, metric: loginInvalidState, failure: true, title: "Sign-in failed",
+		text: "The authorization server would not accept this sign-in's code: it was used already, it expired, or it belongs to a sign-in this browser did not start. Nothing was stored; starting again fixes it."},
+	codeHeaderRequired: {status: http.StatusForbidden, title: "Request refused",
+		text: "This request did not carry the header this site requires of scripts, so it was refused: it may have come from another site. Nothing was changed."},
 	codeCrossOrigin: {status: http.StatusForbidden, metric: loginRefused, refused: true, title: "Sign-in refused",
 		text: relayRefused},
 	codeUnsupportedMedia: {status: http.StatusUnsupportedMediaType, metric: loginRefused, refused: true, title: "Sign-in refused",
@@ -125,6 +131,10 @@ var outcomes = map[code]outcome{
 	"unauthorized_client": {status: http.StatusBadRequest, metric: loginServerError, serverWords: true, failure: true, title: "Sign-in failed",
 		text: serverSaysSetupIsWrong},
 	"unsupported_response_type": {status: http.StatusBadRequest, metric: loginServerError, serverWords: true, failure: true, title: "Sign-in failed",
+		text: serverSaysSetupIsWrong},
+	"invalid_client": {status: http.StatusBadRequest, metric: loginServerError, serverWords: true, failure: true, title: "Sign-in failed",
+		text: serverSaysSetupIsWrong},
+	"unsupported_grant_type": {status: http.StatusBadRequest, metric: loginServerError, serverWords: true, failure: true, title: "Sign-in failed",
 		text: serverSaysSetupIsWrong},
 	"invalid_scope": {status: http.StatusBadRequest, metric: loginServerError, serverWords: true, failure: true, title: "Sign-in failed",
 		text: serverSaysSetupIsWrong},

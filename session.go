@@ -57,6 +57,6 @@ func (h *Handler) sessionCookie(name, value string, maxAge int) *http.Cookie {
 		MaxAge:   maxAge,
 		Secure:   !h.plainHTTP,
 		HttpOnly: true,
-		SameSite: http.SameSiteLaxMode,
+		SameSite: h.sameSite,
 	}
 }

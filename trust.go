@@ -78,11 +78,19 @@ var DefaultClaims = []string{"sub", "email", "name", "preferred_username"}
 
 // trustMode names the configured way of proving tokens, for events.
 func (h *Handler) trustMode() string {
-	if h.OpenID != "" {
+	switch {
+	case h.OpenID != "":
 		return "openid"
+	case h.Validation == nil: // the code flow: the token endpoint's word
+		return trustTokenEndpoint
 	}
 	return h.Validation.Mode
 }
+
+// trustTokenEndpoint: the code flow without openid or validate. A token
+// the token endpoint returned for this client's code and verifier is the
+// server's, and meant for this client; who the user is, nothing says.
+const trustTokenEndpoint = "token_endpoint"
 
 // newVerifier builds what checks tokens for the configured mode.
 func (h *Handler) newVerifier() authserver.Verifier {
@@ -91,6 +99,9 @@ func (h *Handler) newVerifier() authserver.Verifier {
 		return h.openid
 	}
 	v := h.Validation
+	if v == nil {
+		return trustAnything{} // trustTokenEndpoint
+	}
 	switch v.Mode {
 	case validateJWT:
 		return authserver.NewJWT(v.Issuer, v.JWKSURL, h.ClientID, v.Audience, v.Typ, authserver.DefaultTimeout)
@@ -102,7 +113,7 @@ func (h *Handler) newVerifier() authserver.Verifier {
 	return trustAnything{}
 }
 
-// trustAnything is "validate none".
+// trustAnything is "validate none", and the token endpoint's word.
 type trustAnything struct{}
 
 func (trustAnything) Verify(context.Context, authserver.Response) (authserver.Identity, error) {

@@ -9,7 +9,7 @@ import (
 
 // OwnParams are the authorization request parameters the module sets
 // itself: neither the endpoint's query nor the config may set them.
-var OwnParams = []string{"response_type", "response_mode", "client_id", "redirect_uri", "state", "nonce"}
+var OwnParams = []string{"response_type", "response_mode", "client_id", "redirect_uri", "state", "nonce", "code_challenge", "code_challenge_method"}
 
 // CheckAuthorizeURL checks an authorization endpoint, configured or
 // discovered: absolute, https (http on loopback), no fragment, and none of
@@ -34,7 +34,7 @@ func CheckAuthorizeURL(endpoint string) error {
 // authorization endpoint for (RFC 6749 §4.2.1); each login adds its state
 // (and nonce).
 type AuthorizationRequest struct {
-	ResponseType string // "token", "id_token token"
+	ResponseType string // "token", "id_token token", "code"
 	ResponseMode string // "" (the response type's default) or "form_post"
 	ClientID     string
 	RedirectURI  string

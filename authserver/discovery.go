@@ -19,6 +19,10 @@ type Document struct {
 	UserinfoEndpoint      string   `json:"userinfo_endpoint"`
 	IntrospectionEndpoint string   `json:"introspection_endpoint"`
 	IDTokenSigningAlgs    []string `json:"id_token_signing_alg_values_supported"`
+	TokenEndpoint         string   `json:"token_endpoint"`
+	// RFC 9207: the server puts iss in every authorization response, so
+	// one without it is refused.
+	IssParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
 }
 
 // How long discovery is trusted, and how soon a failed one is tried again.
@@ -98,6 +102,9 @@ func (d *Discovery) download(ctx context.Context) (*Document, error) {
 			return nil, fmt.Errorf("%w: %s: %s %q is not an https URL", ErrUnavailable, url, name, u)
 		}
 	}
+	if doc.TokenEndpoint != "" && !SecureURL(doc.TokenEndpoint) {
+		return nil, fmt.Errorf("%w: %s: token_endpoint %q is not an https URL", ErrUnavailable, url, doc.TokenEndpoint)
+	}
 	return &doc, nil
 }
 
@@ -108,4 +115,16 @@ func (d *Discovery) JWKSURL(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return doc.JWKSURI, nil
+}
+
+// TokenEndpoint is the discovered token_endpoint, for a TokenEndpoint.
+func (d *Discovery) TokenEndpoint(ctx context.Context) (string, error) {
+	doc, err := d.Get(ctx)
+	if err != nil {
+		return "", err
+	}
+	if doc.TokenEndpoint == "" {
+		return "", fmt.Errorf("%w: the discovery document has no token_endpoint (set token_url)", ErrUnavailable)
+	}
+	return doc.TokenEndpoint, nil
 }

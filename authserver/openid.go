@@ -10,7 +10,7 @@ import (
 )
 
 // OpenID verifies an "id_token token" response (OpenID Connect Core 1.0
-// §3.2): the ID token's signature with the issuer's published keys, its
+// §3.2), or the ID token the token endpoint gave for a code (§3.1.3.7): the ID token's signature with the issuer's published keys, its
 // issuer, audience (and authorized party), expiry, issue time and nonce,
 // and that its at_hash matches the access token that came with it. The
 // access token is then known to be the issuer's, for this client and this
@@ -73,9 +73,12 @@ func (o *OpenID) Verify(ctx context.Context, r Response) (Identity, error) {
 		return Identity{}, untrusted("id_token nonce does not match this login")
 	}
 	if tok.AccessTokenHash == "" {
-		return Identity{}, untrusted("id_token has no at_hash binding it to the access token")
-	}
-	if err := tok.VerifyAccessToken(r.AccessToken); err != nil {
+		// §3.1.3.8: optional for tokens from the token endpoint, which
+		// hands them to this client alone; the fragment's need it.
+		if !r.FromTokenEndpoint {
+			return Identity{}, untrusted("id_token has no at_hash binding it to the access token")
+		}
+	} else if err := tok.VerifyAccessToken(r.AccessToken); err != nil {
 		return Identity{}, untrusted("id_token at_hash does not match the access token")
 	}
 	var claims map[string]any

@@ -5,8 +5,9 @@
 // where the method can tell) and for whom: an OpenID Connect ID token
 // bound to the access token (openid.go), a JWT access token, RFC 9068
 // (jwt.go), token introspection, RFC 7662 (introspect.go), or a userinfo
-// endpoint (userinfo.go). Calls still to come (the token endpoint, refresh,
-// revocation, logout) belong here too.
+// endpoint (userinfo.go). The token endpoint (token.go) exchanges codes and
+// refreshes tokens. Calls still to come (revocation, logout) belong here
+// too.
 //
 // It talks to the authorization server only with timeouts and bounded
 // reads. It never logs, and its errors never contain a token.
@@ -23,11 +24,15 @@ import (
 	"github.com/implicitgrant/caddy-implicit-grant/internal/printable"
 )
 
-// Response is what the authorization server sent the browser.
+// Response is what the authorization server sent the browser, or the
+// token endpoint sent this module.
 type Response struct {
 	AccessToken string
 	IDToken     string   // with OpenID Connect
 	Nonces      []string // with OpenID Connect: the nonces this login may carry (any one matches)
+	// FromTokenEndpoint: the tokens came from the token endpoint, for this
+	// client's code and verifier (the code flow), not through the browser.
+	FromTokenEndpoint bool
 }
 
 // Identity is who a verified token was issued for.

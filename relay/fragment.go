@@ -25,6 +25,10 @@ type TokenResponse struct {
 	ExpiresIn   int64  // seconds; 0 when the server sent none
 	Scope       string // space-separated, decoded from "+" or "%20"
 	State       string
+	// The code flow: the authorization code the callback brought, and
+	// then the refresh token the token endpoint gave for it, if any.
+	Code         string
+	RefreshToken string
 }
 
 // AuthError is an error response (RFC 6749 §4.2.2.1), from the fragment or,
@@ -74,24 +78,8 @@ func ParseFragment(fragment string) (*TokenResponse, *AuthError, error) {
 		Scope:       vals.Get("scope"),
 		State:       vals.Get("state"),
 	}
-	if tr.AccessToken == "" {
-		return nil, nil, invalid("access_token missing")
-	}
-	// The token goes upstream after "Bearer ", so it must be what RFC 6750
-	// §2.1 allows there (b64token), not only RFC 6749's wider VSCHAR: a
-	// space, comma or quote would let "x, Basic YWRt…" reach an upstream
-	// that parses Authorization leniently.
-	if !isB64Token(tr.AccessToken) {
-		return nil, nil, invalid("access_token is not a bearer token (RFC 6750 b64token)")
-	}
-	if tr.IDToken != "" && !isB64Token(tr.IDToken) {
-		return nil, nil, invalid("id_token contains characters a JWT may not contain")
-	}
-	if !strings.EqualFold(tr.TokenType, "bearer") {
-		if tr.TokenType == "" {
-			return nil, nil, invalid("token_type missing")
-		}
-		return nil, nil, invalid("token_type is not bearer")
+	if err := tr.CheckTokens(); err != nil {
+		return nil, nil, err
 	}
 	if tr.State == "" {
 		return nil, nil, invalid("state missing")
@@ -103,10 +91,38 @@ func ParseFragment(fragment string) (*TokenResponse, *AuthError, error) {
 		}
 		tr.ExpiresIn = min(n, maxExpiresIn)
 	}
-	if !printable.IsVSChars(tr.Scope) {
-		return nil, nil, invalid("scope contains characters a scope may not contain")
-	}
 	return tr, nil, nil
+}
+
+// CheckTokens checks what a token response, from the fragment, a form
+// post or the token endpoint, must be before anything uses it.
+func (tr *TokenResponse) CheckTokens() error {
+	if tr.AccessToken == "" {
+		return invalid("access_token missing")
+	}
+	// The token goes upstream after "Bearer ", so it must be what RFC 6750
+	// §2.1 allows there (b64token), not only RFC 6749's wider VSCHAR: a
+	// space, comma or quote would let "x, Basic YWRt…" reach an upstream
+	// that parses Authorization leniently.
+	if !isB64Token(tr.AccessToken) {
+		return invalid("access_token is not a bearer token (RFC 6750 b64token)")
+	}
+	if tr.IDToken != "" && !isB64Token(tr.IDToken) {
+		return invalid("id_token contains characters a JWT may not contain")
+	}
+	if !printable.IsVSChars(tr.RefreshToken) {
+		return invalid("refresh_token contains characters a token may not contain (RFC 6749 VSCHAR)")
+	}
+	if !strings.EqualFold(tr.TokenType, "bearer") {
+		if tr.TokenType == "" {
+			return invalid("token_type missing")
+		}
+		return invalid("token_type is not bearer")
+	}
+	if !printable.IsVSChars(tr.Scope) {
+		return invalid("scope contains characters a scope may not contain")
+	}
+	return nil
 }
 
 // ParseAuthError returns the error response in vals, if there is one.

@@ -49,6 +49,9 @@ type PendingLogin struct {
 	// Silent: the login asked for prompt=none (a renewal); an answer that
 	// the server needs the user starts an interactive login.
 	Silent bool
+	// Key is which of Keys made the cookie (0: the current secret's): the
+	// secret the login's other values (its PKCE verifier) derive from.
+	Key int
 }
 
 // silentMark follows the expiry in a silent login's cookie.
@@ -100,11 +103,10 @@ func (c *StateCookies) Take(w http.ResponseWriter, r *http.Request, state string
 	}
 	var name string
 	var ck *http.Cookie
-	for _, key := range c.Keys { // the cookie's name depends on the key that made it
-		if name = c.cookieName(key, state); ck == nil {
-			ck, _ = r.Cookie(name)
-		}
-		if ck != nil {
+	key := 0
+	for ; key < len(c.Keys); key++ { // the cookie's name depends on the key that made it
+		name = c.cookieName(c.Keys[key], state)
+		if ck, _ = r.Cookie(name); ck != nil {
 			break
 		}
 	}
@@ -122,6 +124,7 @@ func (c *StateCookies) Take(w http.ResponseWriter, r *http.Request, state string
 	if !c.now().Before(p.Expires) {
 		return PendingLogin{}, ErrStateExpired
 	}
+	p.Key = key
 	return p, nil
 }
 

@@ -85,6 +85,20 @@ func (c *Cookie) Put(_ context.Context, s Session) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(c.seal(s, c.binding)), nil
 }
 
+// Replace implements Store: the refreshed session, sealed, is the new
+// value. The old value stays valid until it expires (the browser replaces
+// it at once; see the handler's refresh for requests already on their way
+// with it).
+func (c *Cookie) Replace(ctx context.Context, cookieValue string, s Session) (string, bool, error) {
+	old, ok, _ := c.Get(ctx, cookieValue)
+	if !ok {
+		return "", false, nil
+	}
+	s.Expires = old.Expires
+	v, err := c.Put(ctx, s)
+	return v, err == nil, err
+}
+
 // strictBase64 refuses every encoding but the one Put writes: a lenient
 // decoder reads a value with a different last character as the same bytes,
 // which would let a logged-out cookie in again under another spelling.

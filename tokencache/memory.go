@@ -354,6 +354,26 @@ func (m *Memory) Get(_ context.Context, cookieValue string) (Session, bool, erro
 	return s, true, nil
 }
 
+// Replace implements Store.
+func (m *Memory) Replace(_ context.Context, cookieValue string, s Session) (string, bool, error) {
+	k, ok := decodeKey(cookieValue)
+	if !ok {
+		return "", false, nil
+	}
+	record := joinRecord(s)
+	sh := m.shard(&k)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e, ok := sh.sessions[k]
+	if !ok || e.expires <= m.now().UnixNano() {
+		return "", false, nil
+	}
+	sh.bytes += int64(len(record) - len(e.record))
+	e.record = record
+	sh.sessions[k] = e
+	return cookieValue, true, nil
+}
+
 // Delete implements Store.
 func (m *Memory) Delete(_ context.Context, cookieValue string) error {
 	if k, ok := decodeKey(cookieValue); ok {

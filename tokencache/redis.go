@@ -342,6 +342,12 @@ func (r *Redis) Get(ctx context.Context, cookieValue string) (Session, bool, err
 	if s, ok, _ := r.near.Get(ctx, cookieValue); ok {
 		return s, true, nil
 	}
+	return r.Latest(ctx, cookieValue)
+}
+
+// Latest implements SharedStore: the session as Redis has it now (and
+// then in the near-cache).
+func (r *Redis) Latest(ctx context.Context, cookieValue string) (Session, bool, error) {
 	if _, ok := decodeKey(cookieValue); !ok {
 		return Session{}, false, nil
 	}
@@ -379,6 +385,53 @@ func (r *Redis) Get(ctx context.Context, cookieValue string) (Session, bool, err
 		r.nearMu.Unlock()
 	}
 	return s, true, nil
+}
+
+// Replace implements Store: SET XX KEEPTTL writes the new record only
+// where the session still is, and its expiry stays; every instance's copy
+// goes (Redis tells them), this one's at once.
+func (r *Redis) Replace(ctx context.Context, cookieValue string, s Session) (string, bool, error) {
+	if _, ok := decodeKey(cookieValue); !ok {
+		return "", false, nil
+	}
+	digest := sha256.Sum256([]byte(cookieValue))
+	key := r.sessionKey(digest)
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	err := r.client.Do(ctx, r.client.B().Set().Key(key).Value(rueidis.BinaryString(r.seal(s, []byte(r.binding+"|"+key)))).Xx().Keepttl().Build()).Error()
+	r.forget(digest)
+	if rueidis.IsRedisNil(err) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return cookieValue, true, nil
+}
+
+// unlockScript deletes a lock only while it is still the caller's: one
+// held past its time by a slow instance must not free another's.
+var unlockScript = rueidis.NewLuaScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
+
+// LockRefresh implements SharedStore with SET NX PX under a random value.
+func (r *Redis) LockRefresh(ctx context.Context, cookieValue string, ttl time.Duration) (func(), bool, error) {
+	digest := sha256.Sum256([]byte(cookieValue))
+	key := r.prefix + "refresh:" + base64.RawURLEncoding.EncodeToString(digest[:])
+	holder := NewID()
+	cctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	err := r.client.Do(cctx, r.client.B().Set().Key(key).Value(holder).Nx().Px(ttl).Build()).Error()
+	if rueidis.IsRedisNil(err) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timeout)
+		defer cancel()
+		_ = unlockScript.Exec(uctx, r.client, []string{key}, []string{holder}).Error() // else it expires with ttl
+	}, true, nil
 }
 
 // Delete implements Store; every instance's copy goes with it.
@@ -482,8 +535,9 @@ func (r *Redis) Close() error {
 }
 
 var (
-	_ Store   = (*Redis)(nil)
-	_ Revoker = (*Redis)(nil)
+	_ SharedStore = (*Redis)(nil)
+	_ Store       = (*Redis)(nil)
+	_ Revoker     = (*Redis)(nil)
 )
 
 // RedisConfig is the Redis store's configuration: sessions in Redis,

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -70,7 +71,7 @@ func (s *sealer) sameRing(keys [][]byte) bool {
 // seal returns nonce | ciphertext of (expiry | authorization NUL identity).
 func (s *sealer) seal(sess Session, ad []byte) []byte {
 	aead := (*s.aeads.Load())[0]
-	plain := make([]byte, 8, 8+len(sess.Authorization)+1+len(sess.Identity))
+	plain := make([]byte, 8, 8+len(sess.Authorization)+len(sess.RefreshToken)+32+len(sess.Identity))
 	binary.BigEndian.PutUint64(plain, uint64(sess.Expires.UnixNano()))
 	plain = append(plain, joinRecord(sess)...)
 	out := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plain)+aead.Overhead())
@@ -101,18 +102,40 @@ func (s *sealer) open(sealed, ad []byte) (Session, bool) {
 	return sess, true
 }
 
-// joinRecord puts a session's strings in one: the authorization, NUL, the
-// identity. A token never holds a NUL (RFC 6749 VSCHAR), so the first NUL
-// is the separator; one string is also one allocation per stored session.
+// joinRecord puts a session's strings in one: the authorization, then,
+// with a refresh token, SOH, RefreshAt and TokenExpires (unix ms) and the
+// refresh token, each after SOH, then NUL and the identity. Tokens never
+// hold a control character (RFC 6749 VSCHAR), so the first NUL and SOH
+// are separators; one string is also one allocation per stored session.
 func joinRecord(s Session) string {
-	if s.Identity == "" {
-		return s.Authorization
+	var b strings.Builder
+	b.Grow(len(s.Authorization) + len(s.RefreshToken) + 32 + len(s.Identity))
+	b.WriteString(s.Authorization)
+	if s.RefreshToken != "" {
+		b.WriteByte(1)
+		b.WriteString(strconv.FormatInt(s.RefreshAt.UnixMilli(), 10))
+		b.WriteByte(1)
+		b.WriteString(strconv.FormatInt(s.TokenExpires.UnixMilli(), 10))
+		b.WriteByte(1)
+		b.WriteString(s.RefreshToken)
 	}
-	return s.Authorization + "\x00" + s.Identity
+	if s.Identity != "" {
+		b.WriteByte(0)
+		b.WriteString(s.Identity)
+	}
+	return b.String()
 }
 
 // splitRecord reverses joinRecord without copying.
 func splitRecord(record string) Session {
 	auth, identity, _ := strings.Cut(record, "\x00")
-	return Session{Authorization: auth, Identity: identity}
+	s := Session{Authorization: auth, Identity: identity}
+	if auth, refresh, ok := strings.Cut(auth, "\x01"); ok {
+		refreshAt, rest, _ := strings.Cut(refresh, "\x01")
+		tokenExpires, token, _ := strings.Cut(rest, "\x01")
+		at, _ := strconv.ParseInt(refreshAt, 10, 64)
+		exp, _ := strconv.ParseInt(tokenExpires, 10, 64)
+		s.Authorization, s.RefreshToken, s.RefreshAt, s.TokenExpires = auth, token, time.UnixMilli(at), time.UnixMilli(exp)
+	}
+	return s
 }

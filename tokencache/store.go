@@ -26,7 +26,18 @@ type Session struct {
 	// (memory, Redis): the per-user limit and ending a user's sessions.
 	// Read by Put only; "" leaves the session out of the index.
 	Subject string
+	// With a refresh token (the code flow), Expires is the session's own
+	// end, and the access token is refreshed on the server by the first
+	// request at or after RefreshAt; it is never sent upstream after
+	// TokenExpires (its end minus leeway). Kept, and sealed, with the
+	// token; never in the clear outside the store.
+	RefreshToken string
+	RefreshAt    time.Time
+	TokenExpires time.Time
 }
+
+// Refreshable reports whether s has a refresh token.
+func (s *Session) Refreshable() bool { return s.RefreshToken != "" }
 
 // NotCounted is what Revoker's methods return for a number of sessions a
 // store cannot count: the cookie store's sessions are in the browsers.
@@ -68,6 +79,12 @@ type Store interface {
 	// Delete ends the session for a cookie value; ending a missing session
 	// is not an error.
 	Delete(ctx context.Context, cookieValue string) error
+	// Replace puts s (a refreshed token) in place of the session
+	// cookieValue names, keeping its expiry and its place in the per-user
+	// index, and returns the cookie value that names it now: the same for
+	// stores that keep sessions, a new sealed one for the cookie store. ok
+	// is false, and nothing is stored, when that session has ended.
+	Replace(ctx context.Context, cookieValue string, s Session) (newValue string, ok bool, err error)
 	// ClaimState records that a login state was used. It returns true the
 	// first time it is called for a state before until, false after that:
 	// this is what makes a state single-use.
@@ -84,4 +101,16 @@ func NewID() string {
 	var b [idBytes]byte
 	_, _ = rand.Read(b[:]) // never fails on supported platforms (Go 1.24+ panics instead)
 	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// SharedStore is a store that several instances use at once: a session's
+// refresh is done by one instance at a time, because servers rotate
+// refresh tokens and end the whole login when one is presented twice.
+type SharedStore interface {
+	// LockRefresh takes the refresh lock of the session cookieValue
+	// names, for at most ttl; held is false when another instance holds it.
+	LockRefresh(ctx context.Context, cookieValue string, ttl time.Duration) (unlock func(), held bool, err error)
+	// Latest is Get from the shared backend, past any local copy: what
+	// another instance's refresh left there.
+	Latest(ctx context.Context, cookieValue string) (Session, bool, error)
 }
