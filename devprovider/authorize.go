@@ -16,7 +16,9 @@ import (
 type pendingRequest struct {
 	clientID, redirectURI, state, scope, nonce string
 	withIDToken                                bool
-	formPost                                   bool // response_mode=form_post: answer with a self-submitting form
+	formPost                                   bool   // response_mode=form_post: answer with a self-submitting form
+	code                                       bool   // response_type=code
+	challenge                                  string // its PKCE code_challenge (S256)
 	expires                                    time.Time
 }
 
@@ -74,8 +76,15 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) error {
 		if len(req.nonce) < 8 { // as Ory Hydra: the implicit flow's ID token needs a nonce
 			return p.redirectError(w, r, req, "invalid_request", "a nonce of at least 8 characters is required")
 		}
+	case "code":
+		req.code = true
+		// OAuth 2.1: PKCE for every client, S256 only.
+		if q.Get("code_challenge_method") != "S256" || len(q.Get("code_challenge")) != 43 {
+			return p.redirectError(w, r, req, "invalid_request", "code_challenge with code_challenge_method S256 is required")
+		}
+		req.challenge = q.Get("code_challenge")
 	default:
-		return p.redirectError(w, r, req, "unsupported_response_type", "only token and id_token token are supported")
+		return p.redirectError(w, r, req, "unsupported_response_type", "only code, token and id_token token are supported")
 	}
 	user, known := remembered(r, clientID)
 	if q.Get("prompt") == "none" {
@@ -127,6 +136,9 @@ func (p *Provider) decide(w http.ResponseWriter, r *http.Request) error {
 
 // issue makes the tokens and sends them to the client.
 func (p *Provider) issue(w http.ResponseWriter, r *http.Request, user string, req pendingRequest) error {
+	if req.code {
+		return p.issueCode(w, r, user, req)
+	}
 	grant := p.grant(issuer(r), user, req.clientID, req.scope)
 	token, err := p.accessToken(grant)
 	if err != nil {
@@ -161,11 +173,14 @@ func (p *Provider) answer(w http.ResponseWriter, r *http.Request, req pendingReq
 	if req.state != "" {
 		v.Set("state", req.state)
 	}
+	if req.code && !p.OmitIss {
+		v.Set("iss", issuer(r)) // RFC 9207
+	}
 	if req.formPost {
 		return formPost(w, req.redirectURI, v)
 	}
 	sep := "#"
-	if v.Has("error") && p.ErrorIn == "query" {
+	if v.Has("error") && p.ErrorIn == "query" || req.code { // the code flow answers in the query (RFC 6749 §4.1.2)
 		sep = "?"
 	}
 	http.Redirect(w, r, req.redirectURI+sep+v.Encode(), http.StatusSeeOther)

@@ -51,17 +51,22 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) error {
 func discovery(w http.ResponseWriter, r *http.Request) error {
 	iss := issuer(r)
 	return writeJSON(w, http.StatusOK, map[string]any{
-		"issuer":                                iss,
-		"authorization_endpoint":                iss + "/authorize",
-		"jwks_uri":                              iss + "/jwks",
-		"userinfo_endpoint":                     iss + "/userinfo",
-		"introspection_endpoint":                iss + "/introspect",
-		"response_types_supported":              []string{"token", "id_token token"},
-		"response_modes_supported":              []string{"fragment"},
-		"grant_types_supported":                 []string{"implicit"},
-		"subject_types_supported":               []string{"public"},
-		"id_token_signing_alg_values_supported": []string{"RS256"},
-		"scopes_supported":                      []string{"openid", "email", "profile"},
+		"issuer":                                         iss,
+		"authorization_endpoint":                         iss + "/authorize",
+		"jwks_uri":                                       iss + "/jwks",
+		"userinfo_endpoint":                              iss + "/userinfo",
+		"introspection_endpoint":                         iss + "/introspect",
+		"token_endpoint":                                 iss + "/token",
+		"revocation_endpoint":                            iss + "/revoke",
+		"response_types_supported":                       []string{"code", "token", "id_token token"},
+		"response_modes_supported":                       []string{"query", "fragment", "form_post"},
+		"grant_types_supported":                          []string{"authorization_code", "refresh_token", "implicit"},
+		"code_challenge_methods_supported":               []string{"S256"},
+		"token_endpoint_auth_methods_supported":          []string{"none", "client_secret_basic", "client_secret_post"},
+		"authorization_response_iss_parameter_supported": true,
+		"subject_types_supported":                        []string{"public"},
+		"id_token_signing_alg_values_supported":          []string{"RS256"},
+		"scopes_supported":                               []string{"openid", "email", "profile"},
 	})
 }
 

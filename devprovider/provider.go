@@ -24,10 +24,16 @@ func init() {
 }
 
 // Provider is a development OAuth 2.0 / OpenID Connect authorization
-// server for the implicit grant.
+// server for the implicit grant and the code flow with PKCE.
 type Provider struct {
 	// Registered clients: client id → its one exact redirect_uri.
 	Clients map[string]string `json:"clients,omitempty"`
+	// Confidential clients: client id → the secret it must send to the
+	// token endpoint (HTTP Basic or in the body). Others are public.
+	ClientSecrets map[string]string `json:"client_secrets,omitempty"`
+	// Leave iss out of code-flow answers although discovery says it is
+	// sent (RFC 9207): a server a client must refuse.
+	OmitIss bool `json:"omit_iss,omitempty"`
 	// Lifetime of issued tokens, sent as expires_in. Default 1h.
 	ExpiresIn caddy.Duration `json:"expires_in,omitempty"`
 	// token_type to send; default "Bearer". ("bearer" imitates Ory Hydra.)
@@ -102,6 +108,8 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyh
 		return p.authorize(w, r)
 	case "/authorize/decision":
 		return p.decide(w, r)
+	case "/token":
+		return p.token(w, r)
 	case "/userinfo":
 		return userinfo(w, r)
 	case "/introspect":
@@ -139,7 +147,8 @@ func issuer(r *http.Request) string {
 // UnmarshalCaddyfile reads:
 //
 //	implicit_grant_dev_provider {
-//		client        <client_id> <redirect_uri>
+//		client        <client_id> <redirect_uri> [<secret>]   # with a secret: confidential
+//		omit_iss      # leave iss out of code-flow answers (discovery still says it is sent)
 //		expires_in    <duration>
 //		token_type    <type>
 //		error_in      fragment|query
@@ -164,6 +173,13 @@ func (p *Provider) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		switch opt {
 		case "client", "introspector":
+			if opt == "client" && len(args) == 3 { // a confidential client
+				if p.ClientSecrets == nil {
+					p.ClientSecrets = map[string]string{}
+				}
+				p.ClientSecrets[args[0]] = args[2]
+				args = args[:2]
+			}
 			if len(args) != 2 {
 				return d.Errf("%s: expected two values", opt)
 			}
@@ -221,11 +237,15 @@ func (p *Provider) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("error_in: expected fragment or query")
 			}
 			p.ErrorIn = args[0]
-		case "demand_interaction":
+		case "demand_interaction", "omit_iss":
 			if len(args) != 0 {
-				return d.Errf("demand_interaction: takes no value")
+				return d.Errf("%s: takes no value", opt)
 			}
-			p.DemandInteraction = true
+			if opt == "omit_iss" {
+				p.OmitIss = true
+			} else {
+				p.DemandInteraction = true
+			}
 		case "access_tokens":
 			if v, err := one(); err != nil || (v != "opaque" && v != "jwt") {
 				return d.Errf("access_tokens: expected opaque or jwt")

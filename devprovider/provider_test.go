@@ -2,6 +2,7 @@ package devprovider
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -71,6 +72,9 @@ func fragmentOf(t *testing.T, resp *http.Response) url.Values {
 	loc, err := url.Parse(resp.Header.Get("Location"))
 	if err != nil || resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc.String(), redirect) {
 		t.Fatalf("want a 303 to the redirect_uri, got %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if loc.Fragment == "" { // the code flow answers in the query
+		return loc.Query()
 	}
 	v, _ := url.ParseQuery(loc.Fragment)
 	return v
@@ -159,7 +163,9 @@ func TestDenyAndRefusals(t *testing.T) {
 		"prompt=none, nobody signed in": {request(map[string]string{"prompt": "none"}), "login_required"},
 		"id_token without a nonce":      {request(map[string]string{"response_type": "id_token token", "scope": "openid"}), "invalid_request"},
 		"id_token without openid":       {request(map[string]string{"response_type": "id_token token", "nonce": "nonce-12345"}), "invalid_scope"},
-		"the code flow":                 {request(map[string]string{"response_type": "code"}), "unsupported_response_type"},
+		"the code flow without PKCE":    {request(map[string]string{"response_type": "code"}), "invalid_request"},
+		"PKCE plain":                    {request(map[string]string{"response_type": "code", "code_challenge_method": "plain", "code_challenge": strings.Repeat("a", 43)}), "invalid_request"},
+		"another response_type":         {request(map[string]string{"response_type": "id_token"}), "unsupported_response_type"},
 	} {
 		resp, _ := noRedirects.Get(s.URL + "/authorize?" + tc.q.Encode())
 		if v := fragmentOf(t, resp); v.Get("error") != tc.code {
@@ -226,5 +232,107 @@ func TestForgetMyApproval(t *testing.T) {
 	resp, _ = c.Get(s.URL + "/authorize?" + request(nil).Encode())
 	if body := readAll(resp); resp.StatusCode != 200 || !strings.Contains(body, `id="deny"`) {
 		t.Errorf("after forgetting: %d; want the consent page again", resp.StatusCode)
+	}
+}
+
+// TestCodeFlow: PKCE S256, single-use codes, client authentication and
+// refresh tokens that rotate with reuse detection.
+func TestCodeFlow(t *testing.T) {
+	s := newProvider(t, func(p *Provider) { p.ClientSecrets = map[string]string{"conf": "conf-secret"}; p.Clients["conf"] = redirect })
+	verifier := strings.Repeat("v", 43)
+	sum := sha256.Sum256([]byte(verifier))
+	challenge := base64.RawURLEncoding.EncodeToString(sum[:])
+	codeFor := func(client string) url.Values {
+		v := authorizeAs(t, s, request(map[string]string{"response_type": "code", "client_id": client, "code_challenge": challenge, "code_challenge_method": "S256"}), "approve", "alice")
+		if v.Get("code") == "" || v.Get("state") != "state-123456" || v.Get("iss") != s.URL || v.Has("access_token") {
+			t.Fatalf("code answer: %v", v)
+		}
+		return v
+	}
+	post := func(form url.Values, basicID, basicSecret string) (int, map[string]any) {
+		req, _ := http.NewRequest(http.MethodPost, s.URL+"/token", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if basicID != "" {
+			req.SetBasicAuth(basicID, basicSecret)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]any
+		_ = json.Unmarshal([]byte(readAll(resp)), &body)
+		return resp.StatusCode, body
+	}
+	exchange := func(code, v string) url.Values {
+		return url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirect}, "code_verifier": {v}, "client_id": {"dash"}}
+	}
+	live := func(token any) bool {
+		req, _ := http.NewRequest(http.MethodGet, s.URL+"/userinfo", nil)
+		req.Header.Set("Authorization", "Bearer "+token.(string))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}
+
+	// A wrong verifier, or none, is invalid_grant, and ends the code.
+	code := codeFor("dash").Get("code")
+	if status, body := post(exchange(code, strings.Repeat("w", 43)), "", ""); status != 400 || body["error"] != "invalid_grant" {
+		t.Errorf("wrong verifier: %d %v", status, body)
+	}
+	if status, body := post(exchange(code, verifier), "", ""); status != 400 || body["error"] != "invalid_grant" {
+		t.Errorf("the right verifier after a wrong one: %d %v", status, body)
+	}
+	code = codeFor("dash").Get("code")
+	if status, body := post(exchange(code, ""), "", ""); status != 400 || body["error"] != "invalid_grant" {
+		t.Errorf("no verifier: %d %v", status, body)
+	}
+
+	// The right one gives tokens; a replay of the code revokes them.
+	code = codeFor("dash").Get("code")
+	status, tokens := post(exchange(code, verifier), "", "")
+	if status != 200 || tokens["access_token"] == nil || tokens["refresh_token"] == nil || !live(tokens["access_token"]) {
+		t.Fatalf("exchange: %d %v", status, tokens)
+	}
+	reusesBefore := ReuseDetected()
+	if status, body := post(exchange(code, verifier), "", ""); status != 400 || body["error"] != "invalid_grant" || live(tokens["access_token"]) || ReuseDetected() != reusesBefore+1 {
+		t.Errorf("replayed code: %d %v; its token still live: %v", status, body, live(tokens["access_token"]))
+	}
+
+	// Refresh tokens rotate; presenting one twice revokes the family.
+	code = codeFor("dash").Get("code")
+	_, tokens = post(exchange(code, verifier), "", "")
+	refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tokens["refresh_token"].(string)}, "client_id": {"dash"}}
+	status, next := post(refresh, "", "")
+	if status != 200 || next["refresh_token"] == tokens["refresh_token"] || !live(next["access_token"]) {
+		t.Fatalf("refresh: %d %v", status, next)
+	}
+	if status, body := post(refresh, "", ""); status != 400 || body["error"] != "invalid_grant" || live(next["access_token"]) {
+		t.Errorf("a reused refresh token: %d %v; the family's newest token still live: %v", status, body, live(next["access_token"]))
+	}
+	if status, _ := post(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {next["refresh_token"].(string)}, "client_id": {"dash"}}, "", ""); status != 400 {
+		t.Errorf("the family's newest refresh token after a reuse: %d, want 400", status)
+	}
+
+	// A confidential client must authenticate, either way.
+	for _, how := range []string{"basic", "post", "none", "wrong"} {
+		form := exchange(codeFor("conf").Get("code"), verifier)
+		form.Set("client_id", "conf")
+		id, secret := "", ""
+		switch how {
+		case "basic":
+			form.Del("client_id")
+			id, secret = "conf", "conf-secret"
+		case "post":
+			form.Set("client_secret", "conf-secret")
+		case "wrong":
+			id, secret = "conf", "not-the-secret"
+		}
+		status, body := post(form, id, secret)
+		if ok := how == "basic" || how == "post"; ok != (status == 200) || !ok && body["error"] != "invalid_client" {
+			t.Errorf("confidential client, %s: %d %v", how, status, body)
+		}
 	}
 }
