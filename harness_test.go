@@ -1,12 +1,15 @@
 package implicitgrant
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sync"
 	"testing"
 
@@ -61,6 +64,49 @@ type testSite struct {
 	provider    string
 	upstream    *upstream
 	providerSrv *httptest.Server
+	// What the provider's token endpoint was sent, in order.
+	tokenMu       sync.Mutex
+	tokenRequests []tokenRequest
+}
+
+// tokenRequest is one call of the token endpoint.
+type tokenRequest struct {
+	form          url.Values
+	authorization string
+}
+
+// tokenCalls returns the token requests of grant_type so far.
+func (s *testSite) tokenCalls(grantType string) []tokenRequest {
+	s.tokenMu.Lock()
+	defer s.tokenMu.Unlock()
+	var out []tokenRequest
+	for _, tr := range s.tokenRequests {
+		if tr.form.Get("grant_type") == grantType {
+			out = append(out, tr)
+		}
+	}
+	return out
+}
+
+// recordTokenRequests records the token endpoint's requests on their way to the provider.
+func (s *testSite) recordTokenRequests(p caddyhttp.MiddlewareHandler) caddyhttp.MiddlewareHandler {
+	return middlewareFunc(func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+		if r.URL.Path == "/token" {
+			body, _ := io.ReadAll(r.Body)
+			form, _ := url.ParseQuery(string(body))
+			s.tokenMu.Lock()
+			s.tokenRequests = append(s.tokenRequests, tokenRequest{form: form, authorization: r.Header.Get("Authorization")})
+			s.tokenMu.Unlock()
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		return p.ServeHTTP(w, r, next)
+	})
+}
+
+type middlewareFunc func(http.ResponseWriter, *http.Request, caddyhttp.Handler) error
+
+func (f middlewareFunc) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	return f(w, r, next)
 }
 
 // siteOptions change a test site's handler and provider.
@@ -86,7 +132,7 @@ func newTestSite(t testing.TB, opt siteOptions) *testSite {
 	if err := p.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
-	s.providerSrv = serve(t, providerL, p, caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
+	s.providerSrv = serve(t, providerL, s.recordTokenRequests(p), caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
 		w.WriteHeader(http.StatusNotFound)
 		return nil
 	}))

@@ -216,3 +216,18 @@ func tokenError(w http.ResponseWriter, status int, code, description string) err
 }
 
 func hasScope(scope, want string) bool { return slices.Contains(strings.Fields(scope), want) }
+
+// revokeLocked revokes token, and its family when it has one.
+func revokeLocked(token string) {
+	delete(tokens, token)
+	if rt, ok := refreshTokens[token]; ok {
+		revokeFamilyLocked(rt.family)
+		return
+	}
+	for family, access := range families {
+		if slices.Contains(access, token) {
+			revokeFamilyLocked(family)
+			return
+		}
+	}
+}

@@ -84,13 +84,14 @@ func counter(issuer, path string) *atomic.Int64 {
 func Calls(issuer, path string) int64 { return counter(issuer, path).Load() }
 
 // revoke forgets a token (RFC 7009): userinfo and introspection deny it
-// from then on.
+// from then on. A token of the code flow (access or refresh) ends its
+// whole login: the refresh tokens stop working too.
 func revoke(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodPost {
 		return writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "invalid_request"})
 	}
 	mu.Lock()
-	delete(tokens, r.PostFormValue("token"))
+	revokeLocked(r.PostFormValue("token"))
 	mu.Unlock()
 	w.WriteHeader(http.StatusOK)
 	return nil

@@ -1,0 +1,400 @@
+package implicitgrant
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/implicitgrant/caddy-implicit-grant/devprovider"
+	"github.com/implicitgrant/caddy-implicit-grant/internal/testbrowser"
+	"github.com/implicitgrant/caddy-implicit-grant/internal/testcaddy"
+)
+
+const testClientSecret = "a-client-secret-for-the-code-flow"
+
+// newCodeSite is a test site on the code flow with openid against the dev
+// provider: a public client, or (auth set) a confidential one.
+func newCodeSite(t *testing.T, auth string, handler func(*Handler), provider func(*devprovider.Provider)) *testSite {
+	t.Helper()
+	return newTestSite(t, siteOptions{
+		provider: func(p *devprovider.Provider) {
+			if auth != "" {
+				p.ClientSecrets = map[string]string{"test-client": testClientSecret}
+			}
+			if provider != nil {
+				provider(p)
+			}
+		},
+		handler: func(h *Handler) {
+			h.OpenID = strings.TrimSuffix(h.AuthorizeURL, "/authorize")
+			h.AuthorizeURL, h.Validation = "", nil
+			h.ResponseType = ResponseTypeCode
+			if auth != "" {
+				h.ClientSecret, h.TokenAuth = testClientSecret, auth
+			}
+			if handler != nil {
+				handler(h)
+			}
+		},
+	})
+}
+
+// codeLogin runs a code-flow login from a page load of target; it returns
+// the final response, the authorization request and the callback URL.
+func codeLogin(t *testing.T, b *testbrowser.Browser, s *testSite, target string) (*http.Response, *url.URL, *url.URL) {
+	t.Helper()
+	first := b.Navigate(s.origin + target)
+	authorize, _ := url.Parse(b.AuthorizationRequest(first))
+	callback := b.AuthorizeAt(authorize.String(), true)
+	landing := b.Navigate(callback.String())
+	return b.Navigate(s.origin + testbrowser.LandingLocation(t, landing)), authorize, callback
+}
+
+func TestCodeFlowLogin(t *testing.T) {
+	for _, auth := range []string{"", "client_secret_basic", "client_secret_post"} {
+		t.Run("auth="+auth, func(t *testing.T) {
+			t.Parallel()
+			s := newCodeSite(t, auth, nil, nil)
+			b := newBrowser(t)
+			final, authorize, callback := codeLogin(t, b, s, "/dash?x=1")
+			q := authorize.Query()
+			if q.Get("response_type") != "code" || q.Get("code_challenge_method") != "S256" || len(q.Get("code_challenge")) != 43 ||
+				q.Has("client_secret") || q.Has("code_verifier") || strings.Contains(authorize.String(), testClientSecret) {
+				t.Fatalf("authorization request: %s", authorize)
+			}
+			if callback.Query().Get("code") == "" || callback.Query().Get("iss") == "" {
+				t.Fatalf("callback: %s", callback)
+			}
+			if final.StatusCode != http.StatusOK || s.upstream.last(t).URL.RequestURI() != "/dash?x=1" {
+				t.Fatalf("after login: %d %s", final.StatusCode, bodyOf(final))
+			}
+			seen := s.upstream.last(t)
+			if !strings.HasPrefix(seen.Header.Get("Authorization"), "Bearer ") || seen.Header.Get("X-Seen-User") != "alice" {
+				t.Errorf("upstream saw %q as %q", seen.Header.Get("Authorization"), seen.Header.Get("X-Seen-User"))
+			}
+			calls := s.tokenCalls("authorization_code")
+			if len(calls) != 1 {
+				t.Fatalf("%d code exchanges, want 1", len(calls))
+			}
+			form := calls[0].form
+			sum := sha256.Sum256([]byte(form.Get("code_verifier")))
+			if base64.RawURLEncoding.EncodeToString(sum[:]) != q.Get("code_challenge") || len(form.Get("code_verifier")) < 43 ||
+				form.Get("code") != callback.Query().Get("code") || form.Get("redirect_uri") != s.origin+"/oauth/callback" {
+				t.Errorf("the exchange's form: %v", form)
+			}
+			switch auth {
+			case "":
+				if form.Get("client_id") != "test-client" || form.Has("client_secret") || calls[0].authorization != "" {
+					t.Errorf("a public client's exchange: %v %q", form, calls[0].authorization)
+				}
+			case "client_secret_basic":
+				if form.Has("client_secret") || calls[0].authorization != "Basic "+base64.StdEncoding.EncodeToString([]byte("test-client:"+testClientSecret)) {
+					t.Errorf("basic: %v %q", form, calls[0].authorization)
+				}
+			case "client_secret_post":
+				if form.Get("client_secret") != testClientSecret || calls[0].authorization != "" {
+					t.Errorf("post: %v %q", form, calls[0].authorization)
+				}
+			}
+		})
+	}
+}
+
+// TestCodeFlowRefusals: every answer that is not this login's ends with
+// no session.
+func TestCodeFlowRefusals(t *testing.T) {
+	t.Parallel()
+	s := newCodeSite(t, "", nil, nil)
+	refused := func(t *testing.T, resp *http.Response, status int, text string) {
+		t.Helper()
+		testbrowser.AssertNoSession(t, resp)
+		if body := bodyOf(resp); resp.StatusCode != status || !strings.Contains(body, text) {
+			t.Errorf("%d, want %d with %q:\n%s", resp.StatusCode, status, text, body)
+		}
+	}
+	splice := func(callback *url.URL, set map[string]string) string {
+		q := callback.Query()
+		for k, v := range set {
+			if v == "" {
+				q.Del(k)
+			} else {
+				q.Set(k, v)
+			}
+		}
+		u := *callback
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	stateOf := func(b *testbrowser.Browser) (string, *url.URL) {
+		authorize, _ := url.Parse(b.AuthorizationRequest(b.Navigate(s.origin + "/dash")))
+		return authorize.Query().Get("state"), authorize
+	}
+
+	t.Run("code replayed", func(t *testing.T) {
+		b := newBrowser(t)
+		_, _, used := codeLogin(t, b, s, "/dash")
+		b.Navigate(s.origin + "/oauth/logout")
+		state, _ := stateOf(b)
+		refused(t, b.Navigate(splice(used, map[string]string{"state": state})), http.StatusBadRequest, "would not accept this sign-in")
+	})
+	t.Run("another login's code with this browser's state", func(t *testing.T) {
+		b := newBrowser(t)
+		_, first := stateOf(b)
+		second, _ := stateOf(b)
+		callback := b.AuthorizeAt(first.String(), true)
+		refused(t, b.Navigate(splice(callback, map[string]string{"state": second})), http.StatusBadRequest, "would not accept this sign-in")
+	})
+	t.Run("wrong iss", func(t *testing.T) {
+		b := newBrowser(t)
+		_, authorize := stateOf(b)
+		callback := b.AuthorizeAt(authorize.String(), true)
+		before := len(s.tokenCalls("authorization_code"))
+		refused(t, b.Navigate(splice(callback, map[string]string{"iss": "https://evil.example"})), http.StatusBadRequest, "incomplete or malformed")
+		if len(s.tokenCalls("authorization_code")) != before {
+			t.Error("the code of a mixed-up answer was sent to the token endpoint")
+		}
+	})
+	t.Run("error in the query", func(t *testing.T) {
+		b := newBrowser(t)
+		_, authorize := stateOf(b)
+		callback := b.AuthorizeAt(authorize.String(), false)
+		refused(t, b.Navigate(callback.String()), http.StatusForbidden, "Sign-in was declined")
+	})
+	t.Run("missing iss where discovery says it is sent", func(t *testing.T) {
+		s := newCodeSite(t, "", nil, func(p *devprovider.Provider) { p.OmitIss = true })
+		b := newBrowser(t)
+		authorize, _ := url.Parse(b.AuthorizationRequest(b.Navigate(s.origin + "/dash")))
+		callback := b.AuthorizeAt(authorize.String(), true)
+		refused(t, b.Navigate(callback.String()), http.StatusBadRequest, "incomplete or malformed")
+	})
+	t.Run("oversized token", func(t *testing.T) {
+		s := newCodeSite(t, "", nil, func(p *devprovider.Provider) { p.TokenSize = 9000 })
+		b := newBrowser(t)
+		authorize, _ := url.Parse(b.AuthorizationRequest(b.Navigate(s.origin + "/dash")))
+		refused(t, b.Navigate(b.AuthorizeAt(authorize.String(), true).String()), http.StatusRequestEntityTooLarge, "larger than this site accepts")
+	})
+	for name, tc := range map[string]struct {
+		status int
+		body   string
+		want   int
+	}{
+		"not JSON":           {200, "this is not json", http.StatusBadRequest},
+		"larger than 1 MiB":  {200, `{"access_token":"` + strings.Repeat("a", 2<<20) + `","token_type":"Bearer"}`, http.StatusBadRequest},
+		"token_type mac":     {200, `{"access_token":"abc","token_type":"mac"}`, http.StatusBadRequest},
+		"not a bearer token": {200, `{"access_token":"a b, Basic x","token_type":"Bearer"}`, http.StatusBadRequest},
+		"server error":       {502, `<html>bad gateway</html>`, http.StatusServiceUnavailable},
+	} {
+		t.Run("token endpoint: "+name, func(t *testing.T) {
+			l := listen(t)
+			serve(t, l, middlewareFunc(func(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(tc.status)
+				_, err := w.Write([]byte(tc.body))
+				return err
+			}), nil)
+			s := newCodeSite(t, "", func(h *Handler) { h.TokenURL = "http://" + l.Addr().String() + "/token" }, nil)
+			b := newBrowser(t)
+			authorize, _ := url.Parse(b.AuthorizationRequest(b.Navigate(s.origin + "/dash")))
+			resp := b.Navigate(b.AuthorizeAt(authorize.String(), true).String())
+			testbrowser.AssertNoSession(t, resp)
+			if resp.StatusCode != tc.want {
+				t.Errorf("%d, want %d: %s", resp.StatusCode, tc.want, bodyOf(resp))
+			}
+		})
+	}
+}
+
+// apiGet is a script's call with the browser's cookies.
+func apiGet(b *testbrowser.Browser, u string) *http.Response {
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Sec-Fetch-Mode", "cors")
+	return b.Do(req)
+}
+
+// shortTokens: 6 s tokens, refreshed 3 s before their end, not sent in
+// their last second.
+func shortTokens(h *Handler) {
+	h.RenewBefore, h.ExpiryLeeway = caddy.Duration(3*time.Second), caddy.Duration(time.Second)
+}
+func shortLived(p *devprovider.Provider) { p.ExpiresIn = caddy.Duration(6 * time.Second) }
+func tokenSeen(t *testing.T, s *testSite) string {
+	return s.upstream.last(t).Header.Get("Authorization")
+}
+
+func TestRefreshBeforeAndAfterExpiry(t *testing.T) {
+	t.Parallel()
+	s := newCodeSite(t, "", shortTokens, shortLived)
+	b := newBrowser(t)
+	start := time.Now()
+	codeLogin(t, b, s, "/dash")
+	first := tokenSeen(t, s)
+	time.Sleep(time.Until(start.Add(3500 * time.Millisecond))) // due, still valid
+	if resp := apiGet(b, s.origin+"/api"); resp.StatusCode != http.StatusOK || tokenSeen(t, s) == first {
+		t.Fatalf("a request when the refresh was due: %d, token changed: %v", resp.StatusCode, tokenSeen(t, s) != first)
+	}
+	second := tokenSeen(t, s)
+	time.Sleep(time.Until(start.Add(9500 * time.Millisecond))) // past the second token's end
+	if resp := apiGet(b, s.origin+"/api"); resp.StatusCode != http.StatusOK || tokenSeen(t, s) == second {
+		t.Fatalf("a request after expiry: %d", resp.StatusCode)
+	}
+	if n := len(s.tokenCalls("refresh_token")); n != 2 {
+		t.Errorf("%d refreshes, want 2", n)
+	}
+}
+
+func TestConcurrentRequestsShareOneRefresh(t *testing.T) {
+	for _, store := range []string{"memory", "cookie"} {
+		t.Run(store, func(t *testing.T) {
+			t.Parallel()
+			s := newCodeSite(t, "", func(h *Handler) {
+				shortTokens(h)
+				h.StoreRaw = []byte(`{"type":"` + store + `"}`)
+			}, shortLived)
+			b := newBrowser(t)
+			start := time.Now()
+			codeLogin(t, b, s, "/dash")
+			reuses := devprovider.ReuseDetected()
+			time.Sleep(time.Until(start.Add(3500 * time.Millisecond)))
+			var wg sync.WaitGroup
+			statuses := make(chan int, 50)
+			for range 50 {
+				wg.Go(func() {
+					resp := apiGet(b, s.origin+"/api")
+					resp.Body.Close()
+					statuses <- resp.StatusCode
+				})
+			}
+			wg.Wait()
+			close(statuses)
+			for st := range statuses {
+				if st != http.StatusOK {
+					t.Errorf("a request at expiry got %d", st)
+				}
+			}
+			if n := len(s.tokenCalls("refresh_token")); n != 1 {
+				t.Errorf("50 concurrent requests made %d refreshes, want 1", n)
+			}
+			if devprovider.ReuseDetected() != reuses {
+				t.Error("the provider saw a refresh token twice")
+			}
+		})
+	}
+}
+
+// TestRefusedRefreshEndsTheSession: a refresh token the server revoked
+// ends the session: a script gets 401, a page load logs in again.
+func TestRefusedRefreshEndsTheSession(t *testing.T) {
+	t.Parallel()
+	s := newCodeSite(t, "", shortTokens, shortLived)
+	revoke := func() {
+		token := strings.TrimPrefix(tokenSeen(t, s), "Bearer ")
+		resp, err := http.PostForm(s.provider+"/revoke", url.Values{"token": {token}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	api, page := newBrowser(t), newBrowser(t)
+	start := time.Now()
+	codeLogin(t, api, s, "/dash")
+	revoke()
+	codeLogin(t, page, s, "/dash")
+	revoke()
+	time.Sleep(time.Until(start.Add(3500 * time.Millisecond)))
+	if resp := apiGet(api, s.origin+"/api"); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a script after a refused refresh: %d, want 401", resp.StatusCode)
+	}
+	if resp := page.Navigate(s.origin + "/dash"); resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), "/oauth/login") {
+		t.Errorf("a page load after a refused refresh: %d %s, want a new login", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// TestRefreshWhileTheServerIsDown: the token still valid, requests go on
+// with it; once it has expired, 503, and the session is kept for when the
+// server is back.
+func TestRefreshWhileTheServerIsDown(t *testing.T) {
+	t.Parallel()
+	s := newCodeSite(t, "", shortTokens, shortLived)
+	b := newBrowser(t)
+	start := time.Now()
+	codeLogin(t, b, s, "/dash")
+	first := tokenSeen(t, s)
+	addr := s.providerSrv.Listener.Addr().String()
+	s.providerSrv.Close()
+	time.Sleep(time.Until(start.Add(3500 * time.Millisecond)))
+	if resp := apiGet(b, s.origin+"/api"); resp.StatusCode != http.StatusOK || tokenSeen(t, s) != first {
+		t.Fatalf("due, server down, token valid: %d", resp.StatusCode)
+	}
+	time.Sleep(time.Until(start.Add(5500 * time.Millisecond)))
+	if resp := apiGet(b, s.origin+"/api"); resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(bodyOf(resp), "server_unavailable") {
+		t.Fatalf("expired, server down: %d %s", resp.StatusCode, bodyOf(resp))
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("cannot listen on %s again: %v", addr, err)
+	}
+	p := &devprovider.Provider{Clients: map[string]string{"test-client": s.origin + "/oauth/callback"}, ExpiresIn: caddy.Duration(6 * time.Second)}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	if err := p.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	serve(t, l, p, nil)
+	if resp := apiGet(b, s.origin+"/api"); resp.StatusCode != http.StatusOK || tokenSeen(t, s) == first {
+		t.Errorf("the server back: %d", resp.StatusCode)
+	}
+}
+
+// TestCodeFlowSecretsStayOutOfLogs: across a login, a refresh and a
+// failed exchange, no code, verifier, token or client secret is logged
+// (debug level) or shown.
+func TestCodeFlowSecretsStayOutOfLogs(t *testing.T) {
+	t.Parallel()
+	s := newCodeSite(t, "client_secret_post", shortTokens, shortLived)
+	logs := &testcaddy.Buffer{}
+	s.h.logger = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), logs, zap.DebugLevel))
+	b := newBrowser(t)
+	start := time.Now()
+	final, _, callback := codeLogin(t, b, s, "/dash")
+	pages := bodyOf(final)
+	time.Sleep(time.Until(start.Add(3500 * time.Millisecond)))
+	api := apiGet(b, s.origin+"/api")
+	pages += bodyOf(api)
+	resp := b.Navigate(callback.String()) // the used code again: refused
+	pages += bodyOf(resp)
+	secrets := []string{testClientSecret, callback.Query().Get("code")}
+	for _, tr := range s.tokenRequests {
+		secrets = append(secrets, tr.form.Get("code_verifier"), tr.form.Get("refresh_token"))
+	}
+	for _, r := range s.upstream.seen {
+		secrets = append(secrets, strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
+	}
+	if len(s.tokenCalls("refresh_token")) == 0 {
+		t.Fatal("no refresh happened")
+	}
+	out := logs.String()
+	for _, secret := range secrets {
+		if secret == "" {
+			continue
+		}
+		if strings.Contains(out, secret) || strings.Contains(pages, secret) {
+			t.Errorf("a secret (%d bytes) appears in the logs or a page", len(secret))
+		}
+	}
+	if !strings.Contains(out, "session refreshed") {
+		t.Errorf("the debug log does not show the refresh:\n%s", out)
+	}
+}
