@@ -206,6 +206,26 @@ func TestProvisionRefusesBadValues(t *testing.T) {
 		}, "max_sessions_per_user: the cookie store keeps no sessions"},
 		{"max_sessions_per_user too large", func(h *Handler) { h.MaxSessionsPerUser = 1_000_000 }, "max_sessions_per_user: 1000000 must be between 1 and 10000"},
 		{"redis without url", func(h *Handler) { h.StoreRaw = json.RawMessage(`{"type":"redis"}`) }, "store: redis needs a url"},
+		{"unknown response_type", func(h *Handler) { h.ResponseType = "id_token" }, `response_type: "id_token" must be token or code`},
+		{"token_url with the implicit grant", func(h *Handler) { h.TokenURL = "https://as.example/token" }, "token_url: only for response_type code"},
+		{"code without a token endpoint", func(h *Handler) { h.ResponseType = "code" }, "token_url: required with response_type code"},
+		{"plain http token_url", func(h *Handler) { h.ResponseType, h.TokenURL = "code", "http://as.example/token" }, "token_url"},
+		{"token_auth none with a secret", func(h *Handler) {
+			h.ResponseType, h.TokenURL, h.ClientSecret, h.TokenAuth = "code", "https://as.example/token", strings.Repeat("s", 32), "none"
+		}, "token_auth: none sends no secret"},
+		{"client_secret_post without a secret", func(h *Handler) {
+			h.ResponseType, h.TokenURL, h.TokenAuth = "code", "https://as.example/token", "client_secret_post"
+		}, "token_auth: client_secret_post needs client_secret"},
+		{"empty client_secret placeholder", func(h *Handler) {
+			h.ResponseType, h.TokenURL, h.ClientSecret = "code", "https://as.example/token", "{env.IG_UNSET_CLIENT_SECRET}"
+		}, "client_secret: empty after replacing placeholders"},
+		{"allow without identity in the code flow", func(h *Handler) {
+			h.ResponseType, h.TokenURL, h.Validation = "code", "https://as.example/token", nil
+			h.Allow = []AllowRule{{Claim: "email", Patterns: []string{"*@corp.example"}}}
+		}, "allow: without openid or validate"},
+		{"same_site none", func(h *Handler) { h.SameSite = "none" }, `same_site: "none" must be lax or strict`},
+		{"require_header Cookie", func(h *Handler) { h.RequireHeader = &RequiredHeader{Name: "Cookie", Value: "1"} }, "require_header: Cookie"},
+		{"require_header bad name", func(h *Handler) { h.RequireHeader = &RequiredHeader{Name: "X CSRF", Value: "1"} }, "require_header"},
 		{"redis unreachable", func(h *Handler) { h.StoreRaw = json.RawMessage(`{"type":"redis","url":"redis://127.0.0.1:1/0"}`) }, "session store unavailable"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -398,3 +398,46 @@ func TestCodeFlowSecretsStayOutOfLogs(t *testing.T) {
 		t.Errorf("the debug log does not show the refresh:\n%s", out)
 	}
 }
+
+// TestRequireHeader: with require_header, a script's call or a write
+// with the session cookie but without the header gets 403; page loads
+// and the page's own images pass. same_site strict marks the cookie.
+func TestRequireHeader(t *testing.T) {
+	t.Parallel()
+	s := newCodeSite(t, "", func(h *Handler) {
+		h.RequireHeader = &RequiredHeader{Name: "X-CSRF", Value: "1"}
+		h.SameSite = "strict"
+	}, nil)
+	b := newBrowser(t)
+	first := b.Navigate(s.origin + "/dash")
+	authorize := b.AuthorizationRequest(first)
+	landing := b.Navigate(b.AuthorizeAt(authorize, true).String())
+	if c := testbrowser.SessionSetCookie(landing); c == nil || c.SameSite != http.SameSiteStrictMode {
+		t.Fatalf("session cookie: %+v, want SameSite=Strict", c)
+	}
+	if resp := b.Navigate(s.origin + "/dash"); resp.StatusCode != http.StatusOK {
+		t.Errorf("a page load: %d", resp.StatusCode)
+	}
+	before := s.upstream.count()
+	if resp := apiGet(b, s.origin+"/api"); resp.StatusCode != http.StatusForbidden || !strings.Contains(bodyOf(resp), "header_required") {
+		t.Errorf("a script's call without the header: %d %s", resp.StatusCode, bodyOf(resp))
+	}
+	post, _ := http.NewRequest(http.MethodPost, s.origin+"/api", strings.NewReader("x=1"))
+	post.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if resp := b.Do(post); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a form post without the header: %d", resp.StatusCode)
+	}
+	if s.upstream.count() != before {
+		t.Error("a request without the header reached the upstream")
+	}
+	withHeader, _ := http.NewRequest(http.MethodPost, s.origin+"/api", strings.NewReader("x=1"))
+	withHeader.Header.Set("X-CSRF", "1")
+	if resp := b.Do(withHeader); resp.StatusCode != http.StatusOK {
+		t.Errorf("a post with the header: %d", resp.StatusCode)
+	}
+	img, _ := http.NewRequest(http.MethodGet, s.origin+"/logo.png", nil)
+	img.Header.Set("Sec-Fetch-Mode", "no-cors")
+	if resp := b.Do(img); resp.StatusCode != http.StatusOK {
+		t.Errorf("the page's image: %d", resp.StatusCode)
+	}
+}
