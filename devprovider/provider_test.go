@@ -238,7 +238,10 @@ func TestForgetMyApproval(t *testing.T) {
 // TestCodeFlow: PKCE S256, single-use codes, client authentication and
 // refresh tokens that rotate with reuse detection.
 func TestCodeFlow(t *testing.T) {
-	s := newProvider(t, func(p *Provider) { p.ClientSecrets = map[string]string{"conf": "conf-secret"}; p.Clients["conf"] = redirect })
+	s := newProvider(t, func(p *Provider) {
+		p.ClientSecrets = map[string]string{"conf": "conf-secret"}
+		p.Clients["conf"] = redirect
+	})
 	verifier := strings.Repeat("v", 43)
 	sum := sha256.Sum256([]byte(verifier))
 	challenge := base64.RawURLEncoding.EncodeToString(sum[:])
