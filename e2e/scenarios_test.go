@@ -313,11 +313,13 @@ func TestDemoInEveryEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	site, admin := testcaddy.FreePort(t), testcaddy.FreePort(t)
+	site, admin, codeSite := testcaddy.FreePort(t), testcaddy.FreePort(t), testcaddy.FreePort(t)
 	ports := strings.NewReplacer("localhost:2019", fmt.Sprint("localhost:", admin), ":8080", fmt.Sprint(":", site),
-		":8081", fmt.Sprint(":", testcaddy.FreePort(t)), ":8082", fmt.Sprint(":", testcaddy.FreePort(t)))
+		":8081", fmt.Sprint(":", testcaddy.FreePort(t)), ":8082", fmt.Sprint(":", testcaddy.FreePort(t)), ":8083", fmt.Sprint(":", codeSite))
 	testcaddy.StartRaw(t, ports.Replace(string(demo)), admin)
 	target := fmt.Sprintf("http://localhost:%d/reports?range=7d#/panel/2", site)
+	// The code-flow site: a deep URL, query and fragment, lands exactly.
+	codeTarget := fmt.Sprintf("http://localhost:%d/reports?range=30d#/panel/3", codeSite)
 	const dashboardReady = `document.querySelector("#token-status") && document.querySelector("#token-status").textContent.trim() === "valid" && document.querySelector("#forwarded-user").textContent === "demo-user"`
 
 	t.Run("chromium", func(t *testing.T) {
@@ -327,6 +329,10 @@ func TestDemoInEveryEngine(t *testing.T) {
 		b.waitLocation(b.ctx, target)
 		b.waitFor(b.ctx, dashboardReady, "the dashboard with a valid token for demo-user")
 		b.screenshot(b.ctx, screenshotPath(t, "dashboard.png"))
+		b.navigate(b.ctx, codeTarget)
+		b.decide(b.ctx, "approve")
+		b.waitLocation(b.ctx, codeTarget)
+		b.waitFor(b.ctx, dashboardReady, "the code-flow dashboard with a valid token for demo-user")
 	})
 	t.Run("firefox", func(t *testing.T) {
 		f := browsers.StartFirefox(t)
@@ -334,6 +340,10 @@ func TestDemoInEveryEngine(t *testing.T) {
 		f.Click("#approve")
 		f.WaitLocation(target)
 		f.WaitFor(dashboardReady, "the dashboard with a valid token for demo-user")
+		f.Navigate(codeTarget)
+		f.Click("#approve")
+		f.WaitLocation(codeTarget)
+		f.WaitFor(dashboardReady, "the code-flow dashboard with a valid token for demo-user")
 	})
 	t.Run("webkit", func(t *testing.T) {
 		b := browsers.StartWebKit(t)
@@ -341,6 +351,10 @@ func TestDemoInEveryEngine(t *testing.T) {
 		b.Click("#approve")
 		b.WaitLocation(target)
 		b.WaitFor("return "+dashboardReady, "the dashboard with a valid token for demo-user")
+		b.Navigate(codeTarget)
+		b.Click("#approve")
+		b.WaitLocation(codeTarget)
+		b.WaitFor("return "+dashboardReady, "the code-flow dashboard with a valid token for demo-user")
 	})
 }
 
