@@ -20,6 +20,7 @@ import (
 	"github.com/implicitgrant/caddy-implicit-grant/devprovider"
 	"github.com/implicitgrant/caddy-implicit-grant/internal/testbrowser"
 	"github.com/implicitgrant/caddy-implicit-grant/internal/testcaddy"
+	"github.com/implicitgrant/caddy-implicit-grant/internal/testredis"
 )
 
 const testClientSecret = "a-client-secret-for-the-code-flow"
@@ -439,5 +440,77 @@ func TestRequireHeader(t *testing.T) {
 	img.Header.Set("Sec-Fetch-Mode", "no-cors")
 	if resp := b.Do(img); resp.StatusCode != http.StatusOK {
 		t.Errorf("the page's image: %d", resp.StatusCode)
+	}
+}
+
+// TestTwoInstancesShareOneRefresh: two instances on one Redis (each its
+// own client and near-cache), 40 concurrent requests at expiry split
+// between them: each refresh token reaches the server at most once, its
+// reuse detection never fires, and every request is answered 200.
+func TestTwoInstancesShareOneRefresh(t *testing.T) {
+	t.Parallel()
+	redis := testredis.Start(t)
+	store := func(timeout string) []byte {
+		return []byte(`{"type":"redis","url":"` + redis.URL + `","timeout":"` + timeout + `"}`)
+	}
+	s := newCodeSite(t, "", func(h *Handler) { shortTokens(h); h.StoreRaw = store("1s") }, shortLived)
+	// Instance B: the same site's config, but another pool key (timeout),
+	// so another Redis client and near-cache, as another process has.
+	b2 := newTestHandler(t, func(h *Handler) {
+		*h = Handler{OpenID: s.h.OpenID, ResponseType: ResponseTypeCode, ClientID: s.h.ClientID, RedirectURI: s.h.RedirectURI,
+			Scopes: s.h.Scopes, Secret: testSecret, StoreRaw: store("900ms")}
+		shortTokens(h)
+	})
+	l := listen(t)
+	serve(t, l, b2, s.upstream)
+	originB := "http://" + l.Addr().String()
+
+	b := newBrowser(t)
+	start := time.Now()
+	codeLogin(t, b, s, "/dash")
+	cookie := b.Cookie(s.origin, testbrowser.SessionCookie)
+	reuses := devprovider.ReuseDetected()
+	time.Sleep(time.Until(start.Add(3500 * time.Millisecond)))
+	var wg sync.WaitGroup
+	statuses := make(chan int, 40)
+	for i := range 40 {
+		origin := s.origin
+		if i%2 == 1 {
+			origin = originB
+		}
+		wg.Go(func() {
+			req, _ := http.NewRequest(http.MethodGet, origin+"/api", nil)
+			req.Header.Set("Accept", "application/json")
+			req.Header.Set("Cookie", testbrowser.SessionCookie+"="+cookie)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+		})
+	}
+	wg.Wait()
+	close(statuses)
+	for st := range statuses {
+		if st != http.StatusOK {
+			t.Errorf("a request at expiry got %d", st)
+		}
+	}
+	presented := map[string]int{}
+	for _, c := range s.tokenCalls("refresh_token") {
+		presented[c.form.Get("refresh_token")]++
+	}
+	for _, n := range presented {
+		if n > 1 {
+			t.Errorf("a refresh token was presented %d times", n)
+		}
+	}
+	if len(presented) != 1 {
+		t.Errorf("%d refreshes for one session at one expiry, want 1", len(presented))
+	}
+	if devprovider.ReuseDetected() != reuses {
+		t.Error("the provider's reuse detection fired")
 	}
 }
