@@ -143,6 +143,22 @@ func BenchmarkProtectedRequest(b *testing.B) {
 	benchServe(b, h, session)
 }
 
+// BenchmarkProtectedRequestCodeFlow: a code-flow session (a refresh
+// token, none due) costs what an implicit one does.
+func BenchmarkProtectedRequestCodeFlow(b *testing.B) {
+	h := newTestHandler(b, func(h *Handler) {
+		h.ResponseType, h.TokenURL, h.Validation = ResponseTypeCode, "https://as.example/token", nil
+	})
+	id := authserver.Identity{Subject: testSubject, Claims: map[string]any{"email": "alice@corp.example", "name": "Alice"}}
+	now := time.Now()
+	value, err := h.store.Put(b.Context(), tokencache.Session{Authorization: "Bearer tok", Expires: now.Add(8 * time.Hour), Identity: packIdentity(id, DefaultClaims, now),
+		RefreshToken: strings.Repeat("r", 64), RefreshAt: now.Add(time.Hour), TokenExpires: now.Add(time.Hour)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchServe(b, h, value)
+}
+
 func BenchmarkProtectedRequestParallel(b *testing.B) {
 	h, session := provisioned(b)
 	b.ReportAllocs()

@@ -36,6 +36,33 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 			t.Errorf("deleting twice: %v", err)
 		}
 	})
+	t.Run("replace keeps the expiry and the refresh token's times", func(t *testing.T) {
+		st := newStore(t)
+		ctx := context.Background()
+		end := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+		v, err := st.Put(ctx, Session{Authorization: "Bearer a", Expires: end, Identity: "1\x00alice", Subject: "alice",
+			RefreshToken: "r1", RefreshAt: end.Add(-50 * time.Minute), TokenExpires: end.Add(-40 * time.Minute)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := time.Now().Add(20 * time.Minute).Truncate(time.Millisecond)
+		nv, ok, err := st.Replace(ctx, v, Session{Authorization: "Bearer b", Expires: end.Add(time.Hour), Identity: "1\x00alice", RefreshToken: "r2", RefreshAt: at, TokenExpires: at.Add(time.Minute)})
+		if err != nil || !ok {
+			t.Fatalf("replace: %v %v", ok, err)
+		}
+		got, ok, err := st.Get(ctx, nv)
+		if err != nil || !ok || got.Authorization != "Bearer b" || got.RefreshToken != "r2" || !got.RefreshAt.Equal(at) || !got.TokenExpires.Equal(at.Add(time.Minute)) ||
+			got.Expires.After(end.Add(time.Second)) || got.Identity != "1\x00alice" {
+			t.Fatalf("after replace: %+v %v %v", got, ok, err)
+		}
+		if err := st.Delete(ctx, nv); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, err := st.Replace(ctx, nv, got); ok || err != nil {
+			t.Errorf("replace of an ended session: %v %v, want not ok", ok, err)
+		}
+	})
+
 	t.Run("unknown and malformed", func(t *testing.T) {
 		s := newStore(t)
 		for _, v := range []string{"", "nope", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "%%%", string(make([]byte, 5000))} {

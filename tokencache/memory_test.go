@@ -131,6 +131,34 @@ func BenchmarkMemoryHeapPerSession(b *testing.B) {
 	}
 }
 
+// BenchmarkMemoryHeapCodeFlowSessions: 1M code-flow sessions (300-byte
+// access token, 64-byte refresh token, subject and email).
+func BenchmarkMemoryHeapCodeFlowSessions(b *testing.B) {
+	const n = 1_000_000
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		m := NewMemory(n, time.Hour)
+		ctx := context.Background()
+		now := time.Now()
+		for i := 0; i < n; i++ {
+			tok := []byte("Bearer " + strings.Repeat("t", 300))
+			tok[8] = byte(i)
+			user := fmt.Sprintf("user-%07d", i)
+			_, _ = m.Put(ctx, Session{Authorization: string(tok), Expires: now.Add(8 * time.Hour), Subject: user,
+				Identity:     "1765000000\x00" + user + "\x00email\x00" + user + "@corp.example",
+				RefreshToken: strings.Repeat("r", 63) + string(rune('a'+i%26)), RefreshAt: now.Add(time.Hour), TokenExpires: now.Add(time.Hour)})
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(n), "heap-bytes/session")
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "heap-MiB")
+		runtime.KeepAlive(m)
+		m.Close()
+	}
+}
+
 // TestMemoryByteBound: with a byte bound, large records push out older
 // ones; the bytes held never pass the bound, however large the tokens.
 func TestMemoryByteBound(t *testing.T) {

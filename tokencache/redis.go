@@ -391,14 +391,16 @@ func (r *Redis) Latest(ctx context.Context, cookieValue string) (Session, bool, 
 // where the session still is, and its expiry stays; every instance's copy
 // goes (Redis tells them), this one's at once.
 func (r *Redis) Replace(ctx context.Context, cookieValue string, s Session) (string, bool, error) {
-	if _, ok := decodeKey(cookieValue); !ok {
-		return "", false, nil
+	old, ok, err := r.Latest(ctx, cookieValue)
+	if err != nil || !ok {
+		return "", false, err
 	}
+	s.Expires = old.Expires // sealed in with the record
 	digest := sha256.Sum256([]byte(cookieValue))
 	key := r.sessionKey(digest)
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	err := r.client.Do(ctx, r.client.B().Set().Key(key).Value(rueidis.BinaryString(r.seal(s, []byte(r.binding+"|"+key)))).Xx().Keepttl().Build()).Error()
+	err = r.client.Do(ctx, r.client.B().Set().Key(key).Value(rueidis.BinaryString(r.seal(s, []byte(r.binding+"|"+key)))).Xx().Keepttl().Build()).Error()
 	r.forget(digest)
 	if rueidis.IsRedisNil(err) {
 		return "", false, nil
