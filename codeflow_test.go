@@ -514,3 +514,36 @@ func TestTwoInstancesShareOneRefresh(t *testing.T) {
 		t.Error("the provider's reuse detection fired")
 	}
 }
+
+// BenchmarkRefreshingRequest: a request that refreshes its session first
+// (against the dev provider on loopback), beside one that does not.
+func BenchmarkRefreshingRequest(b *testing.B) {
+	for _, due := range []bool{false, true} {
+		b.Run(map[bool]string{false: "no refresh due", true: "refresh due"}[due], func(b *testing.B) {
+			s := newTestSite(b, siteOptions{handler: func(h *Handler) {
+				h.OpenID = strings.TrimSuffix(h.AuthorizeURL, "/authorize")
+				h.AuthorizeURL, h.Validation, h.ResponseType = "", nil, ResponseTypeCode
+			}})
+			br := newBrowser(b)
+			first := br.Navigate(s.origin + "/dash")
+			landing := br.Navigate(br.AuthorizeAt(br.AuthorizationRequest(first), true).String())
+			br.Navigate(s.origin + testbrowser.LandingLocation(b, landing))
+			value := br.Cookie(s.origin, testbrowser.SessionCookie)
+			b.ResetTimer()
+			for b.Loop() {
+				if due {
+					b.StopTimer()
+					sess, _, _ := s.h.store.Get(b.Context(), value)
+					sess.RefreshAt = time.Now().Add(-time.Second)
+					_, _, _ = s.h.store.Replace(b.Context(), value, sess)
+					b.StartTimer()
+				}
+				resp := apiGet(br, s.origin+"/api")
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					b.Fatalf("%d", resp.StatusCode)
+				}
+			}
+		})
+	}
+}
