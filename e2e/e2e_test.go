@@ -116,8 +116,8 @@ func hydraServer(t *testing.T, mode string) authServer {
 	if mode != "openid" {
 		name = "hydra-" + mode
 	}
-	if mode == "jwt" {
-		strategy = "jwt"
+	if mode == "jwt" || mode == "code" {
+		strategy = mode
 	}
 	return authServer{
 		name: name,
@@ -132,8 +132,13 @@ func hydraServer(t *testing.T, mode string) authServer {
 				// Hydra's JWT access tokens say typ JWT, not at+jwt: typ any.
 				"jwt":        fmt.Sprintf("authorize_url %s/oauth2/auth\n\t\tvalidate jwt {\n\t\t\tissuer %s/\n\t\t\ttyp any\n\t\t}", h.public, h.public),
 				"introspect": fmt.Sprintf("authorize_url %s/oauth2/auth\n\t\tvalidate introspect %s/admin/oauth2/introspect", h.public, h.admin),
+				"code":       fmt.Sprintf("openid %s/\n\t\tresponse_type code", h.public),
 			}[mode]
-			return fmt.Sprintf("%s\n\t\tclient_id %s\n\t\tscope openid profile reports", trust, id), ""
+			scope := "openid profile reports"
+			if mode == "code" { // Hydra gives a refresh token only for offline_access
+				scope = "openid offline_access profile reports"
+			}
+			return fmt.Sprintf("%s\n\t\tclient_id %s\n\t\tscope %s", trust, id, scope), ""
 		},
 		check: h.introspect,
 	}

@@ -232,3 +232,62 @@ func TestCustomPages(t *testing.T) {
 		}
 	})
 }
+
+// TestCodeFlowPollingAcrossLifetimes: the code flow with PKCE as a public
+// client, against the dev provider and Ory Hydra (refresh tokens rotating,
+// reuse revoking the family): a deep URL lands with its query and
+// fragment; a page polling its API every second across more than three
+// 6 s token lifetimes never sees anything but 200, while the upstream
+// gets each new token (refreshed on the server, no frame, no prompt);
+// logout ends it.
+func TestCodeFlowPollingAcrossLifetimes(t *testing.T) {
+	for _, srv := range []authServer{devProvider(), hydraServer(t, "code")} {
+		t.Run(srv.name, func(t *testing.T) {
+			extra := "expiry_leeway 1s\n\t\trenew_before 3s"
+			if srv.name == "dev-provider" {
+				extra += "\n\t\tresponse_type code"
+			}
+			s := newSite(t, srv, 6*time.Second, extra)
+			b := newBrowser(t)
+			deep := s.origin + "/reports/7?range=30d#/panel/3"
+			b.navigate(b.ctx, deep)
+			b.decide(b.ctx, "approve")
+			b.waitLocation(b.ctx, deep)
+			b.upstreamSaysValid(t, b.ctx)
+
+			b.navigate(b.ctx, s.origin+"/dashboard")
+			b.waitFor(b.ctx, "window.statuses !== undefined", "the dashboard's script")
+			time.Sleep(20 * time.Second)
+			statuses := eval[[]int](b, b.ctx, "window.statuses")
+			if len(statuses) < 15 {
+				t.Fatalf("only %d API calls in 20 s", len(statuses))
+			}
+			for i, status := range statuses {
+				if status != 200 {
+					t.Fatalf("API call %d of %d got %d (all: %v)", i, len(statuses), status, statuses)
+				}
+			}
+			tokens := map[string]bool{}
+			for _, a := range s.upstream.allAuths() {
+				tokens[a] = true
+			}
+			if len(tokens) < 4 {
+				t.Errorf("the upstream saw %d tokens in 20 s of 6 s tokens; want the login's and at least three refreshed", len(tokens))
+			}
+			if valid, _ := srv.check(strings.TrimPrefix(s.upstream.lastAuth(), "Bearer ")); !valid {
+				t.Error("the server says the newest token is not valid")
+			}
+			if renewals := eval[int](b, b.ctx, "window.renewals"); renewals != 0 {
+				t.Errorf("%d frame renewals: the code flow refreshes on the server", renewals)
+			}
+			b.navigate(b.ctx, s.origin+"/oauth/logout")
+			if body := eval[string](b, b.ctx, "document.body.innerText"); !strings.Contains(body, "Signed out") {
+				t.Fatalf("logout page: %s", body)
+			}
+			b.navigate(b.ctx, s.origin+"/oauth/session")
+			if body := eval[string](b, b.ctx, "document.body.innerText"); !strings.Contains(body, `"authenticated":false`) {
+				t.Errorf("after logout the session path says: %s", body)
+			}
+		})
+	}
+}

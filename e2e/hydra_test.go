@@ -125,9 +125,11 @@ func (h *hydra) adminJSON(method, path string, body any, out any) error {
 
 // registerClient makes a public implicit-grant client; a non-zero
 // lifetime shortens its access tokens; strategy is "opaque" or "jwt".
+// With strategy "code": a public code-flow client (PKCE, refresh tokens
+// with offline_access), opaque tokens.
 func (h *hydra) registerClient(t testing.TB, id, redirectURI string, lifetime time.Duration, strategy string) {
 	t.Helper()
-	err := h.adminJSON(http.MethodPost, "/admin/clients", map[string]any{
+	client := map[string]any{
 		"access_token_strategy":      strategy,
 		"client_id":                  id,
 		"grant_types":                []string{"implicit"},
@@ -135,13 +137,21 @@ func (h *hydra) registerClient(t testing.TB, id, redirectURI string, lifetime ti
 		"redirect_uris":              []string{redirectURI},
 		"scope":                      "openid profile reports",
 		"token_endpoint_auth_method": "none",
-	}, nil)
-	if err != nil {
+	}
+	if strategy == "code" {
+		client["access_token_strategy"] = "opaque"
+		client["grant_types"] = []string{"authorization_code", "refresh_token"}
+		client["response_types"] = []string{"code"}
+		client["scope"] = "openid offline_access profile reports"
+	}
+	if err := h.adminJSON(http.MethodPost, "/admin/clients", client, nil); err != nil {
 		t.Fatal(err)
 	}
 	if lifetime > 0 {
 		if err := h.adminJSON(http.MethodPut, "/admin/clients/"+id+"/lifespans", map[string]any{
-			"implicit_grant_access_token_lifespan": lifetime.String(),
+			"implicit_grant_access_token_lifespan":           lifetime.String(),
+			"authorization_code_grant_access_token_lifespan": lifetime.String(),
+			"refresh_token_grant_access_token_lifespan":      lifetime.String(),
 		}, nil); err != nil {
 			t.Fatal(err)
 		}

@@ -377,6 +377,12 @@ func (u *upstream) lastForwarded() string {
 	return u.forwarded[len(u.forwarded)-1]
 }
 
+func (u *upstream) allAuths() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]string(nil), u.auths...)
+}
+
 func (u *upstream) lastAuth() string {
 	u.mu.Lock()
 	defer u.mu.Unlock()
