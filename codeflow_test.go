@@ -239,8 +239,8 @@ func TestRefreshBeforeAndAfterExpiry(t *testing.T) {
 	t.Parallel()
 	s := newCodeSite(t, "", shortTokens, shortLived)
 	b := newBrowser(t)
-	start := time.Now()
 	codeLogin(t, b, s, "/dash")
+	start := time.Now() // the session's times count from its exchange, just before
 	first := tokenSeen(t, s)
 	time.Sleep(time.Until(start.Add(3500 * time.Millisecond))) // due, still valid
 	if resp := apiGet(b, s.origin+"/api"); resp.StatusCode != http.StatusOK || tokenSeen(t, s) == first {
@@ -265,8 +265,8 @@ func TestConcurrentRequestsShareOneRefresh(t *testing.T) {
 				h.StoreRaw = []byte(`{"type":"` + store + `"}`)
 			}, shortLived)
 			b := newBrowser(t)
-			start := time.Now()
 			codeLogin(t, b, s, "/dash")
+			start := time.Now() // the session's times count from its exchange, just before
 			reuses := devprovider.ReuseDetected()
 			time.Sleep(time.Until(start.Add(3500 * time.Millisecond)))
 			var wg sync.WaitGroup
@@ -309,11 +309,11 @@ func TestRefusedRefreshEndsTheSession(t *testing.T) {
 		resp.Body.Close()
 	}
 	api, page := newBrowser(t), newBrowser(t)
-	start := time.Now()
 	codeLogin(t, api, s, "/dash")
 	revoke()
 	codeLogin(t, page, s, "/dash")
 	revoke()
+	start := time.Now()
 	time.Sleep(time.Until(start.Add(3500 * time.Millisecond)))
 	if resp := apiGet(api, s.origin+"/api"); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("a script after a refused refresh: %d, want 401", resp.StatusCode)
@@ -330,8 +330,8 @@ func TestRefreshWhileTheServerIsDown(t *testing.T) {
 	t.Parallel()
 	s := newCodeSite(t, "", shortTokens, shortLived)
 	b := newBrowser(t)
-	start := time.Now()
 	codeLogin(t, b, s, "/dash")
+	start := time.Now() // the session's times count from its exchange, just before
 	first := tokenSeen(t, s)
 	addr := s.providerSrv.Listener.Addr().String()
 	s.providerSrv.Close()
@@ -368,8 +368,8 @@ func TestCodeFlowSecretsStayOutOfLogs(t *testing.T) {
 	logs := &testcaddy.Buffer{}
 	s.h.logger = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), logs, zap.DebugLevel))
 	b := newBrowser(t)
-	start := time.Now()
 	final, _, callback := codeLogin(t, b, s, "/dash")
+	start := time.Now()
 	pages := bodyOf(final)
 	time.Sleep(time.Until(start.Add(3500 * time.Millisecond)))
 	api := apiGet(b, s.origin+"/api")
@@ -466,8 +466,8 @@ func TestTwoInstancesShareOneRefresh(t *testing.T) {
 	originB := "http://" + l.Addr().String()
 
 	b := newBrowser(t)
-	start := time.Now()
 	codeLogin(t, b, s, "/dash")
+	start := time.Now() // the session's times count from its exchange, just before
 	cookie := b.Cookie(s.origin, testbrowser.SessionCookie)
 	reuses := devprovider.ReuseDetected()
 	time.Sleep(time.Until(start.Add(3500 * time.Millisecond)))
