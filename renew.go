@@ -73,6 +73,8 @@ type sessionInfo struct {
 	// in seconds; absent: the script's own default), and where.
 	RenewBefore int    `json:"renew_before,omitempty"`
 	RenewURL    string `json:"renew_url,omitempty"`
+	// require_header, for session.js to add to the page's fetch calls.
+	RequireHeader *RequiredHeader `json:"require_header,omitempty"`
 }
 
 // serveSessionInfo answers session_path.
@@ -93,7 +95,7 @@ func (h *Handler) serveSessionInfo(w http.ResponseWriter, r *http.Request) error
 		if ok {
 			return writeJSON(w, http.StatusOK, sessionInfo{
 				Authenticated: true, ExpiresAt: s.Expires.UTC().Format(time.RFC3339Nano), User: subjectOf(s.Identity),
-				RenewBefore: int(time.Duration(h.RenewBefore) / time.Second), RenewURL: h.LoginPath + "?silent=1",
+				RenewBefore: int(time.Duration(h.RenewBefore) / time.Second), RenewURL: h.LoginPath + "?silent=1", RequireHeader: h.RequireHeader,
 			})
 		}
 	}

@@ -245,7 +245,8 @@ func TestCodeFlowPollingAcrossLifetimes(t *testing.T) {
 		t.Run(srv.name, func(t *testing.T) {
 			extra := "expiry_leeway 1s\n\t\trenew_before 3s"
 			if srv.name == "dev-provider" {
-				extra += "\n\t\tresponse_type code"
+				// The dashboard's fetch calls pass only with session.js adding the header.
+				extra += "\n\t\tresponse_type code\n\t\trequire_header X-CSRF 1"
 			}
 			s := newSite(t, srv, 6*time.Second, extra)
 			b := newBrowser(t)

@@ -4,11 +4,32 @@
 // and it tells the page what happened with DOM events on window:
 //   implicit_grant:renewed          the session was renewed
 //   implicit_grant:login_required   it could not be (detail.login_url: where to log in)
+// When the site sets require_header, the page's same-origin fetch() calls
+// carry that header from then on (the site's CSRF defence).
 (function () {
   "use strict";
   var self = document.currentScript;
   var infoURL = self.src.replace(/\.js(?:[?#].*)?$/, ""); // the session path, beside this script
   var timer = null, frame = null, giveUp = null, renewURL = null;
+  var plainFetch = window.fetch.bind(window);
+  var required = null; // require_header, once the first check has said
+  var firstCheck = null;
+
+  function sameOrigin(input) {
+    var u = new URL(input instanceof Request ? input.url : String(input), location.href);
+    return u.origin === location.origin;
+  }
+  window.fetch = function (input, init) {
+    return firstCheck.then(function () {
+      if (required && sameOrigin(input)) {
+        init = Object.assign({}, init);
+        var headers = new Headers(init.headers || (input instanceof Request ? input.headers : undefined));
+        if (!headers.has(required.name)) headers.set(required.name, required.value);
+        init.headers = headers;
+      }
+      return plainFetch(input, init);
+    });
+  };
 
   function emit(name, detail) {
     window.dispatchEvent(new CustomEvent("implicit_grant:" + name, { detail: detail || {} }));
@@ -21,9 +42,10 @@
   // renew_before ahead (60 s when the site sets none), never more than
   // half of what is left, so a short session is not renewed in a loop.
   function check() {
-    fetch(infoURL, { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } })
+    return plainFetch(infoURL, { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } })
       .then(function (r) { return r.json(); })
       .then(function (s) {
+        required = s.require_header || null;
         if (!s.authenticated) {
           emit("login_required", { login_url: s.login_url });
           return;
@@ -64,5 +86,5 @@
     }
     finish(e.data);
   });
-  check();
+  firstCheck = check();
 })();
