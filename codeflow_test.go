@@ -547,3 +547,29 @@ func BenchmarkRefreshingRequest(b *testing.B) {
 		})
 	}
 }
+
+// TestCodeFlowFormPost: response_mode form_post carries the code in the
+// server's POST, which the callback takes like the query's.
+func TestCodeFlowFormPost(t *testing.T) {
+	t.Parallel()
+	s := newCodeSite(t, "", func(h *Handler) { h.ResponseMode = ResponseModeFormPost }, nil)
+	b := newBrowser(t)
+	authorize := b.AuthorizationRequest(b.Navigate(s.origin + "/dash?x=2"))
+	if u, _ := url.Parse(authorize); u.Query().Get("response_mode") != "form_post" || u.Query().Get("response_type") != "code" {
+		t.Fatalf("authorization request: %s", authorize)
+	}
+	landing := b.SubmitFormPost(b.Decide(authorize, "alice", true))
+	if final := b.Navigate(s.origin + testbrowser.LandingLocation(t, landing)); final.StatusCode != http.StatusOK || s.upstream.last(t).URL.RequestURI() != "/dash?x=2" {
+		t.Fatalf("after a form_post code: %d", final.StatusCode)
+	}
+	if len(s.tokenCalls("authorization_code")) != 1 {
+		t.Error("the posted code was not exchanged once")
+	}
+	// A code in the query is not taken when the server was asked to post it.
+	other := newBrowser(t)
+	resp := other.Navigate(s.origin + "/oauth/callback?code=x&state=y")
+	testbrowser.AssertNoSession(t, resp)
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("a code in the query with form_post: %d, want 400", resp.StatusCode)
+	}
+}
