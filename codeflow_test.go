@@ -573,3 +573,24 @@ func TestCodeFlowFormPost(t *testing.T) {
 		t.Errorf("a code in the query with form_post: %d, want 400", resp.StatusCode)
 	}
 }
+
+// TestCodeFlowAcrossSecretRotation: a login started before a secret
+// rotation finishes after it: its PKCE verifier derives from the secret
+// that signed its state cookie, now a previous one.
+func TestCodeFlowAcrossSecretRotation(t *testing.T) {
+	t.Parallel()
+	s := newCodeSite(t, "", nil, nil)
+	rotated := newTestHandler(t, func(h *Handler) {
+		*h = Handler{OpenID: s.h.OpenID, ResponseType: ResponseTypeCode, ClientID: s.h.ClientID, RedirectURI: s.h.RedirectURI,
+			Scopes: s.h.Scopes, Secret: "a-new-secret-after-the-rotation-of-32-bytes", PreviousSecrets: []string{testSecret}}
+	})
+	l := listen(t)
+	serve(t, l, rotated, s.upstream)
+	b := newBrowser(t)
+	callback := b.AuthorizeAt(b.AuthorizationRequest(b.Navigate(s.origin+"/dash")), true)
+	callback.Host = "localhost:" + strings.TrimPrefix(l.Addr().String(), "127.0.0.1:") // the same host: the browser sends its cookies
+	landing := b.Navigate(callback.String())
+	if landing.StatusCode != http.StatusOK || testbrowser.SessionSetCookie(landing) == nil {
+		t.Fatalf("finishing after the rotation: %d %s", landing.StatusCode, bodyOf(landing))
+	}
+}
