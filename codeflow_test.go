@@ -225,6 +225,24 @@ func apiGet(b *testbrowser.Browser, u string) *http.Response {
 	return b.Do(req)
 }
 
+// allAnswered200 makes n requests at once (request(i) returns a status)
+// and fails for each that was not answered 200.
+func allAnswered200(t *testing.T, n int, request func(i int) int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	statuses := make(chan int, n)
+	for i := range n {
+		wg.Go(func() { statuses <- request(i) })
+	}
+	wg.Wait()
+	close(statuses)
+	for st := range statuses {
+		if st != http.StatusOK {
+			t.Errorf("a request at expiry got %d", st)
+		}
+	}
+}
+
 // shortTokens: 6 s tokens, refreshed 3 s before their end, not sent in
 // their last second.
 func shortTokens(h *Handler) {
@@ -269,22 +287,11 @@ func TestConcurrentRequestsShareOneRefresh(t *testing.T) {
 			start := time.Now() // the session's times count from its exchange, just before
 			reuses := devprovider.ReuseDetected()
 			time.Sleep(time.Until(start.Add(3500 * time.Millisecond)))
-			var wg sync.WaitGroup
-			statuses := make(chan int, 50)
-			for range 50 {
-				wg.Go(func() {
-					resp := apiGet(b, s.origin+"/api")
-					resp.Body.Close()
-					statuses <- resp.StatusCode
-				})
-			}
-			wg.Wait()
-			close(statuses)
-			for st := range statuses {
-				if st != http.StatusOK {
-					t.Errorf("a request at expiry got %d", st)
-				}
-			}
+			allAnswered200(t, 50, func(int) int {
+				resp := apiGet(b, s.origin+"/api")
+				resp.Body.Close()
+				return resp.StatusCode
+			})
 			if n := len(s.tokenCalls("refresh_token")); n != 1 {
 				t.Errorf("50 concurrent requests made %d refreshes, want 1", n)
 			}
@@ -471,33 +478,21 @@ func TestTwoInstancesShareOneRefresh(t *testing.T) {
 	cookie := b.Cookie(s.origin, testbrowser.SessionCookie)
 	reuses := devprovider.ReuseDetected()
 	time.Sleep(time.Until(start.Add(3500 * time.Millisecond)))
-	var wg sync.WaitGroup
-	statuses := make(chan int, 40)
-	for i := range 40 {
+	allAnswered200(t, 40, func(i int) int {
 		origin := s.origin
 		if i%2 == 1 {
 			origin = originB
 		}
-		wg.Go(func() {
-			req, _ := http.NewRequest(http.MethodGet, origin+"/api", nil)
-			req.Header.Set("Accept", "application/json")
-			req.Header.Set("Cookie", testbrowser.SessionCookie+"="+cookie)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				statuses <- 0
-				return
-			}
-			resp.Body.Close()
-			statuses <- resp.StatusCode
-		})
-	}
-	wg.Wait()
-	close(statuses)
-	for st := range statuses {
-		if st != http.StatusOK {
-			t.Errorf("a request at expiry got %d", st)
+		req, _ := http.NewRequest(http.MethodGet, origin+"/api", nil)
+		req.Header.Set("Accept", "application/json")
+		req.Header.Set("Cookie", testbrowser.SessionCookie+"="+cookie)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0
 		}
-	}
+		resp.Body.Close()
+		return resp.StatusCode
+	})
 	presented := map[string]int{}
 	for _, c := range s.tokenCalls("refresh_token") {
 		presented[c.form.Get("refresh_token")]++
