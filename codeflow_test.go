@@ -21,6 +21,7 @@ import (
 	"github.com/implicitgrant/caddy-implicit-grant/internal/testbrowser"
 	"github.com/implicitgrant/caddy-implicit-grant/internal/testcaddy"
 	"github.com/implicitgrant/caddy-implicit-grant/internal/testredis"
+	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
 )
 
 const testClientSecret = "a-client-secret-for-the-code-flow"
@@ -587,5 +588,27 @@ func TestCodeFlowAcrossSecretRotation(t *testing.T) {
 	landing := b.Navigate(callback.String())
 	if landing.StatusCode != http.StatusOK || testbrowser.SessionSetCookie(landing) == nil {
 		t.Fatalf("finishing after the rotation: %d %s", landing.StatusCode, bodyOf(landing))
+	}
+}
+
+// TestEndingAUserEndsRefreshedSessions: a code-flow session, refreshed
+// (its record replaced), is still the user's in the store's index: ending
+// the user (the admin API's call) ends it.
+func TestEndingAUserEndsRefreshedSessions(t *testing.T) {
+	t.Parallel()
+	s := newCodeSite(t, "", shortTokens, shortLived)
+	b := newBrowser(t)
+	codeLogin(t, b, s, "/dash")
+	start := time.Now()
+	time.Sleep(time.Until(start.Add(3500 * time.Millisecond)))
+	if resp := apiGet(b, s.origin+"/api"); resp.StatusCode != http.StatusOK || len(s.tokenCalls("refresh_token")) != 1 {
+		t.Fatalf("the refresh: %d, %d refreshes", resp.StatusCode, len(s.tokenCalls("refresh_token")))
+	}
+	n, err := s.h.store.(tokencache.Revoker).EndUser(t.Context(), "alice")
+	if err != nil || n != 1 {
+		t.Fatalf("ending alice: %d sessions, %v; want 1", n, err)
+	}
+	if resp := apiGet(b, s.origin+"/api"); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("after ending the user: %d, want 401", resp.StatusCode)
 	}
 }
