@@ -14,6 +14,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -369,7 +370,7 @@ func TestRefreshWhileTheServerIsDown(t *testing.T) {
 
 // TestCodeFlowSecretsStayOutOfLogs: across a login, a refresh and a
 // failed exchange, no code, verifier, token or client secret is logged
-// (debug level) or shown.
+// (debug level), shown or in the metrics.
 func TestCodeFlowSecretsStayOutOfLogs(t *testing.T) {
 	t.Parallel()
 	s := newCodeSite(t, "client_secret_post", shortTokens, shortLived)
@@ -395,12 +396,28 @@ func TestCodeFlowSecretsStayOutOfLogs(t *testing.T) {
 		t.Fatal("no refresh happened")
 	}
 	out := logs.String()
+	reg := prometheus.NewRegistry()
+	if err := registerMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var exposed strings.Builder
+	for _, f := range families {
+		exposed.WriteString(f.String())
+	}
+	if !strings.Contains(exposed.String(), "refreshes_total") {
+		t.Fatal("the refresh metric is not exposed")
+	}
+	pages += exposed.String() // the metrics, held to the same rule
 	for _, secret := range secrets {
 		if secret == "" {
 			continue
 		}
 		if strings.Contains(out, secret) || strings.Contains(pages, secret) {
-			t.Errorf("a secret (%d bytes) appears in the logs or a page", len(secret))
+			t.Errorf("a secret (%d bytes) appears in the logs, a page or the metrics", len(secret))
 		}
 	}
 	if !strings.Contains(out, "session refreshed") {
