@@ -35,6 +35,9 @@ const (
 func (h *Handler) serveCallback(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	if h.codeFlow() && h.ResponseMode != ResponseModeFormPost && (q.Has("code") || q.Has("state")) {
+		if limited, err := h.addressLimited(w, r); limited {
+			return err
+		}
 		return h.finishCodeLogin(w, r, q)
 	}
 	if ae, isErr := relay.ParseAuthError(q); isErr {
@@ -86,9 +89,8 @@ func (h *Handler) serverError(w http.ResponseWriter, r *http.Request, ae *relay.
 // serveRelayPost takes what the relay script posted: the callback's
 // fragment, as the authorization server wrote it.
 func (h *Handler) serveRelayPost(w http.ResponseWriter, r *http.Request) error {
-	if c := h.limits.refusal(clientAddress(r), time.Now()); c != "" {
-		h.logRefusal(zap.WarnLevel, "refused a relay post: this address's login limit is used up", zap.String("client", loggable(clientAddress(r))), zap.String("limit", string(c)))
-		return h.loginFailed(w, r, failure{code: c})
+	if limited, err := h.addressLimited(w, r); limited {
+		return err
 	}
 	if h.codeFlow() && h.ResponseMode != ResponseModeFormPost {
 		// The code comes in the query; no relay page posts anything.
@@ -119,6 +121,17 @@ func (h *Handler) serveRelayPost(w http.ResponseWriter, r *http.Request) error {
 		return h.loginFailed(w, r, failure{code: codeInvalidResponse})
 	}
 	return h.finishLogin(w, r, tr)
+}
+
+// addressLimited answers an authorization response from an address whose
+// login limit is used up, before anything of it is read.
+func (h *Handler) addressLimited(w http.ResponseWriter, r *http.Request) (bool, error) {
+	c := h.limits.refusal(clientAddress(r), time.Now())
+	if c == "" {
+		return false, nil
+	}
+	h.logRefusal(zap.WarnLevel, "refused an authorization response: this address's login limit is used up", zap.String("client", loggable(clientAddress(r))), zap.String("limit", string(c)))
+	return true, h.loginFailed(w, r, failure{code: c})
 }
 
 // endWithError ends the login whose state an error answer carried: its
@@ -326,15 +339,21 @@ func (h *Handler) verifyToken(r *http.Request, tr *relay.TokenResponse) (authser
 	return id, nil
 }
 
+// tokenLifetime is how long a token lasting expiresIn seconds lives (0:
+// the server did not say, default_expires_in).
+func (h *Handler) tokenLifetime(expiresIn int64) time.Duration {
+	if expiresIn > 0 {
+		return time.Duration(expiresIn) * time.Second
+	}
+	return time.Duration(h.DefaultExpiresIn)
+}
+
 // sessionLifetime is how long a session for a token lasting expiresIn
 // seconds (0: the server did not say) may live: it ends expiry_leeway
 // before the token, but never before half-way through the token's life
 // (a leeway longer than that would leave no session), and it never lasts
 // longer than max_session_lifetime.
 func (h *Handler) sessionLifetime(expiresIn int64) time.Duration {
-	lifetime := time.Duration(h.DefaultExpiresIn)
-	if expiresIn > 0 {
-		lifetime = time.Duration(expiresIn) * time.Second
-	}
+	lifetime := h.tokenLifetime(expiresIn)
 	return min(max(lifetime-time.Duration(h.ExpiryLeeway), lifetime/2), time.Duration(h.MaxSessionLifetime))
 }

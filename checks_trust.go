@@ -19,9 +19,12 @@ import (
 func (h *Handler) checkGrant() error {
 	switch h.ResponseType {
 	case ResponseTypeToken:
-		for field, given := range map[string]bool{"token_url": h.TokenURL != "", "client_secret": h.clientSecretGiven, "token_auth": h.TokenAuth != ""} {
-			if given {
-				return fmt.Errorf("%s: only for response_type code (the implicit grant never calls the token endpoint)", field)
+		for _, f := range []struct {
+			name  string
+			given bool
+		}{{"token_url", h.TokenURL != ""}, {"client_secret", h.clientSecretGiven}, {"token_auth", h.TokenAuth != ""}} {
+			if f.given {
+				return fmt.Errorf("%s: only for response_type code (the implicit grant never calls the token endpoint)", f.name)
 			}
 		}
 		return nil

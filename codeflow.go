@@ -10,7 +10,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -43,12 +42,9 @@ func (h *Handler) pkceParams(state string) string {
 }
 
 // finishCodeLogin takes the authorization response of the code flow, from
-// the callback's query or (response_mode form_post) the server's post.
+// the callback's query or (response_mode form_post) the server's post,
+// once the address's limit has let it in (addressLimited).
 func (h *Handler) finishCodeLogin(w http.ResponseWriter, r *http.Request, vals url.Values) error {
-	if c := h.limits.refusal(clientAddress(r), time.Now()); c != "" {
-		h.logRefusal(zap.WarnLevel, "refused a code: this address's login limit is used up", zap.String("client", loggable(clientAddress(r))), zap.String("limit", string(c)))
-		return h.loginFailed(w, r, failure{code: c})
-	}
 	for name, v := range vals {
 		if len(v) > 1 { // RFC 6749 §3.1: a repeat is a broken server or a splice
 			h.logRefusal(zap.WarnLevel, "refused an authorization response: a parameter is repeated", zap.String("parameter", loggable(name)))
@@ -95,6 +91,13 @@ func (h *Handler) issuerRefusal(r *http.Request, vals url.Values) string {
 	return ""
 }
 
+// tokenResponse is the token endpoint's answer as a login's response,
+// for the checks every token response passes (CheckTokens).
+func tokenResponse(t authserver.Tokens, state string) *relay.TokenResponse {
+	return &relay.TokenResponse{AccessToken: t.AccessToken, IDToken: t.IDToken, TokenType: t.TokenType, RefreshToken: t.RefreshToken,
+		ExpiresIn: t.ExpiresIn, Scope: t.Scope, State: state}
+}
+
 // exchangeCode trades the login's code for its tokens at the token
 // endpoint; the failure, if any, says what the person is shown.
 func (h *Handler) exchangeCode(r *http.Request, tr *relay.TokenResponse, pending relay.PendingLogin) (*relay.TokenResponse, *failure) {
@@ -114,10 +117,7 @@ func (h *Handler) exchangeCode(r *http.Request, tr *relay.TokenResponse, pending
 		h.logRefusal(zap.WarnLevel, "refused a login", zap.Error(err))
 		return nil, &failure{code: codeInvalidResponse}
 	}
-	out := &relay.TokenResponse{
-		AccessToken: tokens.AccessToken, IDToken: tokens.IDToken, TokenType: tokens.TokenType, RefreshToken: tokens.RefreshToken,
-		ExpiresIn: max(0, min(tokens.ExpiresIn, int64(maxTokenLifetime/time.Second))), Scope: tokens.Scope, State: tr.State,
-	}
+	out := tokenResponse(tokens, tr.State)
 	if err := out.CheckTokens(); err != nil {
 		h.logRefusal(zap.WarnLevel, "refused the token endpoint's answer", zap.Error(err))
 		return nil, &failure{code: codeInvalidResponse}

@@ -255,12 +255,19 @@ func tokenSeen(t *testing.T, s *testSite) string {
 	return s.upstream.last(t).Header.Get("Authorization")
 }
 
+// loggedIn is a browser with a session on s, and when the session's times
+// start counting (its exchange ended just before).
+func loggedIn(t *testing.T, s *testSite) (*testbrowser.Browser, time.Time) {
+	t.Helper()
+	b := newBrowser(t)
+	codeLogin(t, b, s, "/dash")
+	return b, time.Now()
+}
+
 func TestRefreshBeforeAndAfterExpiry(t *testing.T) {
 	t.Parallel()
 	s := newCodeSite(t, "", shortTokens, shortLived)
-	b := newBrowser(t)
-	codeLogin(t, b, s, "/dash")
-	start := time.Now() // the session's times count from its exchange, just before
+	b, start := loggedIn(t, s)
 	first := tokenSeen(t, s)
 	time.Sleep(time.Until(start.Add(3500 * time.Millisecond))) // due, still valid
 	if resp := apiGet(b, s.origin+"/api"); resp.StatusCode != http.StatusOK || tokenSeen(t, s) == first {
@@ -284,9 +291,7 @@ func TestConcurrentRequestsShareOneRefresh(t *testing.T) {
 				shortTokens(h)
 				h.StoreRaw = []byte(`{"type":"` + store + `"}`)
 			}, shortLived)
-			b := newBrowser(t)
-			codeLogin(t, b, s, "/dash")
-			start := time.Now() // the session's times count from its exchange, just before
+			b, start := loggedIn(t, s)
 			reuses := devprovider.ReuseDetected()
 			time.Sleep(time.Until(start.Add(3500 * time.Millisecond)))
 			allAnswered200(t, 50, func(int) int {
@@ -338,9 +343,7 @@ func TestRefusedRefreshEndsTheSession(t *testing.T) {
 func TestRefreshWhileTheServerIsDown(t *testing.T) {
 	t.Parallel()
 	s := newCodeSite(t, "", shortTokens, shortLived)
-	b := newBrowser(t)
-	codeLogin(t, b, s, "/dash")
-	start := time.Now() // the session's times count from its exchange, just before
+	b, start := loggedIn(t, s)
 	first := tokenSeen(t, s)
 	addr := s.providerSrv.Listener.Addr().String()
 	s.providerSrv.Close()
@@ -490,9 +493,7 @@ func TestTwoInstancesShareOneRefresh(t *testing.T) {
 	serve(t, l, b2, s.upstream)
 	originB := "http://" + l.Addr().String()
 
-	b := newBrowser(t)
-	codeLogin(t, b, s, "/dash")
-	start := time.Now() // the session's times count from its exchange, just before
+	b, start := loggedIn(t, s)
 	cookie := b.Cookie(s.origin, testbrowser.SessionCookie)
 	reuses := devprovider.ReuseDetected()
 	time.Sleep(time.Until(start.Add(3500 * time.Millisecond)))
@@ -614,9 +615,7 @@ func TestCodeFlowAcrossSecretRotation(t *testing.T) {
 func TestEndingAUserEndsRefreshedSessions(t *testing.T) {
 	t.Parallel()
 	s := newCodeSite(t, "", shortTokens, shortLived)
-	b := newBrowser(t)
-	codeLogin(t, b, s, "/dash")
-	start := time.Now()
+	b, start := loggedIn(t, s)
 	time.Sleep(time.Until(start.Add(3500 * time.Millisecond)))
 	if resp := apiGet(b, s.origin+"/api"); resp.StatusCode != http.StatusOK || len(s.tokenCalls("refresh_token")) != 1 {
 		t.Fatalf("the refresh: %d, %d refreshes", resp.StatusCode, len(s.tokenCalls("refresh_token")))

@@ -274,7 +274,7 @@ type Handler struct {
 	secrets           [][]byte // the current secret, then the previous ones
 	secretGiven       bool     // secret was set (it may be empty once its placeholder is replaced)
 	clientSecretGiven bool     // client_secret was set (likewise)
-	releaseClock      func()   // with renew_before: the hold on coarseclock
+	releaseClock      func()   // with renew_before or the code flow: the hold on coarseclock
 	states            relay.StateCookies
 	pages             *relay.Pages
 	errorNotes        relay.ErrorNote

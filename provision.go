@@ -233,16 +233,14 @@ func (h *Handler) derive() {
 		ResponseType: "token", ClientID: h.ClientID, RedirectURI: h.RedirectURI, Scopes: h.Scopes,
 		ShowDialog: h.ShowDialog, Params: h.Params,
 	}
-	if h.OpenID != "" && !h.codeFlow() {
+	switch {
+	case h.codeFlow():
+		h.authorization.ResponseType = ResponseTypeCode
+	case h.OpenID != "":
 		h.authorization.ResponseType = "id_token token"
 	}
-	if h.codeFlow() {
-		h.authorization.ResponseType = ResponseTypeCode
-	}
-	if h.OpenID != "" {
-		if !slices.Contains(h.Scopes, "openid") {
-			h.authorization.Scopes = append([]string{"openid"}, h.Scopes...)
-		}
+	if h.OpenID != "" && !slices.Contains(h.Scopes, "openid") {
+		h.authorization.Scopes = append([]string{"openid"}, h.Scopes...)
 	}
 	if h.ResponseMode == ResponseModeFormPost {
 		h.authorization.ResponseMode = string(h.ResponseMode)

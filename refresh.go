@@ -103,10 +103,7 @@ func refreshDue(s *tokencache.Session) bool {
 // of its life, so a server issuing short tokens costs one refresh per
 // half-lifetime, never one per request.
 func (h *Handler) setTokenTimes(s *tokencache.Session, now time.Time, expiresIn int64, ttl time.Duration) {
-	lifetime := time.Duration(h.DefaultExpiresIn)
-	if expiresIn > 0 {
-		lifetime = time.Duration(expiresIn) * time.Second
-	}
+	lifetime := h.tokenLifetime(expiresIn)
 	before := time.Duration(h.RenewBefore)
 	if before == 0 {
 		before = DefaultRefreshBefore
@@ -240,7 +237,7 @@ func (h *Handler) redeem(ctx context.Context, value string, s tokencache.Session
 		countRefresh("unavailable")
 		return s, value, err
 	}
-	tr := relay.TokenResponse{AccessToken: tokens.AccessToken, TokenType: tokens.TokenType, RefreshToken: tokens.RefreshToken, IDToken: tokens.IDToken, Scope: tokens.Scope}
+	tr := tokenResponse(tokens, "")
 	if err := tr.CheckTokens(); err != nil || len(tr.AccessToken) > h.MaxTokenBytes || len(tr.RefreshToken) > h.MaxTokenBytes {
 		h.logRefusal(zap.WarnLevel, "refused the token endpoint's refresh answer; the session ends", zap.Error(err), zap.Int("access_token_bytes", len(tr.AccessToken)))
 		countRefresh("refused")
@@ -249,9 +246,9 @@ func (h *Handler) redeem(ctx context.Context, value string, s tokencache.Session
 	}
 	fresh := s
 	now := time.Now()
-	fresh.Authorization = "Bearer " + tokens.AccessToken
-	fresh.RefreshToken = tokens.RefreshToken // the old one when the server did not rotate it
-	h.setTokenTimes(&fresh, now, tokens.ExpiresIn, min(h.sessionLifetime(tokens.ExpiresIn), time.Until(s.Expires)))
+	fresh.Authorization = "Bearer " + tr.AccessToken
+	fresh.RefreshToken = tr.RefreshToken // the old one when the server did not rotate it
+	h.setTokenTimes(&fresh, now, tr.ExpiresIn, min(h.sessionLifetime(tr.ExpiresIn), time.Until(s.Expires)))
 	newValue, ok, err := h.store.Replace(ctx, value, fresh)
 	if err != nil {
 		return s, value, err

@@ -78,25 +78,27 @@ func ParseFragment(fragment string) (*TokenResponse, *AuthError, error) {
 		Scope:       vals.Get("scope"),
 		State:       vals.Get("state"),
 	}
+	if e := vals.Get("expires_in"); e != "" {
+		n, err := strconv.ParseInt(e, 10, 64)
+		if err != nil || n <= 0 || e[0] == '+' {
+			return nil, nil, invalid("expires_in is not a positive integer")
+		}
+		tr.ExpiresIn = n // capped by CheckTokens
+	}
 	if err := tr.CheckTokens(); err != nil {
 		return nil, nil, err
 	}
 	if tr.State == "" {
 		return nil, nil, invalid("state missing")
 	}
-	if e := vals.Get("expires_in"); e != "" {
-		n, err := strconv.ParseInt(e, 10, 64)
-		if err != nil || n <= 0 || e[0] == '+' {
-			return nil, nil, invalid("expires_in is not a positive integer")
-		}
-		tr.ExpiresIn = min(n, maxExpiresIn)
-	}
 	return tr, nil, nil
 }
 
 // CheckTokens checks what a token response, from the fragment, a form
-// post or the token endpoint, must be before anything uses it.
+// post or the token endpoint, must be before anything uses it, and caps
+// its expires_in (0, or less: the server did not say).
 func (tr *TokenResponse) CheckTokens() error {
+	tr.ExpiresIn = min(max(tr.ExpiresIn, 0), maxExpiresIn)
 	if tr.AccessToken == "" {
 		return invalid("access_token missing")
 	}

@@ -108,25 +108,12 @@ const benchSessions = 1_000_000
 func BenchmarkMemoryHeapPerSession(b *testing.B) {
 	for _, n := range []int{100_000, 1_000_000} {
 		b.Run(fmt.Sprintf("%dk", n/1000), func(b *testing.B) {
-			for b.Loop() {
-				runtime.GC()
-				var before, after runtime.MemStats
-				runtime.ReadMemStats(&before)
-				m := NewMemory(n, time.Hour)
-				ctx := context.Background()
-				exp := time.Now().Add(time.Hour)
-				for i := 0; i < n; i++ {
-					tok := []byte("Bearer " + strings.Repeat("t", 300))
-					tok[8] = byte(i)
-					_, _ = m.Put(ctx, Session{Authorization: string(tok), Expires: exp})
-				}
-				runtime.GC()
-				runtime.ReadMemStats(&after)
-				b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(n), "heap-bytes/session")
-				b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "heap-MiB")
-				runtime.KeepAlive(m)
-				m.Close()
-			}
+			exp := time.Now().Add(time.Hour)
+			reportHeapPerSession(b, n, func(i int) Session {
+				tok := []byte("Bearer " + strings.Repeat("t", 300))
+				tok[8] = byte(i)
+				return Session{Authorization: string(tok), Expires: exp}
+			})
 		})
 	}
 }
@@ -134,21 +121,28 @@ func BenchmarkMemoryHeapPerSession(b *testing.B) {
 // BenchmarkMemoryHeapCodeFlowSessions: 1M code-flow sessions (300-byte
 // access token, 64-byte refresh token, subject and email).
 func BenchmarkMemoryHeapCodeFlowSessions(b *testing.B) {
-	const n = 1_000_000
+	now := time.Now()
+	reportHeapPerSession(b, 1_000_000, func(i int) Session {
+		tok := []byte("Bearer " + strings.Repeat("t", 300))
+		tok[8] = byte(i)
+		user := fmt.Sprintf("user-%07d", i)
+		return Session{Authorization: string(tok), Expires: now.Add(8 * time.Hour), Subject: user,
+			Identity:     "1765000000\x00" + user + "\x00email\x00" + user + "@corp.example",
+			RefreshToken: strings.Repeat("r", 63) + string(rune('a'+i%26)), RefreshAt: now.Add(time.Hour), TokenExpires: now.Add(time.Hour)}
+	})
+}
+
+// reportHeapPerSession reports the live heap of a Memory holding the n
+// sessions session(i) makes.
+func reportHeapPerSession(b *testing.B, n int, session func(i int) Session) {
 	for b.Loop() {
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		m := NewMemory(n, time.Hour)
 		ctx := context.Background()
-		now := time.Now()
 		for i := 0; i < n; i++ {
-			tok := []byte("Bearer " + strings.Repeat("t", 300))
-			tok[8] = byte(i)
-			user := fmt.Sprintf("user-%07d", i)
-			_, _ = m.Put(ctx, Session{Authorization: string(tok), Expires: now.Add(8 * time.Hour), Subject: user,
-				Identity:     "1765000000\x00" + user + "\x00email\x00" + user + "@corp.example",
-				RefreshToken: strings.Repeat("r", 63) + string(rune('a'+i%26)), RefreshAt: now.Add(time.Hour), TokenExpires: now.Add(time.Hour)})
+			_, _ = m.Put(ctx, session(i))
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)
