@@ -628,3 +628,26 @@ func TestEndingAUserEndsRefreshedSessions(t *testing.T) {
 		t.Errorf("after ending the user: %d, want 401", resp.StatusCode)
 	}
 }
+
+// TestRefreshesInFlightAreBounded: with every refresh slot taken, a due
+// session goes on with its still-valid token and makes no call; once the
+// slots free up, the next request refreshes.
+func TestRefreshesInFlightAreBounded(t *testing.T) {
+	t.Parallel()
+	s := newCodeSite(t, "", shortTokens, shortLived)
+	b, start := loggedIn(t, s)
+	first := tokenSeen(t, s)
+	for range maxRefreshing {
+		s.h.refreshes.calls <- struct{}{}
+	}
+	time.Sleep(time.Until(start.Add(3500 * time.Millisecond)))
+	if resp := apiGet(b, s.origin+"/api"); resp.StatusCode != http.StatusOK || tokenSeen(t, s) != first || len(s.tokenCalls("refresh_token")) != 0 {
+		t.Fatalf("due with every slot taken: %d, %d refreshes", resp.StatusCode, len(s.tokenCalls("refresh_token")))
+	}
+	for range maxRefreshing {
+		<-s.h.refreshes.calls
+	}
+	if resp := apiGet(b, s.origin+"/api"); resp.StatusCode != http.StatusOK || tokenSeen(t, s) == first {
+		t.Errorf("with the slots free: %d, token changed %v", resp.StatusCode, tokenSeen(t, s) != first)
+	}
+}

@@ -268,7 +268,7 @@ func (h *Handler) derive() {
 			d = h.openid.Discovery
 		}
 		h.tokenEndpoint = authserver.NewTokenEndpoint(h.TokenURL, h.ClientID, h.ClientSecret, h.TokenAuth, h.RedirectURI, d, authserver.DefaultTimeout)
-		h.refreshes = &refreshes{done: map[[32]byte]refreshed{}}
+		h.refreshes = &refreshes{done: map[[32]byte]refreshed{}, calls: make(chan struct{}, maxRefreshing)}
 	}
 	if h.Revalidate > 0 {
 		h.rechecks = &rechecks{every: time.Duration(h.Revalidate), verifier: h.verifier, checked: map[string]time.Time{}, inflight: map[string]*recheck{}}

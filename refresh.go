@@ -41,6 +41,11 @@ const (
 	// refreshWait: how long a request waits for another instance's refresh.
 	refreshWait = refreshLockTTL
 	refreshPoll = 25 * time.Millisecond
+	// maxRefreshing bounds the calls to the token endpoint in flight at
+	// once, as maxVerifying bounds logins': past it a due session goes on
+	// with its token while that is valid (and is refreshed by a later
+	// request), or gets 503.
+	maxRefreshing = 64
 )
 
 // errRefreshEnded: the session is over (the server refused its refresh
@@ -50,6 +55,7 @@ var errRefreshEnded = errors.New("the session's refresh token was refused")
 // refreshes coordinates one handler's refreshes.
 type refreshes struct {
 	flight singleflight.Group
+	calls  chan struct{} // one slot per call in flight (maxRefreshing)
 	mu     sync.Mutex
 	done   map[[32]byte]refreshed // by refreshKey of the session before
 }
@@ -221,6 +227,13 @@ func refreshedSince(latest, s *tokencache.Session) bool {
 
 // redeem presents s's refresh token and stores what comes back in its place.
 func (h *Handler) redeem(ctx context.Context, value string, s tokencache.Session) (tokencache.Session, string, error) {
+	select {
+	case h.refreshes.calls <- struct{}{}:
+		defer func() { <-h.refreshes.calls }()
+	default:
+		countRefresh("unavailable")
+		return s, value, fmt.Errorf("%w: %d refreshes are in flight already", authserver.ErrUnavailable, maxRefreshing)
+	}
 	tokens, err := h.tokenEndpoint.Refresh(ctx, s.RefreshToken)
 	if te, refused := errors.AsType[*authserver.TokenError](err); refused {
 		// invalid_grant (expired, revoked, reused) or a client the server no
