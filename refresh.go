@@ -257,6 +257,18 @@ func (h *Handler) redeem(ctx context.Context, value string, s tokencache.Session
 		_ = h.store.Delete(ctx, value)
 		return s, value, errRefreshEnded
 	}
+	if h.openid != nil && tr.IDToken != "" {
+		if err := h.openid.VerifyRefreshed(ctx, tr.IDToken, tr.AccessToken, subjectOf(s.Identity)); err != nil {
+			if errors.Is(err, authserver.ErrUnavailable) { // the keys could not be fetched: try again later
+				countRefresh("unavailable")
+				return s, value, err
+			}
+			h.logRefusal(zap.WarnLevel, "refused a refresh's id_token; the session ends", zap.Error(err))
+			countRefresh("refused")
+			_ = h.store.Delete(ctx, value)
+			return s, value, errRefreshEnded
+		}
+	}
 	fresh := s
 	now := time.Now()
 	fresh.Authorization = "Bearer " + tr.AccessToken

@@ -298,6 +298,23 @@ func TestOpenIDRefusals(t *testing.T) {
 		_, err := v.Verify(ctx, r)
 		refusedAsUntrusted(t, name, err)
 	}
+
+	// A refresh's ID token: any nonce (or none), but the same user, and the
+	// new access token when it has at_hash.
+	if err := v.VerifyRefreshed(ctx, idToken(map[string]any{"nonce": nil}), access, "alice"); err != nil {
+		t.Errorf("a good refreshed ID token: %v", err)
+	}
+	if err := v.VerifyRefreshed(ctx, idToken(map[string]any{"at_hash": nil}), "any-token", "alice"); err != nil {
+		t.Errorf("a refreshed ID token without at_hash: %v", err)
+	}
+	for name, err := range map[string]error{
+		"another user":         v.VerifyRefreshed(ctx, idToken(map[string]any{"sub": "mallory"}), access, "alice"),
+		"another access token": v.VerifyRefreshed(ctx, idToken(nil), "other-token", "alice"),
+		"another client":       v.VerifyRefreshed(ctx, idToken(map[string]any{"aud": "other"}), access, "alice"),
+		"expired":              v.VerifyRefreshed(ctx, idToken(map[string]any{"exp": time.Now().Add(-time.Hour).Unix()}), access, "alice"),
+	} {
+		refusedAsUntrusted(t, "refreshed: "+name, err)
+	}
 }
 
 func TestAuthorizationRequest(t *testing.T) {

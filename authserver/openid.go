@@ -45,29 +45,9 @@ func algNames() []string {
 
 // Verify implements Verifier.
 func (o *OpenID) Verify(ctx context.Context, r Response) (Identity, error) {
-	if r.IDToken == "" {
-		return Identity{}, untrusted("the response has no id_token")
-	}
-	note := &keyFetchNote{}
-	tok, err := o.verifier.Verify(context.WithValue(ctx, keyFetchNoteKey{}, note), r.IDToken)
-	if note.err != nil {
-		return Identity{}, note.err
-	}
+	tok, err := o.idToken(ctx, r.IDToken)
 	if err != nil {
-		return Identity{}, idTokenRefusal(err)
-	}
-	// go-oidc checks iss, aud and exp; these are the rest of §3.1.3.7 and
-	// §3.2.2.11.
-	if len(tok.Audience) > 1 || tok.Audience[0] != o.ClientID {
-		var c struct {
-			AZP string `json:"azp"`
-		}
-		if err := tok.Claims(&c); err != nil || c.AZP != o.ClientID {
-			return Identity{}, untrusted("id_token has several audiences and its azp is not this client")
-		}
-	}
-	if tok.IssuedAt.After(o.now().Add(Leeway)) {
-		return Identity{}, untrusted("id_token issued in the future")
+		return Identity{}, err
 	}
 	if !nonceMatches(tok.Nonce, r.Nonces) {
 		return Identity{}, untrusted("id_token nonce does not match this login")
@@ -89,6 +69,54 @@ func (o *OpenID) Verify(ctx context.Context, r Response) (Identity, error) {
 		return Identity{}, untrusted("id_token has no sub")
 	}
 	return Identity{Subject: tok.Subject, Claims: claims}, nil
+}
+
+// idToken checks an ID token's signature, issuer, audience (and
+// authorized party), expiry and issue time: what every ID token must pass
+// (§3.1.3.7, §3.2.2.11).
+func (o *OpenID) idToken(ctx context.Context, raw string) (*oidc.IDToken, error) {
+	if raw == "" {
+		return nil, untrusted("the response has no id_token")
+	}
+	note := &keyFetchNote{}
+	tok, err := o.verifier.Verify(context.WithValue(ctx, keyFetchNoteKey{}, note), raw)
+	if note.err != nil {
+		return nil, note.err
+	}
+	if err != nil {
+		return nil, idTokenRefusal(err)
+	}
+	// go-oidc checks iss, aud and exp; these are the rest.
+	if len(tok.Audience) > 1 || tok.Audience[0] != o.ClientID {
+		var c struct {
+			AZP string `json:"azp"`
+		}
+		if err := tok.Claims(&c); err != nil || c.AZP != o.ClientID {
+			return nil, untrusted("id_token has several audiences and its azp is not this client")
+		}
+	}
+	if tok.IssuedAt.After(o.now().Add(Leeway)) {
+		return nil, untrusted("id_token issued in the future")
+	}
+	return tok, nil
+}
+
+// VerifyRefreshed checks the ID token a refresh brought (OpenID Connect
+// Core §12.2): an ID token like any, for the same user (sub), and bound to
+// the new access token when it has at_hash. Its nonce, if any, is the
+// login's, which is not kept: the login proved it.
+func (o *OpenID) VerifyRefreshed(ctx context.Context, idToken, accessToken, subject string) error {
+	tok, err := o.idToken(ctx, idToken)
+	if err != nil {
+		return err
+	}
+	if tok.Subject != subject {
+		return untrusted("the refreshed id_token is another user's")
+	}
+	if tok.AccessTokenHash != "" && tok.VerifyAccessToken(accessToken) != nil {
+		return untrusted("the refreshed id_token's at_hash does not match the access token")
+	}
+	return nil
 }
 
 // idTokenRefusal turns go-oidc's error into a reason safe to log (its

@@ -31,10 +31,11 @@ type issuedCode struct {
 
 // refreshToken is one link of a family: a login's chain of refresh tokens.
 type refreshToken struct {
-	grant  grant
-	family string
-	used   bool
-	nonce  string
+	grant       grant
+	family      string
+	used        bool
+	nonce       string
+	withIDToken bool // a new ID token comes with each refresh (OpenID Connect Core §12.2)
 }
 
 var (
@@ -160,7 +161,7 @@ func (p *Provider) refresh(w http.ResponseWriter, r *http.Request, clientID stri
 	}
 	g := rt.grant
 	g.issuedAt, g.expires = p.now(), p.now().Add(time.Duration(p.ExpiresIn))
-	return p.issueTokens(w, g, rt.family, rt.nonce, false)
+	return p.issueTokens(w, g, rt.family, rt.nonce, rt.withIDToken)
 }
 
 // issueTokens answers a token request: a new access token, and a new
@@ -172,7 +173,7 @@ func (p *Provider) issueTokens(w http.ResponseWriter, g grant, family, nonce str
 	}
 	next := randomString()
 	mu.Lock()
-	refreshTokens[next] = &refreshToken{grant: g, family: family, nonce: nonce}
+	refreshTokens[next] = &refreshToken{grant: g, family: family, nonce: nonce, withIDToken: withIDToken}
 	families[family] = append(families[family], access)
 	mu.Unlock()
 	body := map[string]any{
