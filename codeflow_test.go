@@ -269,6 +269,11 @@ func TestRefreshBeforeAndAfterExpiry(t *testing.T) {
 	s := newCodeSite(t, "", shortTokens, shortLived)
 	b, start := loggedIn(t, s)
 	first := tokenSeen(t, s)
+	// The session, unlike its token, lasts max_session_lifetime.
+	if sess, ok, _ := s.h.store.Get(t.Context(), b.Cookie(s.origin, testbrowser.SessionCookie)); !ok ||
+		sess.Expires.Before(start.Add(DefaultMaxSession-time.Minute)) || sess.Expires.After(start.Add(DefaultMaxSession)) {
+		t.Fatalf("the session ends at %v, want max_session_lifetime (%v) after the login", sess.Expires, DefaultMaxSession)
+	}
 	time.Sleep(time.Until(start.Add(3500 * time.Millisecond))) // due, still valid
 	if resp := apiGet(b, s.origin+"/api"); resp.StatusCode != http.StatusOK || tokenSeen(t, s) == first {
 		t.Fatalf("a request when the refresh was due: %d, token changed: %v", resp.StatusCode, tokenSeen(t, s) != first)
@@ -385,7 +390,7 @@ func TestCodeFlowSecretsStayOutOfLogs(t *testing.T) {
 	pages := bodyOf(final)
 	time.Sleep(time.Until(start.Add(3500 * time.Millisecond)))
 	api := apiGet(b, s.origin+"/api")
-	pages += bodyOf(api)
+	pages += bodyOf(api) + bodyOf(b.Navigate(s.origin+"/oauth/session"))
 	resp := b.Navigate(callback.String()) // the used code again: refused
 	pages += bodyOf(resp)
 	secrets := []string{testClientSecret, callback.Query().Get("code")}
@@ -649,5 +654,25 @@ func TestRefreshesInFlightAreBounded(t *testing.T) {
 	}
 	if resp := apiGet(b, s.origin+"/api"); resp.StatusCode != http.StatusOK || tokenSeen(t, s) == first {
 		t.Errorf("with the slots free: %d, token changed %v", resp.StatusCode, tokenSeen(t, s) != first)
+	}
+}
+
+// TestPerUserLimitWithCodeFlowSessions: max_sessions_per_user counts
+// code-flow sessions, refreshed or not: a user's new login past the limit
+// ends their oldest, and the refreshed one stays theirs in the index.
+func TestPerUserLimitWithCodeFlowSessions(t *testing.T) {
+	t.Parallel()
+	s := newCodeSite(t, "", func(h *Handler) { shortTokens(h); h.MaxSessionsPerUser = 1 }, shortLived)
+	first, start := loggedIn(t, s)
+	time.Sleep(time.Until(start.Add(3500 * time.Millisecond)))
+	if resp := apiGet(first, s.origin+"/api"); resp.StatusCode != http.StatusOK || len(s.tokenCalls("refresh_token")) != 1 {
+		t.Fatalf("the refresh: %d", resp.StatusCode)
+	}
+	second, _ := loggedIn(t, s)
+	if resp := apiGet(first, s.origin+"/api"); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("the oldest session after a login past the limit: %d, want 401", resp.StatusCode)
+	}
+	if resp := apiGet(second, s.origin+"/api"); resp.StatusCode != http.StatusOK {
+		t.Errorf("the newest session: %d", resp.StatusCode)
 	}
 }
