@@ -3,7 +3,6 @@ package implicitgrant
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 
 	"github.com/implicitgrant/caddy-implicit-grant/internal/testbrowser"
+	"github.com/implicitgrant/caddy-implicit-grant/internal/testcaddy"
 )
 
 // TestCodeFlowInARealCaddy runs a code-flow site in this process's Caddy,
@@ -24,15 +24,7 @@ import (
 // access log nor any event, while the callback's line and the login event
 // are there.
 func TestCodeFlowInARealCaddy(t *testing.T) {
-	port := func() int {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().(*net.TCPAddr).Port
-	}
-	sitePort, providerPort := port(), port()
+	sitePort, providerPort := testcaddy.FreePort(t), testcaddy.FreePort(t)
 	origin, provider := fmt.Sprintf("http://localhost:%d", sitePort), fmt.Sprintf("http://127.0.0.1:%d", providerPort)
 	accessLog := filepath.Join(t.TempDir(), "access.log")
 	caddyfile := fmt.Sprintf(`{

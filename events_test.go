@@ -3,7 +3,6 @@ package implicitgrant
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	_ "github.com/implicitgrant/caddy-implicit-grant/devprovider"
+	"github.com/implicitgrant/caddy-implicit-grant/internal/testcaddy"
 )
 
 // eventRecorder is an events handler module for this test: it keeps what
@@ -41,15 +41,7 @@ func init() { caddy.RegisterModule(eventRecorder{}) }
 // a login, a failed login, a refused user and a logout, with their data,
 // and no secret in any of them.
 func TestEvents(t *testing.T) {
-	port := func() int {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().(*net.TCPAddr).Port
-	}
-	sitePort, providerPort := port(), port()
+	sitePort, providerPort := testcaddy.FreePort(t), testcaddy.FreePort(t)
 	origin, provider := fmt.Sprintf("http://localhost:%d", sitePort), fmt.Sprintf("http://127.0.0.1:%d", providerPort)
 	config := fmt.Sprintf(`{
 	"admin": {"disabled": true},
