@@ -71,6 +71,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		allow              <claim> <pattern...>
 //		allow_unverified_email
 //		claims             <name...>
+//		userinfo           missing|always|never
 //		revalidate         <duration>
 //		store              memory|cookie|redis [<url>] {
 //			max_sessions <n>         # memory
@@ -244,6 +245,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(h.Claims) == 0 {
 				return d.Errf("claims: expected at least one claim name")
 			}
+		case "userinfo":
+			h.Userinfo, err = oneArg(d)
 		case "revalidate":
 			h.Revalidate, err = durationArg(d)
 		default:

@@ -45,6 +45,7 @@ func TestUnmarshalCaddyfileEverySubdirective(t *testing.T) {
 		allow              email *@corp.example
 		allow              groups dashboards admins
 		claims             sub email groups
+		userinfo           always
 		revalidate         5m
 		store              redis {env.REDIS_URL} {
 			key_prefix dash:
@@ -78,6 +79,7 @@ func TestUnmarshalCaddyfileEverySubdirective(t *testing.T) {
 		Validation:       &Validation{Mode: "introspect", URL: "https://idp.example.com/introspect", ClientID: "dashboard-introspector", ClientSecret: "{env.INTROSPECT_SECRET}"},
 		Allow:            []AllowRule{{Claim: "email", Patterns: []string{"*@corp.example"}}, {Claim: "groups", Patterns: []string{"dashboards", "admins"}}},
 		Claims:           []string{"sub", "email", "groups"},
+		Userinfo:         UserinfoAlways,
 		Revalidate:       caddy.Duration(5 * time.Minute),
 		StoreRaw:         json.RawMessage(`{"key_prefix":"dash:","timeout":250000000,"type":"redis","url":"{env.REDIS_URL}"}`),
 	}
@@ -116,6 +118,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"validate repeated option", required + "validate jwt {\nissuer a\nissuer b\n}", "validate: issuer given more than once"},
 		{"allow one arg", required + "allow email", "allow: expected a claim and at least one pattern"},
 		{"empty claims", required + "claims", "claims: expected at least one claim name"},
+		{"userinfo without a value", required + "userinfo", "userinfo: expected a value"},
 		{"bad revalidate", required + "revalidate often", "revalidate: bad duration value 'often'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -186,6 +189,8 @@ func TestProvisionRefusesBadValues(t *testing.T) {
 		}, "allow: validate none knows nobody's claims"},
 		{"allow without pattern", func(h *Handler) { h.Allow = []AllowRule{{Claim: "email"}} }, "allow: \"email\" needs a claim and at least one pattern"},
 		{"claims named id", func(h *Handler) { h.Claims = []string{"id"} }, "claims: \"id\""},
+		{"userinfo without openid", func(h *Handler) { h.Userinfo = UserinfoAlways }, "userinfo: only with openid"},
+		{"userinfo unknown", func(h *Handler) { h.Validation, h.OpenID, h.Userinfo = nil, "https://as.example", "sometimes" }, `userinfo: "sometimes" must be missing, always or never`},
 		{"logout_redirect to another host", func(h *Handler) { h.LogoutRedirect = "/\\evil.example/" }, "logout_redirect"},
 		{"logout_redirect network path", func(h *Handler) { h.LogoutRedirect = "//evil.example/" }, "logout_redirect"},
 		{"logout_redirect scheme", func(h *Handler) { h.LogoutRedirect = "javascript:alert(1)" }, "logout_redirect"},

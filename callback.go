@@ -327,6 +327,9 @@ func (h *Handler) verifyToken(r *http.Request, tr *relay.TokenResponse) (authser
 		h.logRefusal(zap.WarnLevel, "refused a login: the token's subject is too long", zap.Int("bytes", len(id.Subject)))
 		return id, &failure{code: codeInvalidToken}
 	}
+	if f := h.loginUserinfo(r.Context(), tr.AccessToken, &id); f != nil {
+		return id, f
+	}
 	if claim := h.controlCharacterIn(id); claim != "" {
 		h.logRefusal(zap.WarnLevel, "refused a login: a claim holds a control character", zap.String("claim", loggable(claim)))
 		return id, &failure{code: codeInvalidToken}

@@ -114,6 +114,12 @@ func (h *Handler) checkTrust() error {
 			return fmt.Errorf("claims: %q is not a claim name (\"id\" is the subject's placeholder)", c)
 		}
 	}
+	switch {
+	case h.Userinfo != "" && h.OpenID == "":
+		return errors.New("userinfo: only with openid (validate userinfo takes every claim from the endpoint already)")
+	case h.Userinfo != "" && h.Userinfo != UserinfoMissing && h.Userinfo != UserinfoAlways && h.Userinfo != UserinfoNever:
+		return fmt.Errorf("userinfo: %q must be missing, always or never", h.Userinfo)
+	}
 	return nil
 }
 

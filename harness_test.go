@@ -113,6 +113,9 @@ func (f middlewareFunc) ServeHTTP(w http.ResponseWriter, r *http.Request, next c
 type siteOptions struct {
 	handler  func(*Handler)
 	provider func(*devprovider.Provider)
+	// intercept answers a request to the provider in its place when it
+	// returns true: a server that misbehaves in one way.
+	intercept func(http.ResponseWriter, *http.Request) bool
 }
 
 func newTestSite(t testing.TB, opt siteOptions) *testSite {
@@ -132,7 +135,17 @@ func newTestSite(t testing.TB, opt siteOptions) *testSite {
 	if err := p.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
-	s.providerSrv = serve(t, providerL, s.recordTokenRequests(p), caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
+	front := s.recordTokenRequests(p)
+	if opt.intercept != nil {
+		recorded := front
+		front = middlewareFunc(func(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+			if opt.intercept(w, r) {
+				return nil
+			}
+			return recorded.ServeHTTP(w, r, next)
+		})
+	}
+	s.providerSrv = serve(t, providerL, front, caddyhttp.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) error {
 		w.WriteHeader(http.StatusNotFound)
 		return nil
 	}))

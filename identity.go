@@ -75,6 +75,26 @@ func claimString(v any) (string, bool) {
 	return "", false
 }
 
+// keptClaims are a packed identity's kept claims (as strings).
+func keptClaims(packed string) map[string]any {
+	claims := map[string]any{}
+	_, rest, _ := strings.Cut(packed, "\x00")
+	_, rest, _ = strings.Cut(rest, "\x00")
+	for rest != "" {
+		var k, v string
+		k, rest, _ = strings.Cut(rest, "\x00")
+		v, rest, _ = strings.Cut(rest, "\x00")
+		claims[k] = v
+	}
+	return claims
+}
+
+// repackIdentity packs id as packed was packed: the same check time.
+func repackIdentity(packed string, id authserver.Identity, keep []string) string {
+	checked, _, _ := strings.Cut(packed, "\x00")
+	return checked + packIdentity(id, keep, time.Time{})
+}
+
 // subjectOf is a packed identity's subject.
 func subjectOf(packed string) string {
 	_, rest, _ := strings.Cut(packed, "\x00")

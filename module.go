@@ -81,6 +81,15 @@ type Handler struct {
 	// email name preferred_username.
 	Claims []string `json:"claims,omitempty"`
 
+	// With openid: when the claims are asked of the issuer's userinfo
+	// endpoint (OpenID Connect Core §5.4 puts the profile and email claims
+	// there, not in the ID token, whenever an access token is issued).
+	// "missing" (default): at a login or refresh whose ID token lacks a
+	// kept claim or one an allow rule names. "always": every login and
+	// refresh, its values winning over the ID token's (for servers whose
+	// ID tokens carry stale claims). "never".
+	Userinfo string `json:"userinfo,omitempty"`
+
 	// With validate introspect or userinfo: a session whose last check is
 	// older than this is checked again before its next request is served,
 	// so a token revoked at the server stops working within this time.

@@ -302,6 +302,9 @@ func (h *Handler) handlerIdentity() string {
 		parts = append(parts, "allow "+rule.String())
 	}
 	parts = append(parts, "claims "+strings.Join(h.Claims, " "), fmt.Sprint("unverified email ", h.AllowUnverifiedEmail))
+	if h.Userinfo != "" && h.Userinfo != UserinfoMissing { // (the default's sessions from before it existed live on)
+		parts = append(parts, "userinfo "+h.Userinfo)
+	}
 	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	return base64.RawURLEncoding.EncodeToString(sum[:18])
 }

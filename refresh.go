@@ -252,24 +252,22 @@ func (h *Handler) redeem(ctx context.Context, value string, s tokencache.Session
 	}
 	tr := tokenResponse(tokens, "")
 	if err := tr.CheckTokens(); err != nil || len(tr.AccessToken) > h.MaxTokenBytes || len(tr.RefreshToken) > h.MaxTokenBytes {
-		h.logRefusal(zap.WarnLevel, "refused the token endpoint's refresh answer; the session ends", zap.Error(err), zap.Int("access_token_bytes", len(tr.AccessToken)))
-		countRefresh("refused")
-		_ = h.store.Delete(ctx, value)
-		return s, value, errRefreshEnded
+		return s, value, h.endRefused(ctx, value, "refused the token endpoint's refresh answer; the session ends", err, zap.Int("access_token_bytes", len(tr.AccessToken)))
 	}
+	var idClaims map[string]any
 	if h.openid != nil && tr.IDToken != "" {
-		if err := h.openid.VerifyRefreshed(ctx, tr.IDToken, tr.AccessToken, subjectOf(s.Identity)); err != nil {
+		if idClaims, err = h.openid.VerifyRefreshed(ctx, tr.IDToken, tr.AccessToken, subjectOf(s.Identity)); err != nil {
 			if errors.Is(err, authserver.ErrUnavailable) { // the keys could not be fetched: try again later
 				countRefresh("unavailable")
 				return s, value, err
 			}
-			h.logRefusal(zap.WarnLevel, "refused a refresh's id_token; the session ends", zap.Error(err))
-			countRefresh("refused")
-			_ = h.store.Delete(ctx, value)
-			return s, value, errRefreshEnded
+			return s, value, h.endRefused(ctx, value, "refused a refresh's id_token; the session ends", err)
 		}
 	}
 	fresh := s
+	if fresh.Identity, err = h.refreshedIdentity(ctx, s.Identity, idClaims, tr.AccessToken); err != nil {
+		return s, value, h.endRefused(ctx, value, "refused a refresh's userinfo answer; the session ends", err)
+	}
 	now := time.Now()
 	fresh.Authorization = "Bearer " + tr.AccessToken
 	fresh.RefreshToken = tr.RefreshToken // the old one when the server did not rotate it
@@ -286,4 +284,12 @@ func (h *Handler) redeem(ctx context.Context, value string, s tokencache.Session
 		c.Write(zap.String("user", subjectOf(s.Identity)), zap.Bool("rotated", fresh.RefreshToken != s.RefreshToken))
 	}
 	return fresh, newValue, nil
+}
+
+// endRefused ends a session whose refresh brought something refused.
+func (h *Handler) endRefused(ctx context.Context, value, msg string, err error, fields ...zap.Field) error {
+	h.logRefusal(zap.WarnLevel, msg, append(fields, zap.Error(err))...)
+	countRefresh("refused")
+	_ = h.store.Delete(ctx, value)
+	return errRefreshEnded
 }

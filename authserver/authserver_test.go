@@ -38,7 +38,7 @@ func newServer(t *testing.T) *server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(map[string]any{
-			"issuer": s.URL, "authorization_endpoint": s.URL + "/authorize", "jwks_uri": s.URL + "/jwks",
+			"issuer": s.URL, "authorization_endpoint": s.URL + "/authorize", "jwks_uri": s.URL + "/jwks", "userinfo_endpoint": s.URL + "/userinfo",
 			"id_token_signing_alg_values_supported": []string{"RS256"},
 		})
 	})
@@ -52,6 +52,9 @@ func newServer(t *testing.T) *server {
 	})
 	mux.HandleFunc("/userinfo", func(w http.ResponseWriter, r *http.Request) {
 		status, body := s.userinfo.Load().(func(string) (int, string))(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
+		if !strings.HasPrefix(body, "{") && strings.Count(body, ".") >= 2 { // a JWT: OpenID Connect Core §5.3.2
+			w.Header().Set("Content-Type", "application/jwt; charset=utf-8")
+		}
 		w.WriteHeader(status)
 		_, _ = w.Write([]byte(body))
 	})
@@ -301,17 +304,21 @@ func TestOpenIDRefusals(t *testing.T) {
 
 	// A refresh's ID token: any nonce (or none), but the same user, and the
 	// new access token when it has at_hash.
-	if err := v.VerifyRefreshed(ctx, idToken(map[string]any{"nonce": nil}), access, "alice"); err != nil {
-		t.Errorf("a good refreshed ID token: %v", err)
+	if claims, err := v.VerifyRefreshed(ctx, idToken(map[string]any{"nonce": nil}), access, "alice"); err != nil || claims["sub"] != "alice" {
+		t.Errorf("a good refreshed ID token: %v, claims %v", err, claims)
 	}
-	if err := v.VerifyRefreshed(ctx, idToken(map[string]any{"at_hash": nil}), "any-token", "alice"); err != nil {
+	if _, err := v.VerifyRefreshed(ctx, idToken(map[string]any{"at_hash": nil}), "any-token", "alice"); err != nil {
 		t.Errorf("a refreshed ID token without at_hash: %v", err)
 	}
+	refreshed := func(claims map[string]any, access string) error {
+		_, err := v.VerifyRefreshed(ctx, idToken(claims), access, "alice")
+		return err
+	}
 	for name, err := range map[string]error{
-		"another user":         v.VerifyRefreshed(ctx, idToken(map[string]any{"sub": "mallory"}), access, "alice"),
-		"another access token": v.VerifyRefreshed(ctx, idToken(nil), "other-token", "alice"),
-		"another client":       v.VerifyRefreshed(ctx, idToken(map[string]any{"aud": "other"}), access, "alice"),
-		"expired":              v.VerifyRefreshed(ctx, idToken(map[string]any{"exp": time.Now().Add(-time.Hour).Unix()}), access, "alice"),
+		"another user":         refreshed(map[string]any{"sub": "mallory"}, access),
+		"another access token": refreshed(nil, "other-token"),
+		"another client":       refreshed(map[string]any{"aud": "other"}, access),
+		"expired":              refreshed(map[string]any{"exp": time.Now().Add(-time.Hour).Unix()}, access),
 	} {
 		refusedAsUntrusted(t, "refreshed: "+name, err)
 	}
@@ -341,3 +348,69 @@ func TestAuthorizationRequest(t *testing.T) {
 }
 
 func jsonInt(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestUserinfoClaims: the claims of an OpenID issuer's userinfo endpoint,
+// as JSON or a signed JWT, for the ID token's user only.
+func TestUserinfoClaims(t *testing.T) {
+	s := newServer(t)
+	o := NewOpenID(s.URL, "dash", DefaultTimeout)
+	ctx := context.Background()
+	other, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer := func(status int, body string) { s.userinfo.Store(func(string) (int, string) { return status, body }) }
+	signed := func(over map[string]any, key *rsa.PrivateKey) string {
+		c := map[string]any{"iss": s.URL, "aud": "dash", "sub": "alice", "email": "a@corp.example"}
+		for k, v := range over {
+			if v == nil {
+				delete(c, k)
+			} else {
+				c[k] = v
+			}
+		}
+		if key != nil {
+			return s.sign(t, c, key, jose.RS256)
+		}
+		return s.signRaw(t, mustJSON(c))
+	}
+	for name, body := range map[string]string{
+		"json":             `{"sub":"alice","email":"a@corp.example"}`,
+		"jwt":              signed(nil, nil),
+		"jwt without iss":  signed(map[string]any{"iss": nil, "aud": nil}, nil),
+		"jwt, aud in list": signed(map[string]any{"aud": []string{"other", "dash"}}, nil),
+		"jwt with newline": signed(nil, nil) + "\n",
+	} {
+		answer(http.StatusOK, body)
+		if claims, err := o.UserinfoClaims(ctx, "at", "alice"); err != nil || claims["email"] != "a@corp.example" {
+			t.Errorf("%s: %v, %v", name, claims, err)
+		}
+	}
+	for name, body := range map[string]string{
+		"json of another user":   `{"sub":"mallory","email":"a@corp.example"}`,
+		"json without sub":       `{"email":"a@corp.example"}`,
+		"a numeric sub":          `{"sub":1,"email":"a@corp.example"}`,
+		"jwt of another key":     signed(nil, other),
+		"jwt of another user":    signed(map[string]any{"sub": "mallory"}, nil),
+		"jwt of another issuer":  signed(map[string]any{"iss": "https://evil.example"}, nil),
+		"jwt for another client": signed(map[string]any{"aud": "other"}, nil),
+		"jwt, alg none":          "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9.",
+	} {
+		answer(http.StatusOK, body)
+		_, err := o.UserinfoClaims(ctx, "at", "alice")
+		refusedAsUntrusted(t, name, err)
+	}
+	for name, a := range map[string]struct {
+		status int
+		body   string
+	}{
+		"503": {http.StatusServiceUnavailable, `{"sub":"alice"}`}, "401": {http.StatusUnauthorized, `{"error":"invalid_token"}`},
+		"not json": {http.StatusOK, `<html>`}, "a list": {http.StatusOK, `[1]`}, "encrypted": {http.StatusOK, "a.b.c.d.e"},
+		"too large": {http.StatusOK, `{"sub":"alice","pad":"` + strings.Repeat("p", maxDocument) + `"}`},
+	} {
+		answer(a.status, a.body)
+		if _, err := o.UserinfoClaims(ctx, "at", "alice"); !errors.Is(err, ErrUnavailable) {
+			t.Errorf("%s: err = %v, want ErrUnavailable", name, err)
+		}
+	}
+}

@@ -102,8 +102,11 @@ func (d *Discovery) download(ctx context.Context) (*Document, error) {
 			return nil, fmt.Errorf("%w: %s: %s %q is not an https URL", ErrUnavailable, url, name, u)
 		}
 	}
-	if doc.TokenEndpoint != "" && !SecureURL(doc.TokenEndpoint) {
-		return nil, fmt.Errorf("%w: %s: token_endpoint %q is not an https URL", ErrUnavailable, url, doc.TokenEndpoint)
+	// Tokens are sent to these: never over plain http.
+	for name, u := range map[string]string{"token_endpoint": doc.TokenEndpoint, "userinfo_endpoint": doc.UserinfoEndpoint} {
+		if u != "" && !SecureURL(u) {
+			return nil, fmt.Errorf("%w: %s: %s %q is not an https URL", ErrUnavailable, url, name, u)
+		}
 	}
 	return &doc, nil
 }

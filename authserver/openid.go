@@ -104,19 +104,24 @@ func (o *OpenID) idToken(ctx context.Context, raw string) (*oidc.IDToken, error)
 // VerifyRefreshed checks the ID token a refresh brought (OpenID Connect
 // Core §12.2): an ID token like any, for the same user (sub), and bound to
 // the new access token when it has at_hash. Its nonce, if any, is the
-// login's, which is not kept: the login proved it.
-func (o *OpenID) VerifyRefreshed(ctx context.Context, idToken, accessToken, subject string) error {
+// login's, which is not kept: the login proved it. It returns the token's
+// claims.
+func (o *OpenID) VerifyRefreshed(ctx context.Context, idToken, accessToken, subject string) (map[string]any, error) {
 	tok, err := o.idToken(ctx, idToken)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if tok.Subject != subject {
-		return untrusted("the refreshed id_token is another user's")
+		return nil, untrusted("the refreshed id_token is another user's")
 	}
 	if tok.AccessTokenHash != "" && tok.VerifyAccessToken(accessToken) != nil {
-		return untrusted("the refreshed id_token's at_hash does not match the access token")
+		return nil, untrusted("the refreshed id_token's at_hash does not match the access token")
 	}
-	return nil
+	var claims map[string]any
+	if err := tok.Claims(&claims); err != nil {
+		return nil, untrusted("the refreshed id_token's claims are not a JSON object")
+	}
+	return claims, nil
 }
 
 // idTokenRefusal turns go-oidc's error into a reason safe to log (its

@@ -106,19 +106,25 @@ func newClient(timeout time.Duration) client {
 
 // do sends req and reads at most maxDocument bytes of the answer.
 func (c client) do(ctx context.Context, req *http.Request) (int, []byte, error) {
+	status, _, body, err := c.doWithHeader(ctx, req)
+	return status, body, err
+}
+
+// doWithHeader is do, with the answer's header.
+func (c client) doWithHeader(ctx context.Context, req *http.Request) (int, http.Header, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	resp, err := c.http.Do(req.WithContext(ctx))
 	if err != nil {
-		return 0, nil, fmt.Errorf("%w: %s %s: %w", ErrUnavailable, req.Method, req.URL.Redacted(), err)
+		return 0, nil, nil, fmt.Errorf("%w: %s %s: %w", ErrUnavailable, req.Method, req.URL.Redacted(), err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDocument+1))
 	if err != nil {
-		return 0, nil, fmt.Errorf("%w: reading %s: %w", ErrUnavailable, req.URL.Redacted(), err)
+		return 0, nil, nil, fmt.Errorf("%w: reading %s: %w", ErrUnavailable, req.URL.Redacted(), err)
 	}
 	if len(body) > maxDocument {
-		return 0, nil, fmt.Errorf("%w: %s answered more than %d bytes", ErrUnavailable, req.URL.Redacted(), maxDocument)
+		return 0, nil, nil, fmt.Errorf("%w: %s answered more than %d bytes", ErrUnavailable, req.URL.Redacted(), maxDocument)
 	}
-	return resp.StatusCode, body, nil
+	return resp.StatusCode, resp.Header, body, nil
 }

@@ -150,7 +150,7 @@ func (p *Provider) issue(w http.ResponseWriter, r *http.Request, user string, re
 		"expires_in":   {strconv.Itoa(int(time.Duration(p.ExpiresIn) / time.Second))},
 	}
 	if req.withIDToken {
-		idToken, err := idToken(grant, req.nonce, token)
+		idToken, err := p.idToken(grant, req.nonce, token)
 		if err != nil {
 			return err
 		}

@@ -184,7 +184,7 @@ func (p *Provider) issueTokens(w http.ResponseWriter, g grant, family, nonce str
 		body["scope"] = g.scope
 	}
 	if withIDToken {
-		id, err := idToken(g, nonce, access)
+		id, err := p.idToken(g, nonce, access)
 		if err != nil {
 			return err
 		}

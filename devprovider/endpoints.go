@@ -9,18 +9,31 @@ import (
 	"time"
 )
 
-// userinfo says whether a bearer token is valid, and whose it is.
-func userinfo(w http.ResponseWriter, r *http.Request) error {
+// userinfo says whether a bearer token is valid, and whose it is: JSON,
+// or with UserinfoJWT a JWT signed as ID tokens are, with iss and aud
+// (OpenID Connect Core §5.3.2).
+func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) error {
 	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	g, ok := lookup(token)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		return writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token"})
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{
-		"sub": g.user, "email": g.email, "email_verified": g.emailVerified, "name": g.user, "preferred_username": g.user, "groups": g.groups,
-		"client_id": g.clientID, "scope": g.scope, "expires_in": int(time.Until(g.expires).Seconds()),
-	})
+	claims := g.userClaims()
+	claims["sub"] = g.user
+	if !p.UserinfoJWT {
+		claims["client_id"], claims["scope"], claims["expires_in"] = g.clientID, g.scope, int(time.Until(g.expires).Seconds())
+		return writeJSON(w, http.StatusOK, claims)
+	}
+	claims["iss"], claims["aud"] = g.issuer, g.clientID
+	signed, err := sign(g.issuer, claims, "JWT")
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/jwt")
+	w.Header().Set("Cache-Control", "no-store")
+	_, err = w.Write([]byte(signed))
+	return err
 }
 
 // introspect answers RFC 7662 token introspection, for callers that

@@ -34,6 +34,13 @@ type Provider struct {
 	// Leave iss out of code-flow answers although discovery says it is
 	// sent (RFC 9207): a server a client must refuse.
 	OmitIss bool `json:"omit_iss,omitempty"`
+	// ID tokens carry only sub, iss, aud, exp, iat, nonce, at_hash and
+	// sid, and userinfo the rest, as ZITADEL and Okta do (OpenID Connect
+	// Core §5.4: an access token is issued with every ID token here).
+	ClaimsAtUserinfo bool `json:"claims_at_userinfo,omitempty"`
+	// Userinfo answers a signed JWT (application/jwt), as for a client
+	// registered with userinfo_signed_response_alg.
+	UserinfoJWT bool `json:"userinfo_jwt,omitempty"`
 	// Lifetime of issued tokens, sent as expires_in. Default 1h.
 	ExpiresIn caddy.Duration `json:"expires_in,omitempty"`
 	// token_type to send; default "Bearer". ("bearer" imitates Ory Hydra.)
@@ -111,7 +118,7 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyh
 	case "/token":
 		return p.token(w, r)
 	case "/userinfo":
-		return userinfo(w, r)
+		return p.userinfo(w, r)
 	case "/introspect":
 		return p.introspect(w, r)
 	case "/revoke":
@@ -149,6 +156,8 @@ func issuer(r *http.Request) string {
 //	implicit_grant_dev_provider {
 //		client        <client_id> <redirect_uri> [<secret>]   # with a secret: confidential
 //		omit_iss      # leave iss out of code-flow answers (discovery still says it is sent)
+//		claims_at_userinfo  # ID tokens carry sub and protocol claims only; userinfo the rest
+//		userinfo_jwt  # userinfo answers a signed JWT
 //		expires_in    <duration>
 //		token_type    <type>
 //		error_in      fragment|query
@@ -237,15 +246,12 @@ func (p *Provider) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("error_in: expected fragment or query")
 			}
 			p.ErrorIn = args[0]
-		case "demand_interaction", "omit_iss":
+		case "demand_interaction", "omit_iss", "claims_at_userinfo", "userinfo_jwt":
 			if len(args) != 0 {
 				return d.Errf("%s: takes no value", opt)
 			}
-			if opt == "omit_iss" {
-				p.OmitIss = true
-			} else {
-				p.DemandInteraction = true
-			}
+			*map[string]*bool{"demand_interaction": &p.DemandInteraction, "omit_iss": &p.OmitIss,
+				"claims_at_userinfo": &p.ClaimsAtUserinfo, "userinfo_jwt": &p.UserinfoJWT}[opt] = true
 		case "access_tokens":
 			if v, err := one(); err != nil || (v != "opaque" && v != "jwt") {
 				return d.Errf("access_tokens: expected opaque or jwt")

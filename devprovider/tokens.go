@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +17,7 @@ import (
 // grant is what the user approved: who, for which client and scopes.
 type grant struct {
 	issuer, user, clientID, scope, email string
+	sid                                  string // the login, as OpenID Connect's sid names it
 	emailVerified                        bool
 	groups                               []string
 	issuedAt, expires                    time.Time
@@ -28,7 +30,7 @@ func (p *Provider) grant(iss, user, clientID, scope string) grant {
 	}
 	now := p.now()
 	return grant{issuer: iss, user: user, clientID: clientID, scope: scope, email: u.Email, emailVerified: !u.EmailUnverified, groups: u.Groups,
-		issuedAt: now, expires: now.Add(time.Duration(p.ExpiresIn))}
+		sid: randomString()[:22], issuedAt: now, expires: now.Add(time.Duration(p.ExpiresIn))}
 }
 
 // tokens remembers every access token issued, for userinfo and
@@ -74,13 +76,27 @@ func (p *Provider) accessToken(g grant) (string, error) {
 
 // idToken issues an OpenID Connect ID token for g, bound to the login by
 // nonce and to accessToken by at_hash (OpenID Connect Core §3.2.2.10).
-func idToken(g grant, nonce, accessToken string) (string, error) {
+// The user's claims are in it unless ClaimsAtUserinfo.
+func (p *Provider) idToken(g grant, nonce, accessToken string) (string, error) {
 	sum := sha256.Sum256([]byte(accessToken))
-	return sign(g.issuer, map[string]any{
+	claims := map[string]any{
 		"iss": g.issuer, "sub": g.user, "aud": g.clientID, "iat": g.issuedAt.Unix(), "exp": g.expires.Unix(),
-		"nonce": nonce, "at_hash": base64.RawURLEncoding.EncodeToString(sum[:16]),
-		"email": g.email, "email_verified": g.emailVerified, "name": g.user, "preferred_username": g.user, "groups": g.groups,
-	}, "JWT")
+		"nonce": nonce, "at_hash": base64.RawURLEncoding.EncodeToString(sum[:16]), "sid": g.sid,
+	}
+	if !p.ClaimsAtUserinfo {
+		maps.Copy(claims, g.userClaims())
+	}
+	return sign(g.issuer, claims, "JWT")
+}
+
+// userClaims are what g says of the user (a user without an email has
+// no email claims).
+func (g grant) userClaims() map[string]any {
+	claims := map[string]any{"name": g.user, "preferred_username": g.user, "groups": g.groups}
+	if g.email != "" {
+		claims["email"], claims["email_verified"] = g.email, g.emailVerified
+	}
+	return claims
 }
 
 // lookup returns the grant of a live token.
