@@ -410,11 +410,16 @@ func TestRevalidate(t *testing.T) {
 // BenchmarkLoginFinish is the relay POST that finishes a login, per trust
 // mode: state checks, the proof of the token at the dev provider over
 // loopback, the allow rules, and the session stored. Starting the login
-// and the consent are outside the timer.
+// and the consent are outside the timer. "openid+userinfo" is openid
+// against ID tokens without the user's claims: one userinfo call more.
 func BenchmarkLoginFinish(b *testing.B) {
-	for _, mode := range append(trustModes, validateNone) {
-		b.Run(mode, func(b *testing.B) {
-			s := trustSite(b, mode, nil, nil)
+	for _, name := range append(trustModes, validateNone, "openid+userinfo") {
+		mode, provider := name, func(*devprovider.Provider) {}
+		if name == "openid+userinfo" {
+			mode, provider = "openid", func(p *devprovider.Provider) { p.ClaimsAtUserinfo = true }
+		}
+		b.Run(name, func(b *testing.B) {
+			s := trustSite(b, mode, nil, provider)
 			for b.Loop() {
 				b.StopTimer()
 				br := newBrowser(b)

@@ -320,7 +320,8 @@ func TestDemoInEveryEngine(t *testing.T) {
 	target := fmt.Sprintf("http://localhost:%d/reports?range=7d#/panel/2", site)
 	// The code-flow site: a deep URL, query and fragment, lands exactly.
 	codeTarget := fmt.Sprintf("http://localhost:%d/reports?range=30d#/panel/3", codeSite)
-	const dashboardReady = `document.querySelector("#token-status") && document.querySelector("#token-status").textContent.trim() === "valid" && document.querySelector("#forwarded-user").textContent === "demo-user"`
+	// The email comes from userinfo: the demo's provider puts none in its ID tokens.
+	const dashboardReady = `document.querySelector("#token-status") && document.querySelector("#token-status").textContent.trim() === "valid" && document.querySelector("#forwarded-user").textContent === "demo-user" && document.querySelector("#forwarded-email").textContent === "demo-user@corp.example"`
 
 	t.Run("chromium", func(t *testing.T) {
 		b := newBrowser(t)
