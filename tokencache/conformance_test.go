@@ -36,6 +36,23 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 			t.Errorf("deleting twice: %v", err)
 		}
 	})
+	t.Run("the login and the ID token are kept", func(t *testing.T) {
+		st := newStore(t)
+		for _, want := range []Session{
+			{Authorization: "Bearer a", Expires: time.Now().Add(time.Hour), Identity: "1\x00alice", Login: "sid-1", IDToken: "eyJ.a.b"},
+			{Authorization: "Bearer a", Expires: time.Now().Add(time.Hour), RefreshToken: "r", RefreshAt: time.Now(), TokenExpires: time.Now(), IDToken: "eyJ.c.d"},
+			{Authorization: "Bearer a", Expires: time.Now().Add(time.Hour), Login: "sid-2"},
+		} {
+			v, err := st.Put(ctx, want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, ok, err := st.Get(ctx, v)
+			if err != nil || !ok || got.Login != want.Login || got.IDToken != want.IDToken || got.Identity != want.Identity || got.RefreshToken != want.RefreshToken || got.Authorization != want.Authorization {
+				t.Errorf("put %+v, got %+v %v %v", want, got, ok, err)
+			}
+		}
+	})
 	t.Run("replace keeps the expiry and the refresh token's times", func(t *testing.T) {
 		st := newStore(t)
 		ctx := context.Background()
@@ -248,6 +265,35 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		after, _ := s.Put(ctx, Session{Authorization: "Bearer new", Expires: time.Now().Add(time.Hour), Subject: "alice"})
 		if live(s, after) != 1 {
 			t.Error("a login after the revocation does not work")
+		}
+	})
+	t.Run("end a login session, list a user's sessions", func(t *testing.T) {
+		s, r := revoker(t)
+		put := func(subject, login, auth string) string {
+			v, err := s.Put(ctx, Session{Authorization: auth, Expires: time.Now().Add(time.Hour), Subject: subject, Login: login, RefreshToken: "rt-" + auth})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+		laptop := []string{put("alice", "sid-laptop", "a1"), put("alice", "sid-laptop", "a2")}
+		phone, bob, none := put("alice", "sid-phone", "a3"), put("bob", "sid-bob", "b1"), put("carol", "", "c1")
+		if n, err := r.EndLogin(ctx, "sid-laptop"); err != nil || n != 2 {
+			t.Fatalf("EndLogin(sid-laptop) = %d, %v; want 2", n, err)
+		}
+		if live(s, laptop...) != 0 || live(s, phone, bob, none) != 3 {
+			t.Errorf("after ending one login: its sessions %d live (want 0), the others %d (want 3)", live(s, laptop...), live(s, phone, bob, none))
+		}
+		if n, err := r.EndLogin(ctx, "sid-unknown"); err != nil || n != 0 {
+			t.Errorf("EndLogin(unknown) = %d, %v", n, err)
+		}
+		l, ok := s.(Lister)
+		if !ok {
+			t.Fatalf("%T ends sessions but cannot list them", s)
+		}
+		got, err := l.UserSessions(ctx, "alice")
+		if err != nil || len(got) != 1 || got[0].RefreshToken != "rt-a3" || got[0].Login != "sid-phone" {
+			t.Errorf("alice's sessions: %+v, %v; want the phone's", got, err)
 		}
 	})
 }

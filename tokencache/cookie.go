@@ -56,28 +56,33 @@ func (c *Cookie) revoked(s Session) bool {
 		return false // nothing revoked: the hot path's one load
 	}
 	subject, issued := c.owner(s.Identity)
-	return l.ends(subject, issued)
+	return l.ends(subject, s.Login, issued)
 }
 
 // EndUser implements Revoker: subject's sessions issued until now end, on
 // every instance within revocationRefresh. They cannot be counted (-1).
 func (c *Cookie) EndUser(ctx context.Context, subject string) (int, error) {
-	return NotCounted, c.revoke(ctx, subject)
+	return NotCounted, c.revoke(ctx, subject, false)
+}
+
+// EndLogin implements Revoker, as EndUser for the sessions of a login.
+func (c *Cookie) EndLogin(ctx context.Context, login string) (int, error) {
+	return NotCounted, c.revoke(ctx, login, true)
 }
 
 // EndAll implements Revoker, as EndUser for everyone.
 func (c *Cookie) EndAll(ctx context.Context) (int, error) {
-	return NotCounted, c.revoke(ctx, "")
+	return NotCounted, c.revoke(ctx, "", false)
 }
 
 // Count implements Revoker: the sessions are in browsers, not counted.
 func (c *Cookie) Count(context.Context) (int, bool, error) { return NotCounted, false, nil }
 
-func (c *Cookie) revoke(ctx context.Context, subject string) error {
+func (c *Cookie) revoke(ctx context.Context, subject string, login bool) error {
 	if c.revocations == nil {
 		return errors.New("the cookie store was opened without Caddy's storage: revocations cannot be recorded")
 	}
-	return c.revocations.revoke(ctx, subject, time.Now())
+	return c.revocations.revoke(ctx, subject, login, time.Now())
 }
 
 // Put implements Store: the returned value is the sealed session.

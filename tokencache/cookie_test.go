@@ -156,6 +156,24 @@ func TestCookieRevocations(t *testing.T) {
 	if _, ok, _ := a.Get(ctx, later); !ok {
 		t.Error("alice's login after the revocation was refused")
 	}
+	// A back-channel logout of one login session (sid): that session's
+	// cookies end on both instances, bob's other one lives.
+	bobAtLaptop, _ := a.Put(ctx, Session{Authorization: "Bearer b1", Expires: time.Now().Add(time.Hour), Identity: "bob|" + before, Login: "sid-laptop"})
+	bobAtPhone, _ := a.Put(ctx, Session{Authorization: "Bearer b2", Expires: time.Now().Add(time.Hour), Identity: "bob|" + before, Login: "sid-phone"})
+	if n, err := a.EndLogin(ctx, "sid-laptop"); err != nil || n != NotCounted {
+		t.Fatalf("EndLogin = %d, %v; want NotCounted, nil", n, err)
+	}
+	if err := b.revocations.load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for name, st := range map[string]*Cookie{"a": a, "b": b} {
+		if _, ok, _ := st.Get(ctx, bobAtLaptop); ok {
+			t.Errorf("instance %s admits the session of the ended login", name)
+		}
+		if _, ok, _ := st.Get(ctx, bobAtPhone); !ok {
+			t.Errorf("instance %s refuses bob's other login", name)
+		}
+	}
 	if _, err := a.EndAll(ctx); err != nil {
 		t.Fatal(err)
 	}

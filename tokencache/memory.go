@@ -238,50 +238,6 @@ func (m *Memory) trimUser(kept sessionKey, limit int) {
 	sh.mu.Unlock()
 }
 
-// EndUser implements Revoker: the user's shard is scanned for its tag.
-func (m *Memory) EndUser(_ context.Context, subject string) (int, error) {
-	tag := m.tagOf(subject)
-	sh, now, n := &m.shards[tag[0]&(memoryShards-1)], m.now().UnixNano(), 0
-	sh.mu.Lock()
-	for k, e := range sh.sessions {
-		if k.tag() == tag {
-			if e.expires > now {
-				n++
-			}
-			sh.remove(k)
-		}
-	}
-	sh.mu.Unlock()
-	return n, nil
-}
-
-// EndAll implements Revoker.
-func (m *Memory) EndAll(context.Context) (int, error) {
-	now, n := m.now().UnixNano(), 0
-	for i := range m.shards {
-		sh := &m.shards[i]
-		sh.mu.Lock()
-		n += sh.live(now)
-		clear(sh.sessions)
-		clear(sh.userCounts)
-		sh.bytes = 0
-		sh.mu.Unlock()
-	}
-	return n, nil
-}
-
-// Count implements Revoker: exact, expired sessions not yet swept left out.
-func (m *Memory) Count(context.Context) (int, bool, error) {
-	now, n := m.now().UnixNano(), 0
-	for i := range m.shards {
-		sh := &m.shards[i]
-		sh.mu.RLock()
-		n += sh.live(now)
-		sh.mu.RUnlock()
-	}
-	return n, true, nil
-}
-
 // set stores s under an id made by NewID (the Redis store keeps its local
 // copies this way).
 func (m *Memory) set(id string, s Session) {

@@ -140,7 +140,9 @@ func (r *Redis) sessionKey(digest [32]byte) string {
 //   - allKey: a sorted set of every session of the site, scored by expiry
 //     (ended ones are dropped as it is written and counted);
 //   - userKey: a sorted set per user, scored by creation, expiring with
-//     the user's last session.
+//     the user's last session;
+//   - loginKey: the same per login session of the server (sid), for
+//     sessions that keep one (back-channel logout).
 //
 // Members are the sessions' digests, as in their keys. Each costs Redis
 // about 100 bytes per session, beside the session's own ~400.
@@ -149,6 +151,11 @@ func (r *Redis) allKey() string { return r.prefix + "all:" + r.siteTag }
 func (r *Redis) userKey(subject string) string {
 	d := sha256.Sum256([]byte(r.binding + "\x00" + subject))
 	return r.prefix + "u:" + base64.RawURLEncoding.EncodeToString(d[:])
+}
+
+func (r *Redis) loginKey(login string) string {
+	d := sha256.Sum256([]byte(r.binding + "\x00login\x00" + login))
+	return r.prefix + "l:" + base64.RawURLEncoding.EncodeToString(d[:])
 }
 
 func unixMilli(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
@@ -176,14 +183,20 @@ func (r *Redis) Put(ctx context.Context, s Session) (string, error) {
 		b.Pexpire().Key(r.allKey()).Milliseconds(ms).Nx().Build(),
 		b.Pexpire().Key(r.allKey()).Milliseconds(ms).Gt().Build(),
 	}
+	indexed := func(key string) {
+		index = append(index,
+			b.Zadd().Key(key).ScoreMember().ScoreMember(float64(now.UnixMicro()), member).Build(),
+			b.Pexpire().Key(key).Milliseconds(ms).Nx().Build(),
+			b.Pexpire().Key(key).Milliseconds(ms).Gt().Build())
+	}
+	if s.Login != "" {
+		indexed(r.loginKey(s.Login))
+	}
 	userKey := ""
 	if s.Subject != "" {
 		userKey = r.userKey(s.Subject)
-		index = append(index,
-			b.Zadd().Key(userKey).ScoreMember().ScoreMember(float64(now.UnixMicro()), member).Build(),
-			b.Pexpire().Key(userKey).Milliseconds(ms).Nx().Build(),
-			b.Pexpire().Key(userKey).Milliseconds(ms).Gt().Build(),
-			b.Zcard().Key(userKey).Build())
+		indexed(userKey)
+		index = append(index, b.Zcard().Key(userKey).Build())
 	}
 	answers := r.client.DoMulti(ctx, index...)
 	for _, a := range answers {
@@ -286,18 +299,59 @@ func (r *Redis) endSessions(ctx context.Context, members []string) []string {
 
 // EndUser implements Revoker.
 func (r *Redis) EndUser(ctx context.Context, subject string) (int, error) {
+	return r.endIndexed(ctx, r.userKey(subject))
+}
+
+// EndLogin implements Revoker.
+func (r *Redis) EndLogin(ctx context.Context, login string) (int, error) {
+	return r.endIndexed(ctx, r.loginKey(login))
+}
+
+// endIndexed ends the sessions an index names, and the index.
+func (r *Redis) endIndexed(ctx context.Context, index string) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	userKey := r.userKey(subject)
-	members, err := r.client.Do(ctx, r.client.B().Zrange().Key(userKey).Min("0").Max("-1").Build()).AsStrSlice()
+	members, err := r.client.Do(ctx, r.client.B().Zrange().Key(index).Min("0").Max("-1").Build()).AsStrSlice()
 	if err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	ended := r.endSessions(ctx, members)
-	if err := r.client.Do(ctx, r.client.B().Del().Key(userKey).Build()).Error(); err != nil {
+	if err := r.client.Do(ctx, r.client.B().Del().Key(index).Build()).Error(); err != nil {
 		return len(ended), fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return len(ended), nil
+}
+
+// UserSessions implements Lister.
+func (r *Redis) UserSessions(ctx context.Context, subject string) ([]Session, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	members, err := r.client.Do(ctx, r.client.B().Zrange().Key(r.userKey(subject)).Min("0").Max("-1").Build()).AsStrSlice()
+	if err != nil || len(members) == 0 {
+		return nil, wrapUnavailable(err)
+	}
+	gets := make(rueidis.Commands, len(members))
+	for i, m := range members {
+		gets[i] = r.client.B().Get().Key(r.prefix + "s:" + m).Build()
+	}
+	var out []Session
+	for i, a := range r.client.DoMulti(ctx, gets...) {
+		raw, err := a.AsBytes()
+		if err != nil {
+			continue // ended meanwhile (nil), or unreadable: nothing to revoke
+		}
+		if s, ok := r.open(raw, []byte(r.binding+"|"+r.prefix+"s:"+members[i])); ok {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+func wrapUnavailable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
 // EndAll implements Revoker, a batch of sessions at a time.

@@ -35,13 +35,14 @@ const (
 // in the same second as the revocation ends too.
 type revocationList struct {
 	AllBefore int64            `json:"all_before,omitempty"`
-	Users     map[string]int64 `json:"users,omitempty"` // subject → before
+	Users     map[string]int64 `json:"users,omitempty"`  // subject → before
+	Logins    map[string]int64 `json:"logins,omitempty"` // the server's login session (sid) → before
 }
 
-// ends reports whether a session of subject issued at issued was revoked.
-// A zero issued (a session sealed without its login time) is revoked by
-// any entry that matches it.
-func (l *revocationList) ends(subject string, issued time.Time) bool {
+// ends reports whether a session of subject from login, issued at
+// issued, was revoked. A zero issued (a session sealed without its login
+// time) is revoked by any entry that matches it.
+func (l *revocationList) ends(subject, login string, issued time.Time) bool {
 	if l == nil {
 		return false
 	}
@@ -50,6 +51,9 @@ func (l *revocationList) ends(subject string, issued time.Time) bool {
 		at = issued.Unix()
 	}
 	if l.AllBefore > 0 && at <= l.AllBefore {
+		return true
+	}
+	if before, ok := l.Logins[login]; ok && login != "" && at <= before {
 		return true
 	}
 	before, ok := l.Users[subject]
@@ -128,16 +132,17 @@ func (rv *revocations) read(ctx context.Context) (*revocationList, error) {
 
 // set publishes l; an empty record is nil, so the hot path costs one load.
 func (rv *revocations) set(l *revocationList) {
-	if l.AllBefore == 0 && len(l.Users) == 0 {
+	if l.AllBefore == 0 && len(l.Users) == 0 && len(l.Logins) == 0 {
 		l = nil
 	}
 	rv.list.Store(l)
 }
 
-// revoke records that sessions issued up to now end: the user's, or
-// everyone's when user is "". It reads, changes and writes the record
-// under Caddy's storage lock, so instances revoking at once lose nothing.
-func (rv *revocations) revoke(ctx context.Context, user string, now time.Time) error {
+// revoke records that sessions issued up to now end: the user's (or, with
+// login, those of that login session), or everyone's when user is "". It
+// reads, changes and writes the record under Caddy's storage lock, so
+// instances revoking at once lose nothing.
+func (rv *revocations) revoke(ctx context.Context, user string, login bool, now time.Time) error {
 	if err := rv.storage.Lock(ctx, rv.key); err != nil {
 		return err
 	}
@@ -146,24 +151,31 @@ func (rv *revocations) revoke(ctx context.Context, user string, now time.Time) e
 	if err != nil {
 		return err
 	}
-	if l.Users == nil {
-		l.Users = map[string]int64{}
-	}
 	// Whatever was issued before the longest session's lifetime has
 	// expired anyway.
 	horizon := now.Add(-time.Duration(rv.lifetime.Load())).Unix()
-	for u, before := range l.Users {
-		if before < horizon || before <= l.AllBefore {
-			delete(l.Users, u)
+	for _, m := range []map[string]int64{l.Users, l.Logins} {
+		for u, before := range m {
+			if before < horizon || before <= l.AllBefore {
+				delete(m, u)
+			}
 		}
 	}
-	if user == "" {
-		l.AllBefore, l.Users = now.Unix(), nil
-	} else {
-		if _, listed := l.Users[user]; !listed && len(l.Users) >= maxRevokedUsers {
-			return fmt.Errorf("%d users' revocations are in force, the most kept; end everyone's sessions instead", maxRevokedUsers)
+	entries := &l.Users
+	if login {
+		entries = &l.Logins
+	}
+	switch {
+	case user == "":
+		l.AllBefore, l.Users, l.Logins = now.Unix(), nil, nil
+	default:
+		if *entries == nil {
+			*entries = map[string]int64{}
 		}
-		l.Users[user] = now.Unix()
+		if _, listed := (*entries)[user]; !listed && len(l.Users)+len(l.Logins) >= maxRevokedUsers {
+			return fmt.Errorf("%d revocations of users or logins are in force, the most kept; end everyone's sessions instead", maxRevokedUsers)
+		}
+		(*entries)[user] = now.Unix()
 	}
 	raw, err := json.Marshal(l)
 	if err != nil {

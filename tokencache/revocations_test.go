@@ -32,7 +32,7 @@ func TestRevocationListEnds(t *testing.T) {
 		{"everyone, before", everyone, at("bob", t0.Add(-time.Minute)), true},
 		{"everyone, after", everyone, at("bob", t0.Add(time.Second)), false},
 	} {
-		if got := tc.l.ends(tc.identity.subject, tc.identity.issued); got != tc.ends {
+		if got := tc.l.ends(tc.identity.subject, "", tc.identity.issued); got != tc.ends {
 			t.Errorf("%s: ends = %v, want %v", tc.name, got, tc.ends)
 		}
 	}

@@ -105,12 +105,18 @@ func (s *sealer) open(sealed, ad []byte) (Session, bool) {
 // joinRecord puts a session's strings in one: the authorization, then,
 // with a refresh token, SOH, RefreshAt and TokenExpires (unix ms in base
 // 36: 8 bytes each, which keeps a million sessions under 600 MB) and the
-// refresh token, each after SOH, then NUL and the identity. Tokens never
-// hold a control character (RFC 6749 VSCHAR), so the first NUL and SOH
-// are separators; one string is also one allocation per stored session.
+// refresh token, each after SOH, then NUL and the identity, and, with a
+// Login or an IDToken, each after SOH. Tokens never hold a control
+// character (RFC 6749 VSCHAR), nor does the identity (its caller strips
+// them), so the first NUL and SOH are separators; one string is also one
+// allocation per stored session.
 func joinRecord(s Session) string {
 	var refreshAt, tokenExpires string
 	size := len(s.Authorization) + 1 + len(s.Identity)
+	logout := s.Login != "" || s.IDToken != ""
+	if logout {
+		size += 2 + len(s.Login) + len(s.IDToken)
+	}
 	if s.RefreshToken != "" {
 		refreshAt, tokenExpires = strconv.FormatInt(s.RefreshAt.UnixMilli(), 36), strconv.FormatInt(s.TokenExpires.UnixMilli(), 36)
 		size += 3 + len(refreshAt) + len(tokenExpires) + len(s.RefreshToken)
@@ -126,9 +132,15 @@ func joinRecord(s Session) string {
 		b.WriteByte(1)
 		b.WriteString(s.RefreshToken)
 	}
-	if s.Identity != "" {
+	if s.Identity != "" || logout {
 		b.WriteByte(0)
 		b.WriteString(s.Identity)
+	}
+	if logout {
+		b.WriteByte(1)
+		b.WriteString(s.Login)
+		b.WriteByte(1)
+		b.WriteString(s.IDToken)
 	}
 	return b.String()
 }
@@ -136,7 +148,9 @@ func joinRecord(s Session) string {
 // splitRecord reverses joinRecord without copying.
 func splitRecord(record string) Session {
 	auth, identity, _ := strings.Cut(record, "\x00")
+	identity, logout, _ := strings.Cut(identity, "\x01")
 	s := Session{Authorization: auth, Identity: identity}
+	s.Login, s.IDToken, _ = strings.Cut(logout, "\x01")
 	if auth, refresh, ok := strings.Cut(auth, "\x01"); ok {
 		refreshAt, rest, _ := strings.Cut(refresh, "\x01")
 		tokenExpires, token, _ := strings.Cut(rest, "\x01")

@@ -34,6 +34,13 @@ type Session struct {
 	RefreshToken string
 	RefreshAt    time.Time
 	TokenExpires time.Time
+	// Login names the server's login session the session came from
+	// (OpenID Connect's sid): a back-channel logout ends it (EndLogin).
+	// Printable, no control characters; "" when not kept.
+	Login string
+	// IDToken is kept for RP-initiated logout's id_token_hint; "" when
+	// not kept. Sealed like the tokens.
+	IDToken string
 }
 
 // Refreshable reports whether s has a refresh token.
@@ -48,10 +55,19 @@ const NotCounted = -1
 type Revoker interface {
 	// EndUser ends every session of subject, returning how many ended.
 	EndUser(ctx context.Context, subject string) (int, error)
+	// EndLogin ends every session whose Login is login.
+	EndLogin(ctx context.Context, login string) (int, error)
 	// EndAll ends every session, returning how many ended.
 	EndAll(ctx context.Context) (int, error)
 	// Count returns how many sessions are live, and whether that is exact.
 	Count(ctx context.Context) (n int, exact bool, err error)
+}
+
+// Lister is a store that can list a user's sessions (memory, Redis; the
+// cookie store's are in the browsers): their refresh tokens are revoked
+// at the server when the user's sessions are ended.
+type Lister interface {
+	UserSessions(ctx context.Context, subject string) ([]Session, error)
 }
 
 // DefaultMaxSessionsPerUser is how many sessions one user may have at a
