@@ -92,6 +92,7 @@ type siteSessions struct {
 	// DELETE: sessions ended (null for the cookie store), and for the
 	// cookie store the time before which its sessions are refused.
 	Ended         *int   `json:"ended,omitempty"`
+	Revoked       *int   `json:"revoked,omitempty"` // DELETE ?user=: refresh tokens revoked at the server
 	RevokedBefore string `json:"revoked_before,omitempty"`
 	Note          string `json:"note,omitempty"`
 }
@@ -166,7 +167,16 @@ func (h *Handler) sessionsAPI(ctx context.Context, method, user string, now time
 		var n int
 		var err error
 		if user != "" {
-			n, err = revoker.EndUser(ctx, user)
+			// The user's refresh tokens are revoked at the server too, once
+			// their sessions here are gone (listed first: ending forgets them).
+			var ended []tokencache.Session
+			if lister, ok := h.store.(tokencache.Lister); ok && h.revocation != nil {
+				ended, _ = lister.UserSessions(ctx, user)
+			}
+			if n, err = revoker.EndUser(ctx, user); err == nil && len(ended) > 0 {
+				revoked := h.revokeRefreshTokens(ctx, ended)
+				line.Revoked = &revoked
+			}
 		} else {
 			n, err = revoker.EndAll(ctx)
 		}

@@ -45,6 +45,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		login_path         <path>
 //		logout_path        <path>
 //		logout_redirect    <url>
+//		revocation_url     <url>
+//		end_session
+//		backchannel_logout_path <path>
 //		session_path       <path>
 //		template           relay|start|error|signed_out|forbidden <file>
 //		response_mode      fragment|form_post
@@ -136,6 +139,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.LogoutPath, err = oneArg(d)
 		case "logout_redirect":
 			h.LogoutRedirect, err = oneArg(d)
+		case "revocation_url":
+			h.RevocationURL, err = oneArg(d)
+		case "backchannel_logout_path":
+			h.BackchannelLogoutPath, err = oneArg(d)
 		case "template":
 			args := d.RemainingArgs()
 			if len(args) != 2 {
@@ -205,13 +212,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(h.Scopes) == 0 {
 				return d.Errf("scope: expected at least one scope")
 			}
-		case "show_dialog", "allow_unverified_email":
+		case "show_dialog", "allow_unverified_email", "end_session":
 			if d.NextArg() {
 				return d.Errf("%s: takes no arguments", sub)
 			}
-			if sub == "show_dialog" {
+			switch sub {
+			case "show_dialog":
 				h.ShowDialog = true
-			} else {
+			case "end_session":
+				h.EndSession = true
+			default:
 				h.AllowUnverifiedEmail = true
 			}
 		case "preserve_fragment":

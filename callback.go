@@ -258,6 +258,7 @@ func (h *Handler) openSession(r *http.Request, tr *relay.TokenResponse, pending 
 		Identity:      packIdentity(id, h.Claims, h.checkedNow()),
 		Subject:       h.indexSubject(r, id),
 	}
+	h.keepForLogout(&session, id, tr.IDToken)
 	if tr.RefreshToken != "" {
 		// The session outlives its token, refreshed on the server, up to
 		// max_session_lifetime.

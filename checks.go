@@ -23,7 +23,7 @@ import (
 // and no store may be opened for a config that fails. Each rule lives in
 // one of the groups below, and nowhere else.
 func (h *Handler) checkConfig() error {
-	for _, check := range []func() error{h.checkSizes, h.checkSecrets, h.checkServer, h.checkGrant, h.checkTrust, h.checkRequest, h.checkPaths, h.checkTimes, h.checkPolicies, h.checkStore} {
+	for _, check := range []func() error{h.checkSizes, h.checkSecrets, h.checkServer, h.checkGrant, h.checkTrust, h.checkRequest, h.checkPaths, h.checkLogout, h.checkTimes, h.checkPolicies, h.checkStore} {
 		if err := check(); err != nil {
 			return err
 		}
@@ -59,6 +59,7 @@ func (h *Handler) checkSizes() error {
 	bounds := []bound{
 		{"authorize_url", len(h.AuthorizeURL), maxURLBytes, by}, {"redirect_uri", len(h.RedirectURI), maxURLBytes, by},
 		{"logout_redirect", len(h.LogoutRedirect), maxURLBytes, by}, {"openid", len(h.OpenID), maxURLBytes, by},
+		{"revocation_url", len(h.RevocationURL), maxURLBytes, by}, {"backchannel_logout_path", len(h.BackchannelLogoutPath), maxPathBytes, by},
 		{"cookie_name", len(h.CookieName), maxNameBytes, by}, {"client_id", len(h.ClientID), maxValueBytes, by},
 		{"login_path", len(h.LoginPath), maxPathBytes, by}, {"logout_path", len(h.LogoutPath), maxPathBytes, by},
 		{"secret", len(h.Secret), maxSecretBytes, by}, {"secret: previous secrets", len(h.PreviousSecrets), 4, entries},
@@ -152,12 +153,23 @@ func (h *Handler) checkRequest() error {
 // checkPaths: the handler's own paths and cookie.
 func (h *Handler) checkPaths() error {
 	callback := callbackPathOf(h.RedirectURI)
-	for _, p := range []struct{ field, path string }{{"login_path", h.LoginPath}, {"logout_path", h.LogoutPath}, {"session_path", h.SessionPath}} {
+	paths := []struct{ field, path string }{{"login_path", h.LoginPath}, {"logout_path", h.LogoutPath}, {"session_path", h.SessionPath}}
+	if h.BackchannelLogoutPath != "" {
+		paths = append(paths, struct{ field, path string }{"backchannel_logout_path", h.BackchannelLogoutPath})
+	}
+	for i, p := range paths {
 		if !strings.HasPrefix(p.path, "/") || strings.HasPrefix(p.path, "//") || strings.ContainsAny(p.path, "?#\\%") || !printable.IsToken(p.path) {
 			return fmt.Errorf("%s: %q must be a plain path starting with / (no query, fragment, escapes or spaces)", p.field, p.path)
 		}
 		if p.path == callback {
 			return fmt.Errorf("%s: %q is the redirect_uri's path; they must differ", p.field, p.path)
+		}
+		if p.field == "backchannel_logout_path" {
+			for _, other := range paths[:i] {
+				if p.path == other.path {
+					return fmt.Errorf("backchannel_logout_path: %q is also the %s", p.path, other.field)
+				}
+			}
 		}
 	}
 	if h.LoginPath == h.LogoutPath {

@@ -9,10 +9,16 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/implicitgrant/caddy-implicit-grant/relay"
+	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
 )
 
-// serveLogout ends the session in the store and in the browser.
+// serveLogout ends the session in the store and in the browser, then at
+// the server: its tokens revoked, and with end_session the browser sent
+// to end its login there.
 func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
+	if h.returnsFromEndSession(r) {
+		return h.finishEndSession(w, r)
+	}
 	if !h.logoutIsWanted(r) {
 		// Another site linked here, or an old browser says nothing: ask.
 		return h.pages.ServeMessage(w, http.StatusOK, relay.SignedOutPage, relay.Message{
@@ -23,8 +29,10 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
 		})
 	}
 	metrics.logouts.Inc()
+	var s tokencache.Session
+	found := false
 	if value := h.sessionValue(r); value != "" {
-		s, found, _ := h.store.Get(r.Context(), value)
+		s, found, _ = h.store.Get(r.Context(), value)
 		if err := h.store.Delete(r.Context(), value); err != nil {
 			h.logRefusal(zap.ErrorLevel, "session store failed during logout", zap.Error(err))
 			return h.fail(w, r, failure{code: codeStoreUnavailable})
@@ -32,10 +40,17 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
 		if found {
 			h.logger.Info("logged out", zap.String("user", subjectOf(s.Identity)))
 			h.events.emit(eventLogout, map[string]any{"user": subjectOf(s.Identity)})
+			h.revokeAtLogout(r.Context(), s)
 		}
 	}
 	h.setSessionCookie(w, r, "", -1)
 	w.Header().Set("Cache-Control", "no-store")
+	if h.EndSession && found {
+		if u := h.endSessionURL(w, r, s); u != "" {
+			http.Redirect(w, r, u, http.StatusSeeOther)
+			return nil
+		}
+	}
 	if h.LogoutRedirect != "" {
 		http.Redirect(w, r, h.LogoutRedirect, http.StatusSeeOther)
 		return nil

@@ -121,6 +121,26 @@ type Handler struct {
 	// "client_secret_post", or "none" (default without one).
 	TokenAuth string `json:"token_auth,omitempty"`
 
+	// The revocation endpoint (RFC 7009). Default: openid's discovered
+	// revocation_endpoint. With one, a logout revokes the session's
+	// refresh and access tokens at the server, and ending a user's
+	// sessions through the admin API revokes their refresh tokens.
+	RevocationURL string `json:"revocation_url,omitempty"`
+
+	// With openid: a logout also ends the user's login at the server
+	// (OpenID Connect RP-Initiated Logout 1.0): the browser goes to the
+	// issuer's end_session_endpoint with id_token_hint, client_id, a fresh
+	// state and, as post_logout_redirect_uri, logout_redirect (an absolute
+	// URL registered at the server; default: the logout path's URL, where
+	// the state is checked). Sessions then keep their ID token.
+	EndSession bool `json:"end_session,omitempty"`
+
+	// With openid: where the server POSTs back-channel logout tokens
+	// (OpenID Connect Back-Channel Logout 1.0), ending the sessions of the
+	// user (sub) or of one login (sid). Register <origin><path> as the
+	// client's backchannel_logout_uri. Default: off.
+	BackchannelLogoutPath string `json:"backchannel_logout_path,omitempty"`
+
 	// The session cookie's SameSite: "lax" (default) or "strict". Strict
 	// keeps the cookie off every request another site starts, links
 	// included: arriving from one starts with no session (a page load
@@ -263,6 +283,10 @@ type Handler struct {
 
 	authorization     authserver.AuthorizationRequest
 	tokenEndpoint     *authserver.TokenEndpoint // with response_type code
+	revocation        *authserver.Revocation    // with revocation_url or openid
+	postLogoutURL     string                    // with end_session: the post_logout_redirect_uri
+	postLogoutPath    string                    // its path, when the browser comes back through this handler
+	logoutTokens      *seenTokens               // with backchannel_logout_path: the jti replay cache
 	refreshes         *refreshes                // with response_type code
 	issuer            string                    // the server's issuer, where known: what iss must say (RFC 9207)
 	pkceKeys          [][]byte                  // with response_type code: what PKCE verifiers derive from
@@ -324,6 +348,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	case h.SessionPath + ".js":
 		relay.ServeSessionScript(w)
 		return nil
+	case h.BackchannelLogoutPath:
+		if h.BackchannelLogoutPath != "" {
+			return h.serveBackchannelLogout(w, r)
+		}
+	}
+	if h.returnsFromEndSession(r) {
+		return h.finishEndSession(w, r)
 	}
 	return h.serveProtected(w, r, next)
 }

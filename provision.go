@@ -67,6 +67,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.derive()
+	if err := h.checkEndSessionAtLoad(ctx); err != nil {
+		return err
+	}
 	h.limits = newLoginLimits(h.MaxLoginsPerAddress)
 	if h.RenewBefore > 0 || h.codeFlow() {
 		h.releaseClock = coarseclock.Hold() // renewDue and refreshDue read it
@@ -86,7 +89,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 func (h *Handler) expandPlaceholders(repl *caddy.Replacer) {
 	h.secretGiven = h.Secret != ""
 	h.clientSecretGiven = h.ClientSecret != ""
-	for _, v := range []*string{&h.AuthorizeURL, &h.ClientID, &h.RedirectURI, &h.OpenID, &h.Secret, &h.TokenURL, &h.ClientSecret} {
+	for _, v := range []*string{&h.AuthorizeURL, &h.ClientID, &h.RedirectURI, &h.OpenID, &h.Secret, &h.TokenURL, &h.ClientSecret, &h.RevocationURL, &h.LogoutRedirect} {
 		*v = repl.ReplaceKnown(*v, "")
 	}
 	for i, p := range h.PreviousSecrets {
@@ -270,6 +273,7 @@ func (h *Handler) derive() {
 		h.tokenEndpoint = authserver.NewTokenEndpoint(h.TokenURL, h.ClientID, h.ClientSecret, h.TokenAuth, h.RedirectURI, d, authserver.DefaultTimeout)
 		h.refreshes = &refreshes{done: map[[32]byte]refreshed{}, calls: make(chan struct{}, maxRefreshing)}
 	}
+	h.provisionLogout()
 	if h.Revalidate > 0 {
 		h.rechecks = &rechecks{every: time.Duration(h.Revalidate), verifier: h.verifier, checked: map[string]time.Time{}, inflight: map[string]*recheck{}}
 	}

@@ -271,6 +271,9 @@ func (h *Handler) redeem(ctx context.Context, value string, s tokencache.Session
 	now := time.Now()
 	fresh.Authorization = "Bearer " + tr.AccessToken
 	fresh.RefreshToken = tr.RefreshToken // the old one when the server did not rotate it
+	if h.EndSession && tr.IDToken != "" {
+		fresh.IDToken = tr.IDToken // the newest hint
+	}
 	h.setTokenTimes(&fresh, now, tr.ExpiresIn, min(h.sessionLifetime(tr.ExpiresIn), time.Until(s.Expires)))
 	newValue, ok, err := h.store.Replace(ctx, value, fresh)
 	if err != nil {

@@ -20,6 +20,8 @@ type Document struct {
 	IntrospectionEndpoint string   `json:"introspection_endpoint"`
 	IDTokenSigningAlgs    []string `json:"id_token_signing_alg_values_supported"`
 	TokenEndpoint         string   `json:"token_endpoint"`
+	RevocationEndpoint    string   `json:"revocation_endpoint"`  // RFC 7009
+	EndSessionEndpoint    string   `json:"end_session_endpoint"` // OpenID Connect RP-Initiated Logout 1.0
 	// RFC 9207: the server puts iss in every authorization response, so
 	// one without it is refused.
 	IssParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
@@ -103,7 +105,8 @@ func (d *Discovery) download(ctx context.Context) (*Document, error) {
 		}
 	}
 	// Tokens are sent to these: never over plain http.
-	for name, u := range map[string]string{"token_endpoint": doc.TokenEndpoint, "userinfo_endpoint": doc.UserinfoEndpoint} {
+	for name, u := range map[string]string{"token_endpoint": doc.TokenEndpoint, "userinfo_endpoint": doc.UserinfoEndpoint,
+		"revocation_endpoint": doc.RevocationEndpoint, "end_session_endpoint": doc.EndSessionEndpoint} {
 		if u != "" && !SecureURL(u) {
 			return nil, fmt.Errorf("%w: %s: %s %q is not an https URL", ErrUnavailable, url, name, u)
 		}

@@ -139,7 +139,7 @@ func (p *Provider) issue(w http.ResponseWriter, r *http.Request, user string, re
 	if req.code {
 		return p.issueCode(w, r, user, req)
 	}
-	grant := p.grant(issuer(r), user, req.clientID, req.scope)
+	grant := p.grant(issuer(r), user, req.clientID, req.scope, loginSession(w, r))
 	token, err := p.accessToken(grant)
 	if err != nil {
 		return err
@@ -235,6 +235,7 @@ input{font:inherit;padding:.3rem}.secondary{background:#5b6475}form.inline{displ
 {{range .Approvals}}<p class="detail">You approved <b>{{.ClientID}}</b> as <b>{{.User}}</b>: its sign-ins skip this provider's pages.</p>
 <form class="inline" method="post" action="/forget"><input type="hidden" name="client_id" value="{{.ClientID}}"><button class="button" id="switch-user" name="then" value="login">Sign in as someone else</button></form>
 <form class="inline" method="post" action="/forget"><input type="hidden" name="client_id" value="{{.ClientID}}"><button class="button secondary" id="forget" name="then" value="">Forget my approval</button></form>{{end}}
+{{if .Approvals}}<form method="post" action="/logout"><button class="button secondary" id="sign-out-everywhere">Sign out everywhere</button></form>{{end}}
 {{with .Link}}<p><a href="{{.}}">Back to the application</a></p>{{end}}
 </main></body></html>`))
 

@@ -63,7 +63,7 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, user string
 			}
 		}
 	}
-	codes[code] = &issuedCode{grant: p.grant(issuer(r), user, req.clientID, req.scope), redirectURI: req.redirectURI,
+	codes[code] = &issuedCode{grant: p.grant(issuer(r), user, req.clientID, req.scope, loginSession(w, r)), redirectURI: req.redirectURI,
 		challenge: req.challenge, nonce: req.nonce, withIDToken: hasScope(req.scope, "openid"), expires: time.Now().Add(time.Minute)}
 	mu.Unlock()
 	return p.answer(w, r, req, map[string][]string{"code": {code}})

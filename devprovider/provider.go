@@ -38,6 +38,9 @@ type Provider struct {
 	// sid, and userinfo the rest, as ZITADEL and Okta do (OpenID Connect
 	// Core §5.4: an access token is issued with every ID token here).
 	ClaimsAtUserinfo bool `json:"claims_at_userinfo,omitempty"`
+	// Clients told of logouts here (OpenID Connect Back-Channel Logout):
+	// client id → its backchannel_logout_uri.
+	BackchannelLogout map[string]string `json:"backchannel_logout,omitempty"`
 	// Userinfo answers a signed JWT (application/jwt), as for a client
 	// registered with userinfo_signed_response_alg.
 	UserinfoJWT bool `json:"userinfo_jwt,omitempty"`
@@ -123,6 +126,8 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyh
 		return p.introspect(w, r)
 	case "/revoke":
 		return revoke(w, r)
+	case "/logout":
+		return p.logout(w, r)
 	case "/.well-known/openid-configuration":
 		return discovery(w, r)
 	case "/jwks":
@@ -158,6 +163,7 @@ func issuer(r *http.Request) string {
 //		omit_iss      # leave iss out of code-flow answers (discovery still says it is sent)
 //		claims_at_userinfo  # ID tokens carry sub and protocol claims only; userinfo the rest
 //		userinfo_jwt  # userinfo answers a signed JWT
+//		backchannel_logout <client_id> <uri>   # POST logout tokens there when a user signs out here
 //		expires_in    <duration>
 //		token_type    <type>
 //		error_in      fragment|query
@@ -181,6 +187,14 @@ func (p *Provider) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return args[0], nil
 		}
 		switch opt {
+		case "backchannel_logout":
+			if len(args) != 2 {
+				return d.Errf("backchannel_logout: expected a client id and a URI")
+			}
+			if p.BackchannelLogout == nil {
+				p.BackchannelLogout = map[string]string{}
+			}
+			p.BackchannelLogout[args[0]] = args[1]
 		case "client", "introspector":
 			if opt == "client" && len(args) == 3 { // a confidential client
 				if p.ClientSecrets == nil {

@@ -23,14 +23,14 @@ type grant struct {
 	issuedAt, expires                    time.Time
 }
 
-func (p *Provider) grant(iss, user, clientID, scope string) grant {
+func (p *Provider) grant(iss, user, clientID, scope, sid string) grant {
 	u, ok := p.Users[user]
 	if !ok {
 		u = User{Email: user + "@corp.example"}
 	}
 	now := p.now()
 	return grant{issuer: iss, user: user, clientID: clientID, scope: scope, email: u.Email, emailVerified: !u.EmailUnverified, groups: u.Groups,
-		sid: randomString()[:22], issuedAt: now, expires: now.Add(time.Duration(p.ExpiresIn))}
+		sid: sid, issuedAt: now, expires: now.Add(time.Duration(p.ExpiresIn))}
 }
 
 // tokens remembers every access token issued, for userinfo and

@@ -1,0 +1,329 @@
+package implicitgrant
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/implicitgrant/caddy-implicit-grant/devprovider"
+	"github.com/implicitgrant/caddy-implicit-grant/internal/testbrowser"
+	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
+)
+
+// sessionOf is the stored session behind b's cookie on s.
+func sessionOf(t *testing.T, s *testSite, b *testbrowser.Browser) tokencache.Session {
+	t.Helper()
+	sess, ok, err := s.h.store.Get(t.Context(), b.Cookie(s.origin, testbrowser.SessionCookie))
+	if err != nil || !ok {
+		t.Fatalf("no session: %v", err)
+	}
+	return sess
+}
+
+// introspectActive asks the dev provider whether an access token is live.
+func introspectActive(t *testing.T, s *testSite, token string) bool {
+	t.Helper()
+	resp, err := http.PostForm(s.provider+"/introspect", url.Values{"token": {token}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a struct{ Active bool }
+	_ = json.NewDecoder(resp.Body).Decode(&a)
+	resp.Body.Close()
+	return a.Active
+}
+
+// refreshWorks presents a refresh token at the dev provider's token endpoint.
+func refreshWorks(t *testing.T, s *testSite, rt string) bool {
+	t.Helper()
+	resp, err := http.PostForm(s.provider+"/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {"test-client"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// TestLogoutRevokesTokens: a logout revokes the session's refresh token
+// and access token at the server (RFC 7009), as the provider's
+// introspection and token endpoint then say; without an endpoint, the
+// tokens stay live.
+func TestLogoutRevokesTokens(t *testing.T) {
+	for _, revoking := range []bool{true, false} {
+		t.Run(map[bool]string{true: "discovered endpoint", false: "no endpoint"}[revoking], func(t *testing.T) {
+			t.Parallel()
+			var revocations atomic.Int32
+			s := newTestSite(t, siteOptions{
+				handler: func(h *Handler) {
+					h.OpenID, h.AuthorizeURL, h.Validation = strings.TrimSuffix(h.AuthorizeURL, "/authorize"), "", nil
+					h.ResponseType = ResponseTypeCode
+				},
+				intercept: func(w http.ResponseWriter, r *http.Request) bool {
+					if r.URL.Path == "/revoke" {
+						revocations.Add(1)
+						if !revoking {
+							w.WriteHeader(http.StatusNotFound)
+							return true
+						}
+					}
+					return false
+				},
+			})
+			b, _ := loggedIn(t, s)
+			sess := sessionOf(t, s, b)
+			access := strings.TrimPrefix(sess.Authorization, "Bearer ")
+			if out := b.Navigate(s.origin + "/oauth/logout"); out.StatusCode != http.StatusOK {
+				t.Fatalf("logout: %d", out.StatusCode)
+			}
+			if got := introspectActive(t, s, access); got == revoking {
+				t.Errorf("after the logout the access token is active: %v", got)
+			}
+			if got := refreshWorks(t, s, sess.RefreshToken); got == revoking {
+				t.Errorf("after the logout the refresh token works: %v", got)
+			}
+			if n := revocations.Load(); n != 2 {
+				t.Errorf("%d revocation calls, want 2 (refresh, then access)", n)
+			}
+		})
+	}
+}
+
+// TestLogoutWithASlowRevocationEndpoint: a revocation endpoint that does
+// not answer holds the logout up no longer than revokeTimeout.
+func TestLogoutWithASlowRevocationEndpoint(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	defer close(release)
+	s2 := newTestSite(t, siteOptions{
+		handler: func(h *Handler) {
+			h.OpenID, h.AuthorizeURL, h.Validation = strings.TrimSuffix(h.AuthorizeURL, "/authorize"), "", nil
+			h.ResponseType = ResponseTypeCode
+		},
+		intercept: func(w http.ResponseWriter, r *http.Request) bool {
+			if r.URL.Path == "/revoke" {
+				select {
+				case <-release:
+				case <-time.After(20 * time.Second):
+				}
+				return true
+			}
+			return false
+		},
+	})
+	b, _ := loggedIn(t, s2)
+	start := time.Now()
+	out := b.Navigate(s2.origin + "/oauth/logout")
+	if took := time.Since(start); out.StatusCode != http.StatusOK || took > revokeTimeout+time.Second {
+		t.Errorf("logout with a silent revocation endpoint: %d after %s, want 200 within %s", out.StatusCode, took, revokeTimeout)
+	}
+	if next := b.Navigate(s2.origin + "/dash"); next.StatusCode != http.StatusFound {
+		t.Errorf("after the logout: %d, want a new login", next.StatusCode)
+	}
+}
+
+// TestEndSession: with end_session, a logout ends the session here, then
+// sends the browser to the server's end_session_endpoint with the ID token
+// as hint and a state, which is checked when the server sends it back;
+// the next visit needs the server's login again.
+func TestEndSession(t *testing.T) {
+	t.Parallel()
+	s := newCodeSite(t, "", func(h *Handler) { h.EndSession = true }, nil)
+	b, _ := loggedIn(t, s)
+	out := b.Navigate(s.origin + "/oauth/logout")
+	loc, _ := url.Parse(out.Header.Get("Location"))
+	if out.StatusCode != http.StatusSeeOther || loc == nil || loc.Path != "/logout" {
+		t.Fatalf("logout: %d to %q, want 303 to the end_session_endpoint", out.StatusCode, out.Header.Get("Location"))
+	}
+	q := loc.Query()
+	state := q.Get("state")
+	if q.Get("client_id") != "test-client" || q.Get("post_logout_redirect_uri") != s.origin+"/oauth/logout" || !strings.HasPrefix(state, logoutStatePrefix) {
+		t.Errorf("end session request: %v", q)
+	}
+	if claims := jwtClaims(t, q.Get("id_token_hint")); claims["sub"] != "alice" || claims["aud"] != "test-client" {
+		t.Errorf("id_token_hint is not alice's ID token: %v", claims)
+	}
+	if resp := b.Navigate(s.origin + "/dash"); resp.StatusCode != http.StatusFound {
+		t.Errorf("the session lives on before the server's answer: %d", resp.StatusCode)
+	}
+	back := b.Navigate(loc.String()) // the provider ends its login and sends the browser back
+	if back.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the provider's end session: %d %s", back.StatusCode, bodyOf(back))
+	}
+	returned := back.Header.Get("Location")
+	if page := b.Navigate(returned); page.StatusCode != http.StatusOK || !strings.Contains(bodyOf(page), "at the authorization server") {
+		t.Errorf("back from the server: %d %s", page.StatusCode, bodyOf(page))
+	}
+	if again := b.Navigate(returned); again.StatusCode != http.StatusBadRequest {
+		t.Errorf("the same state a second time: %d, want 400", again.StatusCode)
+	}
+	if forged := newBrowser(t).Navigate(s.origin + "/oauth/logout?state=" + logoutStatePrefix + "made-up"); forged.StatusCode != http.StatusBadRequest {
+		t.Errorf("a state this browser never had: %d, want 400", forged.StatusCode)
+	}
+	// The provider forgot the login: the next one shows its consent page.
+	consent := b.Navigate(b.AuthorizationRequest(b.Navigate(s.origin + "/dash")))
+	if !strings.Contains(bodyOf(consent), `action="/authorize/decision"`) {
+		t.Errorf("after end_session the provider still remembers the login: %d", consent.StatusCode)
+	}
+}
+
+func jwtClaims(t *testing.T, raw string) map[string]any {
+	t.Helper()
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", raw)
+	}
+	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	var c map[string]any
+	_ = json.Unmarshal(payload, &c)
+	return c
+}
+
+// backchannelSite is a code-flow site with back-channel logout at
+// /oauth/backchannel, which the dev provider is registered to call.
+func backchannelSite(t *testing.T, store string) *testSite {
+	t.Helper()
+	return newCodeSite(t, "", func(h *Handler) {
+		h.BackchannelLogoutPath = "/oauth/backchannel"
+		if store != "" {
+			h.StoreRaw = json.RawMessage(store)
+		}
+	}, func(p *devprovider.Provider) {
+		site := strings.TrimSuffix(p.Clients["test-client"], "/oauth/callback")
+		p.BackchannelLogout = map[string]string{"test-client": site + "/oauth/backchannel"}
+	})
+}
+
+// postLogout POSTs a logout token to s's back-channel logout path.
+func postLogout(t *testing.T, origin, token string) *http.Response {
+	t.Helper()
+	resp, err := http.PostForm(origin+"/oauth/backchannel", url.Values{"logout_token": {token}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+// signedIn says whether b's session on origin still opens pages.
+func signedIn(b *testbrowser.Browser, origin string) bool {
+	return b.Navigate(origin+"/dash").StatusCode == http.StatusOK
+}
+
+// TestBackchannelLogout: a logout token naming a user ends all of that
+// user's sessions and nobody else's; one naming a login session (sid)
+// ends only the sessions of that login; "Sign out everywhere" at the
+// provider sends one.
+func TestBackchannelLogout(t *testing.T) {
+	t.Parallel()
+	s := backchannelSite(t, "")
+	alice1, alice2, bob := newBrowser(t), newBrowser(t), newBrowser(t)
+	for b, user := range map[*testbrowser.Browser]string{alice1: "alice", alice2: "alice", bob: "bob"} {
+		callback := b.AuthorizeAs(b.AuthorizationRequest(b.Navigate(s.origin+"/dash")), user, true)
+		if landing := b.Navigate(callback.String()); landing.StatusCode != http.StatusOK {
+			t.Fatalf("login as %s: %d", user, landing.StatusCode)
+		}
+	}
+	sid1 := alice1.Cookie(s.provider, "dev_provider_session")
+	if sid1 == "" || sid1 == alice2.Cookie(s.provider, "dev_provider_session") {
+		t.Fatal("the two browsers have no separate login sessions at the provider")
+	}
+	token, _ := devprovider.LogoutToken(s.provider, "test-client", map[string]any{"sid": sid1})
+	if resp := postLogout(t, s.origin, token); resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("a logout by sid: %d %q", resp.StatusCode, resp.Header.Get("Cache-Control"))
+	}
+	if signedIn(alice1, s.origin) || !signedIn(alice2, s.origin) || !signedIn(bob, s.origin) {
+		t.Errorf("after ending one login: alice's first %v (want false), her second %v, bob %v", signedIn(alice1, s.origin), signedIn(alice2, s.origin), signedIn(bob, s.origin))
+	}
+	token, _ = devprovider.LogoutToken(s.provider, "test-client", map[string]any{"sub": "alice"})
+	if resp := postLogout(t, s.origin, token); resp.StatusCode != http.StatusOK {
+		t.Fatalf("a logout by sub: %d", resp.StatusCode)
+	}
+	if signedIn(alice2, s.origin) || !signedIn(bob, s.origin) {
+		t.Errorf("after ending alice: her session %v (want false), bob's %v (want true)", signedIn(alice2, s.origin), signedIn(bob, s.origin))
+	}
+	// Bob signs out at the provider: it tells the site.
+	home := bob.Navigate(s.provider + "/")
+	if !strings.Contains(bodyOf(home), "sign-out-everywhere") {
+		t.Fatalf("the provider's home page has no Sign out everywhere: %s", bodyOf(home))
+	}
+	req, _ := http.NewRequest(http.MethodPost, s.provider+"/logout", nil)
+	if resp := bob.Do(req); resp.StatusCode != http.StatusOK {
+		t.Fatalf("sign out everywhere: %d", resp.StatusCode)
+	}
+	if signedIn(bob, s.origin) {
+		t.Error("bob signed out at the provider, and his session here lives on")
+	}
+}
+
+// TestBackchannelLogoutRefusals: every malformed, forged or replayed
+// logout token gets 400 and ends nothing; a body past the bound, 413.
+func TestBackchannelLogoutRefusals(t *testing.T) {
+	t.Parallel()
+	s := backchannelSite(t, "")
+	b, _ := loggedIn(t, s)
+	sid := b.Cookie(s.provider, "dev_provider_session")
+	good := func(over map[string]any) string {
+		claims := map[string]any{"sub": "alice", "sid": sid}
+		for k, v := range over {
+			claims[k] = v
+		}
+		tok, err := devprovider.LogoutToken(s.provider, "test-client", claims)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	other, _ := rsa.GenerateKey(rand.Reader, 2048)
+	signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: other}, nil)
+	forged, _ := jwt.Signed(signer).Claims(map[string]any{"iss": s.provider, "aud": "test-client", "iat": time.Now().Unix(), "jti": "j-forged", "sub": "alice",
+		"events": map[string]any{devprovider.BackchannelLogoutEvent: map[string]any{}}}).Serialize()
+	parts := strings.Split(good(nil), ".")
+	none := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none"}`)) + "." + parts[1] + "."
+	replayed := good(nil)
+	// The replayed token is used once, for real, on a session of its own.
+	for name, token := range map[string]string{
+		"bad signature":       parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2])),
+		"another key":         forged,
+		"alg none":            none,
+		"another client":      good(map[string]any{"aud": "other-client"}),
+		"another issuer":      good(map[string]any{"iss": "https://evil.example"}),
+		"a nonce":             good(map[string]any{"nonce": "n-1"}),
+		"no events":           good(map[string]any{"events": nil}),
+		"another event":       good(map[string]any{"events": map[string]any{"http://example.com/other": map[string]any{}}}),
+		"neither sub nor sid": good(map[string]any{"sub": nil, "sid": nil}),
+		"iat too old":         good(map[string]any{"iat": time.Now().Add(-time.Hour).Unix()}),
+		"no jti":              good(map[string]any{"jti": nil}),
+		"not a JWT":           "hello",
+	} {
+		if resp := postLogout(t, s.origin, token); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: %d, want 400", name, resp.StatusCode)
+		}
+	}
+	if !signedIn(b, s.origin) {
+		t.Fatal("a refused logout token ended the session")
+	}
+	if resp := postLogout(t, s.origin, replayed); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the good token: %d", resp.StatusCode)
+	}
+	b2, _ := loggedIn(t, s)
+	if resp := postLogout(t, s.origin, replayed); resp.StatusCode != http.StatusBadRequest || !signedIn(b2, s.origin) {
+		t.Errorf("a replayed jti: %d, and the new session ended: %v", resp.StatusCode, !signedIn(b2, s.origin))
+	}
+	big, _ := http.Post(s.origin+"/oauth/backchannel", "application/x-www-form-urlencoded", strings.NewReader("logout_token="+strings.Repeat("a", maxLogoutBody+1)))
+	if big.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("a body past the bound: %d, want 413", big.StatusCode)
+	}
+	if get, _ := http.Get(s.origin + "/oauth/backchannel"); get.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET: %d, want 405", get.StatusCode)
+	}
+}
