@@ -32,6 +32,9 @@ func TestUnmarshalCaddyfileEverySubdirective(t *testing.T) {
 		login_path         /auth/login
 		logout_path        /auth/logout
 		logout_redirect    https://example.com/bye
+		revocation_url     https://idp.example.com/revoke
+		end_session
+		backchannel_logout_path /oauth/backchannel
 		default_expires_in 30m
 		expiry_leeway      45s
 		state_ttl          5m
@@ -57,31 +60,34 @@ func TestUnmarshalCaddyfileEverySubdirective(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Handler{
-		AuthorizeURL:     "https://accounts.example.com/authorize",
-		ClientID:         "{env.CLIENT_ID}",
-		RedirectURI:      "https://dash.example.com/oauth/callback",
-		Scopes:           []string{"user-read-private", "user-read-email"},
-		ShowDialog:       true,
-		PreserveFragment: new(bool),
-		Params:           map[string]string{"audience": "https://api.example.com", "prompt": "consent"},
-		Secret:           "{env.IMPLICIT_GRANT_SECRET}",
-		PreviousSecrets:  []string{"{env.OLD_SECRET}"},
-		CookieName:       "__Host-dash",
-		LoginPath:        "/auth/login",
-		LogoutPath:       "/auth/logout",
-		LogoutRedirect:   "https://example.com/bye",
-		DefaultExpiresIn: caddy.Duration(30 * time.Minute),
-		ExpiryLeeway:     caddy.Duration(45 * time.Second),
-		StateTTL:         caddy.Duration(5 * time.Minute),
-		Unauthenticated:  UnauthenticatedReject,
-		ErrorPages:       ErrorPagesHandleErrors,
-		OpenID:           "https://idp.example.com",
-		Validation:       &Validation{Mode: "introspect", URL: "https://idp.example.com/introspect", ClientID: "dashboard-introspector", ClientSecret: "{env.INTROSPECT_SECRET}"},
-		Allow:            []AllowRule{{Claim: "email", Patterns: []string{"*@corp.example"}}, {Claim: "groups", Patterns: []string{"dashboards", "admins"}}},
-		Claims:           []string{"sub", "email", "groups"},
-		Userinfo:         UserinfoAlways,
-		Revalidate:       caddy.Duration(5 * time.Minute),
-		StoreRaw:         json.RawMessage(`{"key_prefix":"dash:","timeout":250000000,"type":"redis","url":"{env.REDIS_URL}"}`),
+		AuthorizeURL:          "https://accounts.example.com/authorize",
+		ClientID:              "{env.CLIENT_ID}",
+		RedirectURI:           "https://dash.example.com/oauth/callback",
+		Scopes:                []string{"user-read-private", "user-read-email"},
+		ShowDialog:            true,
+		PreserveFragment:      new(bool),
+		Params:                map[string]string{"audience": "https://api.example.com", "prompt": "consent"},
+		Secret:                "{env.IMPLICIT_GRANT_SECRET}",
+		PreviousSecrets:       []string{"{env.OLD_SECRET}"},
+		CookieName:            "__Host-dash",
+		LoginPath:             "/auth/login",
+		LogoutPath:            "/auth/logout",
+		LogoutRedirect:        "https://example.com/bye",
+		RevocationURL:         "https://idp.example.com/revoke",
+		EndSession:            true,
+		BackchannelLogoutPath: "/oauth/backchannel",
+		DefaultExpiresIn:      caddy.Duration(30 * time.Minute),
+		ExpiryLeeway:          caddy.Duration(45 * time.Second),
+		StateTTL:              caddy.Duration(5 * time.Minute),
+		Unauthenticated:       UnauthenticatedReject,
+		ErrorPages:            ErrorPagesHandleErrors,
+		OpenID:                "https://idp.example.com",
+		Validation:            &Validation{Mode: "introspect", URL: "https://idp.example.com/introspect", ClientID: "dashboard-introspector", ClientSecret: "{env.INTROSPECT_SECRET}"},
+		Allow:                 []AllowRule{{Claim: "email", Patterns: []string{"*@corp.example"}}, {Claim: "groups", Patterns: []string{"dashboards", "admins"}}},
+		Claims:                []string{"sub", "email", "groups"},
+		Userinfo:              UserinfoAlways,
+		Revalidate:            caddy.Duration(5 * time.Minute),
+		StoreRaw:              json.RawMessage(`{"key_prefix":"dash:","timeout":250000000,"type":"redis","url":"{env.REDIS_URL}"}`),
 	}
 	if !reflect.DeepEqual(h, want) {
 		t.Errorf("got  %+v\nwant %+v", h, want)
@@ -119,6 +125,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"allow one arg", required + "allow email", "allow: expected a claim and at least one pattern"},
 		{"empty claims", required + "claims", "claims: expected at least one claim name"},
 		{"userinfo without a value", required + "userinfo", "userinfo: expected a value"},
+		{"end_session with a value", required + "end_session yes", "end_session: takes no arguments"},
 		{"bad revalidate", required + "revalidate often", "revalidate: bad duration value 'often'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -232,6 +239,18 @@ func TestProvisionRefusesBadValues(t *testing.T) {
 		{"require_header Cookie", func(h *Handler) { h.RequireHeader = &RequiredHeader{Name: "Cookie", Value: "1"} }, "require_header: Cookie"},
 		{"require_header bad name", func(h *Handler) { h.RequireHeader = &RequiredHeader{Name: "X CSRF", Value: "1"} }, "require_header"},
 		{"redis unreachable", func(h *Handler) { h.StoreRaw = json.RawMessage(`{"type":"redis","url":"redis://127.0.0.1:1/0"}`) }, "session store unavailable"},
+		{"end_session without openid", func(h *Handler) { h.EndSession = true }, "end_session: needs openid"},
+		{"end_session with a relative logout_redirect", func(h *Handler) {
+			h.Validation, h.OpenID, h.EndSession, h.LogoutRedirect = nil, "https://as.example", true, "/bye"
+		}, "logout_redirect: with end_session"},
+		{"backchannel_logout_path without openid", func(h *Handler) { h.BackchannelLogoutPath = "/oauth/backchannel" }, "backchannel_logout_path: needs openid"},
+		{"backchannel_logout_path is the logout path", func(h *Handler) {
+			h.Validation, h.OpenID, h.BackchannelLogoutPath = nil, "https://as.example", "/oauth/logout"
+		}, `backchannel_logout_path: "/oauth/logout" is also the logout_path`},
+		{"backchannel_logout_path relative", func(h *Handler) {
+			h.Validation, h.OpenID, h.BackchannelLogoutPath = nil, "https://as.example", "backchannel"
+		}, "backchannel_logout_path: \"backchannel\" must be a plain path"},
+		{"plain http revocation_url", func(h *Handler) { h.RevocationURL = "http://as.example/revoke" }, "revocation_url"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := ok()

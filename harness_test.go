@@ -44,7 +44,9 @@ func newTestHandler(t testing.TB, configure func(*Handler)) *Handler {
 	if configure != nil {
 		configure(h)
 	}
-	h.storage = &certmagic.FileStorage{Path: t.TempDir()} // a bare context has no Caddy storage
+	if h.storage == nil { // a bare context has no Caddy storage (configure may share another handler's)
+		h.storage = &certmagic.FileStorage{Path: t.TempDir()}
+	}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
 	if err := h.Provision(ctx); err != nil {

@@ -6,17 +6,21 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/implicitgrant/caddy-implicit-grant/devprovider"
 	"github.com/implicitgrant/caddy-implicit-grant/internal/testbrowser"
+	"github.com/implicitgrant/caddy-implicit-grant/internal/testredis"
 	"github.com/implicitgrant/caddy-implicit-grant/tokencache"
 )
 
@@ -325,5 +329,110 @@ func TestBackchannelLogoutRefusals(t *testing.T) {
 	}
 	if get, _ := http.Get(s.origin + "/oauth/backchannel"); get.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("GET: %d, want 405", get.StatusCode)
+	}
+}
+
+// TestEndSessionNeedsTheEndpoint: end_session is refused at load when the
+// issuer's discovery names no end_session_endpoint; an issuer that cannot
+// be reached then does not stop Caddy from starting.
+func TestEndSessionNeedsTheEndpoint(t *testing.T) {
+	t.Parallel()
+	var issuer string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]any{"issuer": issuer, "authorization_endpoint": issuer + "/authorize", "jwks_uri": issuer + "/jwks"})
+	}))
+	defer srv.Close()
+	issuer = srv.URL
+	for _, tc := range []struct {
+		issuer, wantErr string
+	}{{issuer, "end_session: the issuer " + issuer + " names no end_session_endpoint"}, {"http://127.0.0.1:1", ""}} {
+		h := Handler{OpenID: tc.issuer, ClientID: "c", RedirectURI: "https://app.example/cb", Secret: strings.Repeat("s", 32), EndSession: true,
+			storage: &certmagic.FileStorage{Path: t.TempDir()}}
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})
+		err := h.Provision(ctx)
+		_ = h.Cleanup()
+		cancel()
+		if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("issuer %s: %v, want %q", tc.issuer, err, tc.wantErr)
+		}
+	}
+}
+
+// TestEndingAUserRevokesTheirRefreshTokens: the admin API's end-a-user
+// revokes the user's refresh tokens at the server, and says how many.
+func TestEndingAUserRevokesTheirRefreshTokens(t *testing.T) {
+	t.Parallel()
+	s := newCodeSite(t, "", nil, nil)
+	b, _ := loggedIn(t, s)
+	rt := sessionOf(t, s, b).RefreshToken
+	line, err := s.h.sessionsAPI(t.Context(), http.MethodDelete, "alice", time.Now())
+	if err != nil || line.Ended == nil || *line.Ended != 1 || line.Revoked == nil || *line.Revoked != 1 {
+		t.Fatalf("end alice: %+v, %v; want 1 ended, 1 revoked", line, err)
+	}
+	if refreshWorks(t, s, rt) {
+		t.Error("alice's refresh token still works at the server")
+	}
+}
+
+// TestBackchannelLogoutReachesEveryInstance: a logout token posted to
+// one instance ends the session on another that shares the store: at
+// once with Redis, within the revocation refresh with the cookie store.
+func TestBackchannelLogoutReachesEveryInstance(t *testing.T) {
+	t.Parallel()
+	redis := testredis.Start(t)
+	for _, tc := range []struct {
+		name, storeA, storeB string
+		within               time.Duration
+	}{
+		{"redis", `{"type":"redis","url":"` + redis.URL + `","timeout":"1s"}`, `{"type":"redis","url":"` + redis.URL + `","timeout":"900ms"}`, 100 * time.Millisecond},
+		{"cookie", `{"type":"cookie"}`, `{"type":"cookie"}`, 11 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := backchannelSite(t, tc.storeA)
+			other := newTestHandler(t, func(h *Handler) {
+				*h = Handler{OpenID: s.h.OpenID, ResponseType: ResponseTypeCode, ClientID: s.h.ClientID, RedirectURI: s.h.RedirectURI,
+					Scopes: s.h.Scopes, Secret: testSecret, StoreRaw: json.RawMessage(tc.storeB), BackchannelLogoutPath: "/oauth/backchannel", storage: s.h.storage}
+			})
+			if tc.name == "cookie" { // another process: its own store, reading the same revocations in Caddy's storage
+				st, err := other.backend.Open(other.storeSite(caddy.Context{}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = st.(interface{ Close() error }).Close() })
+				other.store = st
+			}
+			l := listen(t)
+			serve(t, l, other, s.upstream)
+			originB := "http://" + l.Addr().String()
+			b, _ := loggedIn(t, s)
+			cookie := b.Cookie(s.origin, testbrowser.SessionCookie)
+			onB := func() int {
+				req, _ := http.NewRequest(http.MethodGet, originB+"/api", nil)
+				req.Header.Set("Accept", "application/json")
+				req.Header.Set("Cookie", testbrowser.SessionCookie+"="+cookie)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					return 0
+				}
+				resp.Body.Close()
+				return resp.StatusCode
+			}
+			if status := onB(); status != http.StatusOK {
+				t.Fatalf("the session on the other instance: %d", status)
+			}
+			token, _ := devprovider.LogoutToken(s.provider, "test-client", map[string]any{"sid": b.Cookie(s.provider, "dev_provider_session")})
+			if resp := postLogout(t, s.origin, token); resp.StatusCode != http.StatusOK {
+				t.Fatalf("logout: %d", resp.StatusCode)
+			}
+			start := time.Now()
+			for onB() == http.StatusOK {
+				if time.Since(start) > tc.within {
+					t.Fatalf("the other instance still serves the session %s after the logout", tc.within)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			t.Logf("%s: the other instance refused the session %s after the logout", tc.name, time.Since(start).Round(time.Millisecond))
+		})
 	}
 }

@@ -68,19 +68,7 @@ func (h *Handler) loadStoreBackend(ctx caddy.Context) error {
 // openStore takes the store from the pool, creating it for the first
 // config that uses it.
 func (h *Handler) openStore(ctx caddy.Context) error {
-	site := tokencache.Site{
-		// A session is valid only in a handler with the same identity.
-		Binding:            "handler " + h.identity,
-		SealKeys:           h.keys("session seal"),
-		CookieName:         h.CookieName,
-		MaxSessionsPerUser: h.MaxSessionsPerUser,
-		Logger:             h.logger,
-		Owner:              ownerOf,
-		MaxLifetime:        time.Duration(h.MaxSessionLifetime),
-	}
-	if h.sessionInCookie {
-		site.Storage = h.storageOf(ctx)
-	}
+	site := h.storeSite(ctx)
 	key := h.backend.PoolKey(site)
 	pooled, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
 		s, err := h.backend.Open(site)
@@ -97,4 +85,22 @@ func (h *Handler) openStore(ctx caddy.Context) error {
 		r.Reconfigure(h.store, site) // what a reload may change without replacing the store: bounds, keys
 	}
 	return nil
+}
+
+// storeSite is what the store knows of this handler.
+func (h *Handler) storeSite(ctx caddy.Context) tokencache.Site {
+	site := tokencache.Site{
+		// A session is valid only in a handler with the same identity.
+		Binding:            "handler " + h.identity,
+		SealKeys:           h.keys("session seal"),
+		CookieName:         h.CookieName,
+		MaxSessionsPerUser: h.MaxSessionsPerUser,
+		Logger:             h.logger,
+		Owner:              ownerOf,
+		MaxLifetime:        time.Duration(h.MaxSessionLifetime),
+	}
+	if h.sessionInCookie {
+		site.Storage = h.storageOf(ctx)
+	}
+	return site
 }
