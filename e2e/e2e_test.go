@@ -116,7 +116,7 @@ func hydraServer(t *testing.T, mode string) authServer {
 	if mode != "openid" {
 		name = "hydra-" + mode
 	}
-	if mode == "jwt" || mode == "code" {
+	if mode == "jwt" || mode == "code" || mode == "code-logout" {
 		strategy = mode
 	}
 	return authServer{
@@ -130,12 +130,13 @@ func hydraServer(t *testing.T, mode string) authServer {
 			trust := map[string]string{
 				"openid": fmt.Sprintf("openid %s/", h.public),
 				// Hydra's JWT access tokens say typ JWT, not at+jwt: typ any.
-				"jwt":        fmt.Sprintf("authorize_url %s/oauth2/auth\n\t\tvalidate jwt {\n\t\t\tissuer %s/\n\t\t\ttyp any\n\t\t}", h.public, h.public),
-				"introspect": fmt.Sprintf("authorize_url %s/oauth2/auth\n\t\tvalidate introspect %s/admin/oauth2/introspect", h.public, h.admin),
-				"code":       fmt.Sprintf("openid %s/\n\t\tresponse_type code", h.public),
+				"jwt":         fmt.Sprintf("authorize_url %s/oauth2/auth\n\t\tvalidate jwt {\n\t\t\tissuer %s/\n\t\t\ttyp any\n\t\t}", h.public, h.public),
+				"introspect":  fmt.Sprintf("authorize_url %s/oauth2/auth\n\t\tvalidate introspect %s/admin/oauth2/introspect", h.public, h.admin),
+				"code":        fmt.Sprintf("openid %s/\n\t\tresponse_type code", h.public),
+				"code-logout": fmt.Sprintf("openid %s/\n\t\tresponse_type code\n\t\tend_session\n\t\tbackchannel_logout_path /oauth/backchannel", h.public),
 			}[mode]
 			scope := "openid profile reports"
-			if mode == "code" { // Hydra gives a refresh token only for offline_access
+			if strings.HasPrefix(mode, "code") { // Hydra gives a refresh token only for offline_access
 				scope = "openid offline_access profile reports"
 			}
 			return fmt.Sprintf("%s\n\t\tclient_id %s\n\t\tscope %s", trust, id, scope), ""

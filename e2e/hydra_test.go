@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,6 +28,9 @@ type hydra struct {
 	cmd           *exec.Cmd
 	app           *httptest.Server
 	output        bytes.Buffer
+	// freshLogins counts logins Hydra did not skip (no remembered login
+	// session): a login it asked for again.
+	freshLogins atomic.Int32
 }
 
 var (
@@ -71,6 +75,7 @@ func startHydra(t testing.TB) (h *hydra, stop func(), err error) {
 		"URLS_SELF_ISSUER="+h.public+"/",
 		"URLS_LOGIN="+h.app.URL+"/login",
 		"URLS_CONSENT="+h.app.URL+"/consent",
+		"URLS_LOGOUT="+h.app.URL+"/logout",
 		"SECRETS_SYSTEM=an-e2e-system-secret-that-is-long-enough",
 		"SERVE_PUBLIC_HOST=127.0.0.1", fmt.Sprintf("SERVE_PUBLIC_PORT=%d", pub),
 		"SERVE_ADMIN_HOST=127.0.0.1", fmt.Sprintf("SERVE_ADMIN_PORT=%d", adm),
@@ -126,7 +131,9 @@ func (h *hydra) adminJSON(method, path string, body any, out any) error {
 // registerClient makes a public implicit-grant client; a non-zero
 // lifetime shortens its access tokens; strategy is "opaque" or "jwt".
 // With strategy "code": a public code-flow client (PKCE, refresh tokens
-// with offline_access), opaque tokens.
+// with offline_access), opaque tokens; "code-logout": that client,
+// registered for RP-initiated logout (post_logout_redirect_uris: the
+// site's logout path) and back-channel logout (/oauth/backchannel).
 func (h *hydra) registerClient(t testing.TB, id, redirectURI string, lifetime time.Duration, strategy string) {
 	t.Helper()
 	client := map[string]any{
@@ -138,11 +145,16 @@ func (h *hydra) registerClient(t testing.TB, id, redirectURI string, lifetime ti
 		"scope":                      "openid profile reports",
 		"token_endpoint_auth_method": "none",
 	}
-	if strategy == "code" {
+	if strategy == "code" || strategy == "code-logout" {
 		client["access_token_strategy"] = "opaque"
 		client["grant_types"] = []string{"authorization_code", "refresh_token"}
 		client["response_types"] = []string{"code"}
 		client["scope"] = "openid offline_access profile reports"
+	}
+	if strategy == "code-logout" {
+		site := strings.TrimSuffix(redirectURI, "/oauth/callback")
+		client["post_logout_redirect_uris"] = []string{site + "/oauth/logout"}
+		client["backchannel_logout_uri"] = site + "/oauth/backchannel"
 	}
 	if err := h.adminJSON(http.MethodPost, "/admin/clients", client, nil); err != nil {
 		t.Fatal(err)
@@ -190,8 +202,20 @@ func (h *hydra) loginConsent(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == "/login":
 		ch := url.QueryEscape(r.URL.Query().Get("login_challenge"))
+		var req struct {
+			Skip bool `json:"skip"`
+		}
+		if err = h.adminJSON(http.MethodGet, "/admin/oauth2/auth/requests/login?login_challenge="+ch, nil, &req); err != nil {
+			break
+		}
+		if !req.Skip {
+			h.freshLogins.Add(1)
+		}
 		err = h.adminJSON(http.MethodPut, "/admin/oauth2/auth/requests/login/accept?login_challenge="+ch,
 			map[string]any{"subject": "alice", "remember": true, "remember_for": 3600}, &redirect)
+	case r.URL.Path == "/logout": // the user confirms at once
+		ch := url.QueryEscape(r.URL.Query().Get("logout_challenge"))
+		err = h.adminJSON(http.MethodPut, "/admin/oauth2/auth/requests/logout/accept?logout_challenge="+ch, nil, &redirect)
 	case r.URL.Path == "/consent" && r.Method == http.MethodGet:
 		ch := r.URL.Query().Get("consent_challenge")
 		var req struct {
