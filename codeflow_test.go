@@ -29,7 +29,7 @@ const testClientSecret = "a-client-secret-for-the-code-flow"
 
 // newCodeSite is a test site on the code flow with openid against the dev
 // provider: a public client, or (auth set) a confidential one.
-func newCodeSite(t *testing.T, auth string, handler func(*Handler), provider func(*devprovider.Provider)) *testSite {
+func newCodeSite(t testing.TB, auth string, handler func(*Handler), provider func(*devprovider.Provider)) *testSite {
 	t.Helper()
 	return newTestSite(t, siteOptions{
 		provider: func(p *devprovider.Provider) {

@@ -84,14 +84,19 @@ func (h *Handler) provisionLogout() {
 // checkEndSessionAtLoad refuses end_session when the issuer's discovery,
 // reachable now, names no end_session_endpoint. An issuer that cannot be
 // reached at load is not held against the config (Caddy starts while the
-// server is down); the logout then ends the session here only.
+// server is down); the logout then ends the session here only. The
+// fetch is a one-off: a failure now must not be cached for the logins.
 func (h *Handler) checkEndSessionAtLoad(ctx context.Context) error {
 	if !h.EndSession {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	endpoint, err := h.openid.EndSessionEndpoint(ctx)
+	endpoint := ""
+	doc, err := authserver.NewDiscovery(h.OpenID, 3*time.Second).Get(ctx)
+	if err == nil {
+		endpoint = doc.EndSessionEndpoint
+	}
 	switch {
 	case err != nil:
 		h.logger.Warn("end_session: the issuer's discovery cannot be read now; a logout ends the session here until it can", zap.Error(err))

@@ -436,3 +436,77 @@ func TestBackchannelLogoutReachesEveryInstance(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkLogout is a logout of a code-flow session, with its two
+// revocation calls to the dev provider on loopback and without them (no
+// revocation endpoint); the login is outside the timer.
+func BenchmarkLogout(b *testing.B) {
+	for _, revoking := range []bool{false, true} {
+		b.Run(map[bool]string{false: "local only", true: "revoking"}[revoking], func(b *testing.B) {
+			s := newCodeSite(b, "", nil, nil)
+			if !revoking {
+				s.h.revocation = nil
+			}
+			for b.Loop() {
+				b.StopTimer()
+				br := newBrowser(b)
+				callback := br.AuthorizeAt(br.AuthorizationRequest(br.Navigate(s.origin+"/dash")), true)
+				br.Navigate(callback.String())
+				b.StartTimer()
+				if out := br.Navigate(s.origin + "/oauth/logout"); out.StatusCode != http.StatusOK {
+					b.Fatalf("logout: %d", out.StatusCode)
+				}
+			}
+		})
+	}
+}
+
+// TestLogoutSecretsStayOutOfLogs: logging out at the server (a failing
+// revocation, the end-session round trip, logout tokens refused and
+// accepted) logs no token, ID token, logout token, state or session id,
+// at debug level; and the logs say what happened.
+func TestLogoutSecretsStayOutOfLogs(t *testing.T) {
+	t.Parallel()
+	s := newTestSite(t, siteOptions{
+		handler: func(h *Handler) {
+			h.OpenID, h.AuthorizeURL, h.Validation = strings.TrimSuffix(h.AuthorizeURL, "/authorize"), "", nil
+			h.ResponseType, h.EndSession, h.BackchannelLogoutPath = ResponseTypeCode, true, "/oauth/backchannel"
+		},
+		intercept: func(w http.ResponseWriter, r *http.Request) bool {
+			if r.URL.Path == "/revoke" {
+				http.Error(w, "down", http.StatusServiceUnavailable)
+				return true
+			}
+			return false
+		},
+	})
+	logs := captureLogs(s.h)
+	b, _ := loggedIn(t, s)
+	sess := sessionOf(t, s, b)
+	secrets := []string{strings.TrimPrefix(sess.Authorization, "Bearer "), sess.RefreshToken, sess.IDToken, b.Cookie(s.origin, testbrowser.SessionCookie)}
+	out := b.Navigate(s.origin + "/oauth/logout")
+	loc, _ := url.Parse(out.Header.Get("Location"))
+	secrets = append(secrets, loc.Query().Get("state"), loc.Query().Get("id_token_hint"))
+	b.Navigate(b.Navigate(loc.String()).Header.Get("Location"))
+	b2, _ := loggedIn(t, s)
+	sid := b2.Cookie(s.provider, "dev_provider_session")
+	refused, _ := devprovider.LogoutToken(s.provider, "other-client", map[string]any{"sid": sid})
+	accepted, _ := devprovider.LogoutToken(s.provider, "test-client", map[string]any{"sid": sid, "sub": "alice"})
+	secrets = append(secrets, refused, accepted, b2.Cookie(s.origin, testbrowser.SessionCookie))
+	postLogout(t, s.origin, refused)
+	postLogout(t, s.origin, accepted)
+	text := logs.String()
+	for _, secret := range secrets {
+		if secret == "" {
+			t.Fatal("a secret to look for is empty: the flow did not run")
+		}
+		if strings.Contains(text, secret) {
+			t.Errorf("a secret (%d bytes) appears in the logs", len(secret))
+		}
+	}
+	for _, line := range []string{"could not revoke a token", "refused a back-channel logout", "back-channel logout", "logged out"} {
+		if !strings.Contains(text, line) {
+			t.Errorf("no log line %q:\n%s", line, text)
+		}
+	}
+}

@@ -10,6 +10,8 @@
 // and at_hash; access tokens are opaque or JWTs (RFC 9068). It publishes
 // discovery (/.well-known/openid-configuration), its keys (/jwks, rotated
 // by POST /keys/rotate), userinfo (/userinfo) and RFC 7662 introspection
-// (/introspect, with client authentication) and RFC 7009 revocation
-// (/revoke).
+// (/introspect, with client authentication), RFC 7009 revocation
+// (/revoke), and logging out (/logout: OpenID Connect RP-Initiated Logout's
+// end_session_endpoint, and "Sign out everywhere" on its home page), which
+// POSTs back-channel logout tokens to the clients registered for them.
 package devprovider

@@ -313,9 +313,9 @@ func TestDemoInEveryEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	site, admin, codeSite := testcaddy.FreePort(t), testcaddy.FreePort(t), testcaddy.FreePort(t)
+	site, admin, codeSite, providerPort := testcaddy.FreePort(t), testcaddy.FreePort(t), testcaddy.FreePort(t), testcaddy.FreePort(t)
 	ports := strings.NewReplacer("localhost:2019", fmt.Sprint("localhost:", admin), ":8080", fmt.Sprint(":", site),
-		":8081", fmt.Sprint(":", testcaddy.FreePort(t)), ":8082", fmt.Sprint(":", testcaddy.FreePort(t)), ":8083", fmt.Sprint(":", codeSite))
+		":8081", fmt.Sprint(":", providerPort), ":8082", fmt.Sprint(":", testcaddy.FreePort(t)), ":8083", fmt.Sprint(":", codeSite))
 	testcaddy.StartRaw(t, ports.Replace(string(demo)), admin)
 	target := fmt.Sprintf("http://localhost:%d/reports?range=7d#/panel/2", site)
 	// The code-flow site: a deep URL, query and fragment, lands exactly.
@@ -334,6 +334,22 @@ func TestDemoInEveryEngine(t *testing.T) {
 		b.decide(b.ctx, "approve")
 		b.waitLocation(b.ctx, codeTarget)
 		b.waitFor(b.ctx, dashboardReady, "the code-flow dashboard with a valid token for demo-user")
+		// end_session: the logout ends the login at the provider too, and
+		// comes back to the logout path, its state checked.
+		b.navigate(b.ctx, fmt.Sprintf("http://localhost:%d/oauth/logout", codeSite))
+		b.waitFor(b.ctx, `document.body.innerText.includes("at the authorization server")`, "the signed-out page after the provider's end session")
+		// The provider forgot the login: the next visit shows its consent page.
+		b.navigate(b.ctx, codeTarget)
+		b.decide(b.ctx, "approve")
+		b.waitLocation(b.ctx, codeTarget)
+		// "Sign out everywhere" at the provider ends the session here (back-channel).
+		b.navigate(b.ctx, fmt.Sprintf("http://127.0.0.1:%d/", providerPort))
+		b.decide(b.ctx, "sign-out-everywhere")
+		b.waitFor(b.ctx, `document.body.innerText.includes("Signed out everywhere")`, "the provider's signed-out page")
+		b.navigate(b.ctx, fmt.Sprintf("http://localhost:%d/oauth/session", codeSite))
+		if body := eval[string](b, b.ctx, "document.body.innerText"); !strings.Contains(body, `"authenticated":false`) {
+			t.Errorf("after Sign out everywhere the code-flow site says: %s", body)
+		}
 	})
 	t.Run("firefox", func(t *testing.T) {
 		f := browsers.StartFirefox(t)
