@@ -45,6 +45,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		login_path         <path>
 //		logout_path        <path>
 //		logout_redirect    <url>
+//		accept_bearer      <audience...>
 //		revocation_url     <url>
 //		end_session
 //		backchannel_logout_path <path>
@@ -139,6 +140,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.LogoutPath, err = oneArg(d)
 		case "logout_redirect":
 			h.LogoutRedirect, err = oneArg(d)
+		case "accept_bearer":
+			h.AcceptBearer = d.RemainingArgs()
+			if len(h.AcceptBearer) == 0 {
+				return d.Errf("accept_bearer: expected at least one audience")
+			}
 		case "revocation_url":
 			h.RevocationURL, err = oneArg(d)
 		case "backchannel_logout_path":

@@ -33,6 +33,7 @@ func TestUnmarshalCaddyfileEverySubdirective(t *testing.T) {
 		logout_path        /auth/logout
 		logout_redirect    https://example.com/bye
 		revocation_url     https://idp.example.com/revoke
+		accept_bearer      dashboard-api https://dash.example.com
 		end_session
 		backchannel_logout_path /oauth/backchannel
 		default_expires_in 30m
@@ -74,6 +75,7 @@ func TestUnmarshalCaddyfileEverySubdirective(t *testing.T) {
 		LogoutPath:            "/auth/logout",
 		LogoutRedirect:        "https://example.com/bye",
 		RevocationURL:         "https://idp.example.com/revoke",
+		AcceptBearer:          []string{"dashboard-api", "https://dash.example.com"},
 		EndSession:            true,
 		BackchannelLogoutPath: "/oauth/backchannel",
 		DefaultExpiresIn:      caddy.Duration(30 * time.Minute),
@@ -126,6 +128,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"empty claims", required + "claims", "claims: expected at least one claim name"},
 		{"userinfo without a value", required + "userinfo", "userinfo: expected a value"},
 		{"end_session with a value", required + "end_session yes", "end_session: takes no arguments"},
+		{"accept_bearer without an audience", required + "accept_bearer", "accept_bearer: expected at least one audience"},
 		{"bad revalidate", required + "revalidate often", "revalidate: bad duration value 'often'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -251,6 +254,13 @@ func TestProvisionRefusesBadValues(t *testing.T) {
 			h.Validation, h.OpenID, h.BackchannelLogoutPath = nil, "https://as.example", "backchannel"
 		}, "backchannel_logout_path: \"backchannel\" must be a plain path"},
 		{"plain http revocation_url", func(h *Handler) { h.RevocationURL = "http://as.example/revoke" }, "revocation_url"},
+		{"accept_bearer with validate userinfo", func(h *Handler) {
+			h.Validation, h.AcceptBearer = &Validation{Mode: validateUserinfo, URL: "https://as.example/me"}, []string{"api"}
+		}, "accept_bearer: userinfo cannot tell whom a token was issued for"},
+		{"accept_bearer with validate none", func(h *Handler) {
+			h.Validation, h.AcceptBearer = &Validation{Mode: validateNone}, []string{"api"}
+		}, "accept_bearer: none cannot"},
+		{"accept_bearer with an empty audience", func(h *Handler) { h.AcceptBearer = []string{""} }, `accept_bearer: "" is not an audience`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := ok()

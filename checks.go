@@ -23,7 +23,7 @@ import (
 // and no store may be opened for a config that fails. Each rule lives in
 // one of the groups below, and nowhere else.
 func (h *Handler) checkConfig() error {
-	for _, check := range []func() error{h.checkSizes, h.checkSecrets, h.checkServer, h.checkGrant, h.checkTrust, h.checkRequest, h.checkPaths, h.checkLogout, h.checkTimes, h.checkPolicies, h.checkStore} {
+	for _, check := range []func() error{h.checkSizes, h.checkSecrets, h.checkServer, h.checkGrant, h.checkTrust, h.checkRequest, h.checkPaths, h.checkLogout, h.checkBearer, h.checkTimes, h.checkPolicies, h.checkStore} {
 		if err := check(); err != nil {
 			return err
 		}
@@ -59,7 +59,7 @@ func (h *Handler) checkSizes() error {
 	bounds := []bound{
 		{"authorize_url", len(h.AuthorizeURL), maxURLBytes, by}, {"redirect_uri", len(h.RedirectURI), maxURLBytes, by},
 		{"logout_redirect", len(h.LogoutRedirect), maxURLBytes, by}, {"openid", len(h.OpenID), maxURLBytes, by},
-		{"revocation_url", len(h.RevocationURL), maxURLBytes, by}, {"backchannel_logout_path", len(h.BackchannelLogoutPath), maxPathBytes, by},
+		{"revocation_url", len(h.RevocationURL), maxURLBytes, by}, {"accept_bearer", len(h.AcceptBearer), maxListEntries, entries}, {"backchannel_logout_path", len(h.BackchannelLogoutPath), maxPathBytes, by},
 		{"cookie_name", len(h.CookieName), maxNameBytes, by}, {"client_id", len(h.ClientID), maxValueBytes, by},
 		{"login_path", len(h.LoginPath), maxPathBytes, by}, {"logout_path", len(h.LogoutPath), maxPathBytes, by},
 		{"secret", len(h.Secret), maxSecretBytes, by}, {"secret: previous secrets", len(h.PreviousSecrets), 4, entries},

@@ -15,6 +15,7 @@ const (
 	eventLoginFailed = "implicit_grant.login_failed" // outcome
 	eventLogout      = "implicit_grant.logout"       // user (when the session was found)
 	eventForbidden   = "implicit_grant.forbidden"    // user, rule
+	eventBearer      = "implicit_grant.bearer"       // outcome; user when accepted
 )
 
 // events is where the module emits: nil when no events app is configured

@@ -20,6 +20,8 @@ var metrics struct {
 	logouts  prometheus.Counter
 	// refreshes counts refresh-token calls to the token endpoint.
 	refreshes *prometheus.CounterVec
+	// bearers counts machine clients' bearer tokens, by outcome.
+	bearers *prometheus.CounterVec
 	sessions  prometheus.GaugeFunc
 	duration  prometheus.Histogram
 
@@ -57,6 +59,10 @@ func registerMetrics(reg *prometheus.Registry) error {
 			Namespace: ns, Subsystem: sub, Name: "refreshes_total",
 			Help: "Refreshes of sessions' access tokens at the token endpoint, by outcome: refreshed, refused (the session ended), unavailable.",
 		}, []string{"outcome"})
+		metrics.bearers = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "bearers_total",
+			Help: "Bearer tokens of scripts and services (accept_bearer), by outcome: accepted, cached, invalid_token, forbidden, too_large, limited, unavailable.",
+		}, []string{"outcome"})
 		metrics.logouts = prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "logouts_total",
 			Help: "Requests to the logout path.",
@@ -76,7 +82,7 @@ func registerMetrics(reg *prometheus.Registry) error {
 		metrics.storeError = metrics.requests.WithLabelValues("store_error")
 		metrics.serverUnavailable = metrics.requests.WithLabelValues("server_unavailable")
 	})
-	for _, c := range []prometheus.Collector{metrics.logins, metrics.requests, metrics.refreshes, metrics.logouts, metrics.sessions, metrics.duration} {
+	for _, c := range []prometheus.Collector{metrics.logins, metrics.requests, metrics.refreshes, metrics.bearers, metrics.logouts, metrics.sessions, metrics.duration} {
 		if err := reg.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
 			return err
 		}

@@ -121,6 +121,15 @@ type Handler struct {
 	// "client_secret_post", or "none" (default without one).
 	TokenAuth string `json:"token_auth,omitempty"`
 
+	// Let scripts and services in with their own bearer token: a request
+	// without a session whose Authorization is "Bearer <token>" is
+	// checked as a resource server would (a JWT access token, RFC 9068,
+	// with openid or validate jwt; introspection with validate
+	// introspect). The token must name one of these audiences. A good one
+	// goes upstream as it came, with its identity and the allow rules; a
+	// bad one gets 401 invalid_token. No session, no cookie. Default: off.
+	AcceptBearer []string `json:"accept_bearer,omitempty"`
+
 	// The revocation endpoint (RFC 7009). Default: openid's discovered
 	// revocation_endpoint. With one, a logout revokes the session's
 	// refresh and access tokens at the server, and ending a user's
@@ -287,6 +296,7 @@ type Handler struct {
 	postLogoutURL     string                    // with end_session: the post_logout_redirect_uri
 	postLogoutPath    string                    // its path, when the browser comes back through this handler
 	logoutTokens      *seenTokens               // with backchannel_logout_path: the jti replay cache
+	bearers           *bearerCache              // with accept_bearer: verified bearers
 	refreshes         *refreshes                // with response_type code
 	issuer            string                    // the server's issuer, where known: what iss must say (RFC 9207)
 	pkceKeys          [][]byte                  // with response_type code: what PKCE verifiers derive from

@@ -61,6 +61,11 @@ func (h *Handler) serveProtected(w http.ResponseWriter, r *http.Request, next ca
 			return next.ServeHTTP(w, r)
 		}
 	}
+	if h.bearers != nil {
+		if token, ok := bearerOf(r); ok { // a script's or a service's own token
+			return h.serveBearer(w, r, next, token)
+		}
+	}
 	if !h.redirectsToLogin(r) {
 		metrics.unauthenticated.Inc()
 		return h.fail(w, r, failure{code: codeUnauthenticated, retry: h.returnPathFor(r)})

@@ -274,6 +274,9 @@ func (h *Handler) derive() {
 		h.refreshes = &refreshes{done: map[[32]byte]refreshed{}, calls: make(chan struct{}, maxRefreshing)}
 	}
 	h.provisionLogout()
+	if len(h.AcceptBearer) > 0 {
+		h.bearers = &bearerCache{entries: map[[32]byte]bearerEntry{}}
+	}
 	if h.Revalidate > 0 {
 		h.rechecks = &rechecks{every: time.Duration(h.Revalidate), verifier: h.verifier, checked: map[string]time.Time{}, inflight: map[string]*recheck{}}
 	}

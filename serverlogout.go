@@ -79,6 +79,7 @@ func (h *Handler) provisionLogout() {
 	if h.BackchannelLogoutPath != "" {
 		h.logoutTokens = &seenTokens{seen: map[string]time.Time{}}
 	}
+
 }
 
 // checkEndSessionAtLoad refuses end_session when the issuer's discovery,

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/go-jose/go-jose/v4/jwt"
 )
 
 // Introspect asks the server's introspection endpoint (RFC 7662) about the
@@ -30,10 +33,49 @@ func NewIntrospect(endpoint, clientID, authID, authSecret string, timeout time.D
 
 // Verify implements Verifier.
 func (i *Introspect) Verify(ctx context.Context, r Response) (Identity, error) {
-	form := url.Values{"token": {r.AccessToken}, "token_type_hint": {"access_token"}}
+	a, id, err := i.introspect(ctx, r.AccessToken)
+	if err != nil {
+		return Identity{}, err
+	}
+	if a.ClientID != "" && a.ClientID != i.ClientID {
+		return Identity{}, untrusted("the token was issued to another client")
+	}
+	return id, nil
+}
+
+// VerifyBearer implements BearerVerifier: the token is active, and its
+// aud or its client_id is one of audiences.
+func (i *Introspect) VerifyBearer(ctx context.Context, token string, audiences []string) (Identity, error) {
+	a, id, err := i.introspect(ctx, token)
+	if err != nil {
+		return Identity{}, err
+	}
+	if !slices.Contains(audiences, a.ClientID) && !slices.ContainsFunc(audiences, a.Aud.Contains) {
+		return Identity{}, untrusted("its aud and client_id name none of this site's audiences")
+	}
+	if id.Subject == "" {
+		id.Subject = a.ClientID // a client's own token (client credentials) names no user
+	}
+	return id, nil
+}
+
+// introspection is the part of an RFC 7662 answer the checks read.
+type introspection struct {
+	Active   *bool        `json:"active"`
+	ClientID string       `json:"client_id"`
+	Aud      jwt.Audience `json:"aud"`
+	Exp      int64        `json:"exp"`
+	Sub      string       `json:"sub"`
+	Username string       `json:"username"`
+}
+
+// introspect asks about token: an active one's answer and identity.
+func (i *Introspect) introspect(ctx context.Context, token string) (introspection, Identity, error) {
+	var answer introspection
+	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
 	req, err := http.NewRequest(http.MethodPost, i.URL, strings.NewReader(form.Encode()))
 	if err != nil {
-		return Identity{}, fmt.Errorf("%w: introspection url: %w", ErrUnavailable, err)
+		return answer, Identity{}, fmt.Errorf("%w: introspection url: %w", ErrUnavailable, err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
@@ -42,30 +84,20 @@ func (i *Introspect) Verify(ctx context.Context, r Response) (Identity, error) {
 	}
 	status, body, err := i.client.do(ctx, req)
 	if err != nil {
-		return Identity{}, err
+		return answer, Identity{}, err
 	}
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		return Identity{}, fmt.Errorf("%w: the introspection endpoint refused this module's credentials (%d): check client_id and client_secret", ErrUnavailable, status)
+		return answer, Identity{}, fmt.Errorf("%w: the introspection endpoint refused this module's credentials (%d): check client_id and client_secret", ErrUnavailable, status)
 	case status != http.StatusOK:
-		return Identity{}, fmt.Errorf("%w: the introspection endpoint answered %d", ErrUnavailable, status)
-	}
-	var answer struct {
-		Active   *bool  `json:"active"`
-		ClientID string `json:"client_id"`
-		Exp      int64  `json:"exp"`
-		Sub      string `json:"sub"`
-		Username string `json:"username"`
+		return answer, Identity{}, fmt.Errorf("%w: the introspection endpoint answered %d", ErrUnavailable, status)
 	}
 	var claims map[string]any
 	if json.Unmarshal(body, &answer) != nil || json.Unmarshal(body, &claims) != nil || answer.Active == nil {
-		return Identity{}, fmt.Errorf("%w: the introspection endpoint's answer is not an RFC 7662 JSON object", ErrUnavailable)
+		return answer, Identity{}, fmt.Errorf("%w: the introspection endpoint's answer is not an RFC 7662 JSON object", ErrUnavailable)
 	}
 	if !*answer.Active {
-		return Identity{}, untrusted("the introspection endpoint says the token is not active")
-	}
-	if answer.ClientID != "" && answer.ClientID != i.ClientID {
-		return Identity{}, untrusted("the token was issued to another client")
+		return answer, Identity{}, untrusted("the introspection endpoint says the token is not active")
 	}
 	id := Identity{Subject: answer.Sub, Claims: claims}
 	if id.Subject == "" {
@@ -74,8 +106,8 @@ func (i *Introspect) Verify(ctx context.Context, r Response) (Identity, error) {
 	if answer.Exp != 0 {
 		id.Expires = time.Unix(answer.Exp, 0)
 		if !id.Expires.After(i.now()) {
-			return Identity{}, untrusted("the token has expired")
+			return answer, Identity{}, untrusted("the token has expired")
 		}
 	}
-	return id, nil
+	return answer, id, nil
 }

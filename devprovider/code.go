@@ -78,6 +78,9 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) error {
 	if err := r.ParseForm(); err != nil {
 		return tokenError(w, http.StatusBadRequest, "invalid_request", "the body is not a form")
 	}
+	if r.PostForm.Get("grant_type") == "client_credentials" {
+		return p.clientCredentials(w, r)
+	}
 	clientID, ok := p.authenticate(r)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Basic realm="token"`)
@@ -89,7 +92,33 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) error {
 	case "refresh_token":
 		return p.refresh(w, r, clientID)
 	}
-	return tokenError(w, http.StatusBadRequest, "unsupported_grant_type", "authorization_code or refresh_token")
+	return tokenError(w, http.StatusBadRequest, "unsupported_grant_type", "authorization_code, refresh_token or client_credentials")
+}
+
+// clientCredentials answers a service's token request (RFC 6749 §4.4): an
+// RFC 9068 JWT access token whose sub and client_id are the service and
+// whose aud is its registered audience.
+func (p *Provider) clientCredentials(w http.ResponseWriter, r *http.Request) error {
+	id, secret, basic := r.BasicAuth()
+	if basic {
+		id, _ = url.QueryUnescape(id)
+		secret, _ = url.QueryUnescape(secret)
+	} else {
+		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	}
+	svc, known := p.Services[id]
+	if !known || subtle.ConstantTimeCompare([]byte(secret), []byte(svc.Secret)) != 1 {
+		w.Header().Set("WWW-Authenticate", `Basic realm="token"`)
+		return tokenError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
+	}
+	now := p.now()
+	g := grant{issuer: issuer(r), user: id, clientID: id, scope: r.PostForm.Get("scope"), audience: svc.Audience, issuedAt: now, expires: now.Add(time.Duration(p.ExpiresIn))}
+	token, err := p.jwtAccessToken(g)
+	if err != nil {
+		return err
+	}
+	remember(token, g)
+	return writeJSON(w, http.StatusOK, map[string]any{"access_token": token, "token_type": p.TokenType, "expires_in": int(time.Duration(p.ExpiresIn) / time.Second)})
 }
 
 // authenticate applies the client's registration: a client with a secret

@@ -53,11 +53,15 @@ func (p *Provider) introspect(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return writeJSON(w, http.StatusOK, map[string]any{"active": false})
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{
+	answer := map[string]any{
 		"active": true, "client_id": g.clientID, "sub": g.user, "username": g.user, "scope": g.scope,
 		"iss": g.issuer, "iat": g.issuedAt.Unix(), "exp": g.expires.Unix(), "token_type": "Bearer",
 		"email": g.email, "email_verified": g.emailVerified, "groups": g.groups,
-	})
+	}
+	if g.audience != "" {
+		answer["aud"] = g.audience
+	}
+	return writeJSON(w, http.StatusOK, answer)
 }
 
 // discovery is the OpenID Provider metadata (OpenID Connect Discovery §3).
@@ -76,7 +80,7 @@ func discovery(w http.ResponseWriter, r *http.Request) error {
 		"backchannel_logout_session_supported":           true,
 		"response_types_supported":                       []string{"code", "token", "id_token token"},
 		"response_modes_supported":                       []string{"query", "fragment", "form_post"},
-		"grant_types_supported":                          []string{"authorization_code", "refresh_token", "implicit"},
+		"grant_types_supported":                          []string{"authorization_code", "refresh_token", "implicit", "client_credentials"},
 		"code_challenge_methods_supported":               []string{"S256"},
 		"token_endpoint_auth_methods_supported":          []string{"none", "client_secret_basic", "client_secret_post"},
 		"authorization_response_iss_parameter_supported": true,

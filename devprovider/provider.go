@@ -38,6 +38,10 @@ type Provider struct {
 	// sid, and userinfo the rest, as ZITADEL and Okta do (OpenID Connect
 	// Core §5.4: an access token is issued with every ID token here).
 	ClaimsAtUserinfo bool `json:"claims_at_userinfo,omitempty"`
+	// Services: clients with no user, which get tokens with the client
+	// credentials grant (RFC 6749 §4.4): client id → its secret and the
+	// audience (aud) of its RFC 9068 JWT access tokens.
+	Services map[string]Service `json:"services,omitempty"`
 	// Clients told of logouts here (OpenID Connect Back-Channel Logout):
 	// client id → its backchannel_logout_uri.
 	BackchannelLogout map[string]string `json:"backchannel_logout,omitempty"`
@@ -68,6 +72,12 @@ type Provider struct {
 	// Shifts the clock of issued tokens (iat, exp) by this much: a negative
 	// offset past their lifetime issues tokens that have already expired.
 	ClockOffset caddy.Duration `json:"clock_offset,omitempty"`
+}
+
+// Service is a machine client's registration.
+type Service struct {
+	Secret   string `json:"secret"`
+	Audience string `json:"audience"`
 }
 
 // User is a user's claims.
@@ -164,6 +174,7 @@ func issuer(r *http.Request) string {
 //		claims_at_userinfo  # ID tokens carry sub and protocol claims only; userinfo the rest
 //		userinfo_jwt  # userinfo answers a signed JWT
 //		backchannel_logout <client_id> <uri>   # POST logout tokens there when a user signs out here
+//		service       <client_id> <secret> <audience>  # client credentials: RFC 9068 JWTs for audience
 //		expires_in    <duration>
 //		token_type    <type>
 //		error_in      fragment|query
@@ -187,6 +198,14 @@ func (p *Provider) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return args[0], nil
 		}
 		switch opt {
+		case "service":
+			if len(args) != 3 {
+				return d.Errf("service: expected a client id, a secret and an audience")
+			}
+			if p.Services == nil {
+				p.Services = map[string]Service{}
+			}
+			p.Services[args[0]] = Service{Secret: args[1], Audience: args[2]}
 		case "backchannel_logout":
 			if len(args) != 2 {
 				return d.Errf("backchannel_logout: expected a client id and a URI")

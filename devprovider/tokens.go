@@ -18,6 +18,7 @@ import (
 type grant struct {
 	issuer, user, clientID, scope, email string
 	sid                                  string // the login, as OpenID Connect's sid names it
+	audience                             string // a service's token: its aud
 	emailVerified                        bool
 	groups                               []string
 	issuedAt, expires                    time.Time
@@ -41,15 +42,8 @@ var tokens = map[string]grant{}
 func (p *Provider) accessToken(g grant) (string, error) {
 	var token string
 	if p.AccessTokens == "jwt" {
-		claims := map[string]any{
-			"iss": g.issuer, "sub": g.user, "aud": []string{}, "client_id": g.clientID, "scope": g.scope,
-			"iat": g.issuedAt.Unix(), "exp": g.expires.Unix(), "jti": randomString(), "email": g.email, "email_verified": g.emailVerified, "groups": g.groups,
-		}
-		if p.TokenSize > 0 {
-			claims["pad"] = strings.Repeat("p", max(p.TokenSize*3/4-300, 1)) // base64 grows it by 4/3
-		}
 		var err error
-		if token, err = sign(g.issuer, claims, "at+jwt"); err != nil {
+		if token, err = p.jwtAccessToken(g); err != nil {
 			return "", err
 		}
 	} else {
@@ -61,6 +55,32 @@ func (p *Provider) accessToken(g grant) (string, error) {
 			token = token[:p.TokenSize]
 		}
 	}
+	remember(token, g)
+	return token, nil
+}
+
+// jwtAccessToken is an RFC 9068 access token for g.
+func (p *Provider) jwtAccessToken(g grant) (string, error) {
+	aud := []string{}
+	if g.audience != "" {
+		aud = []string{g.audience}
+	}
+	claims := map[string]any{
+		"iss": g.issuer, "sub": g.user, "aud": aud, "client_id": g.clientID, "scope": g.scope,
+		"iat": g.issuedAt.Unix(), "exp": g.expires.Unix(), "jti": randomString(), "email": g.email, "email_verified": g.emailVerified, "groups": g.groups,
+	}
+	if g.email == "" {
+		delete(claims, "email")
+		delete(claims, "email_verified")
+	}
+	if p.TokenSize > 0 {
+		claims["pad"] = strings.Repeat("p", max(p.TokenSize*3/4-300, 1)) // base64 grows it by 4/3
+	}
+	return sign(g.issuer, claims, "at+jwt")
+}
+
+// remember keeps a token's grant for userinfo and introspection.
+func remember(token string, g grant) {
 	mu.Lock()
 	defer mu.Unlock()
 	if len(tokens) >= 10_000 { // a long demo or a load test: forget expired tokens
@@ -71,7 +91,6 @@ func (p *Provider) accessToken(g grant) (string, error) {
 		}
 	}
 	tokens[token] = g
-	return token, nil
 }
 
 // idToken issues an OpenID Connect ID token for g, bound to the login by

@@ -1,0 +1,177 @@
+// Machine clients: a script or a service calls the site with its own
+// bearer token (accept_bearer). With no session, the token is checked as
+// a resource server checks one (RFC 9068, or introspection), against this
+// site's audiences; a good one goes upstream as it came, with its
+// identity and the allow rules, a bad one gets 401 invalid_token (RFC 6750
+// §3). No session is stored and no cookie set.
+
+package implicitgrant
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/implicitgrant/caddy-implicit-grant/authserver"
+	"github.com/implicitgrant/caddy-implicit-grant/internal/printable"
+)
+
+// How long a verified bearer is trusted without asking again: a JWT until
+// its exp or 5 minutes, an introspection's answer at most 1 minute (the
+// server may revoke the token).
+const (
+	bearerJWTTTL        = 5 * time.Minute
+	bearerIntrospectTTL = time.Minute
+	maxBearers          = 10_000
+)
+
+// checkBearer: accept_bearer needs a mode that can tell whom a token was
+// issued for.
+func (h *Handler) checkBearer() error {
+	if len(h.AcceptBearer) == 0 {
+		return nil
+	}
+	switch mode := h.trustMode(); mode {
+	case "openid", validateJWT, validateIntrospect:
+	default:
+		return fmt.Errorf("accept_bearer: %s cannot tell whom a token was issued for (which API it is for); use openid, validate jwt or validate introspect", mode)
+	}
+	for _, a := range h.AcceptBearer {
+		if a == "" || len(a) > maxValueBytes || printable.HasControl(a) {
+			return fmt.Errorf("accept_bearer: %q is not an audience", a)
+		}
+	}
+	return nil
+}
+
+// bearerOf is the request's own bearer token, if it has exactly one.
+func bearerOf(r *http.Request) (string, bool) {
+	v := r.Header["Authorization"]
+	if len(v) != 1 || len(v[0]) < 8 || !strings.EqualFold(v[0][:7], "bearer ") {
+		return "", false
+	}
+	token := strings.TrimLeft(v[0][7:], " ")
+	return token, token != ""
+}
+
+// bearerCache holds verified bearers by their digest: the packed identity,
+// until when it is trusted.
+type bearerCache struct {
+	mu      sync.RWMutex
+	entries map[[32]byte]bearerEntry
+}
+
+type bearerEntry struct {
+	identity string
+	until    time.Time
+}
+
+func (c *bearerCache) get(key [32]byte, now time.Time) (string, bool) {
+	c.mu.RLock()
+	e, ok := c.entries[key]
+	c.mu.RUnlock()
+	return e.identity, ok && now.Before(e.until)
+}
+
+func (c *bearerCache) put(key [32]byte, e bearerEntry, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= maxBearers {
+		for k, old := range c.entries {
+			if !now.Before(old.until) {
+				delete(c.entries, k)
+			}
+		}
+		if len(c.entries) >= maxBearers { // that many live tokens: start over (a cost in checks, never a wrong answer)
+			clear(c.entries)
+		}
+	}
+	c.entries[key] = e
+}
+
+// serveBearer checks a bearer and, if it is good, serves the request with
+// it, untouched, and its identity.
+func (h *Handler) serveBearer(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, token string) error {
+	now := time.Now()
+	addr := clientAddress(r)
+	key := sha256.Sum256([]byte(token))
+	identity, cached := h.bearers.get(key, now)
+	outcome := "cached"
+	if !cached {
+		if h.limits.refusal(addr, now) == codeTooManyFailures {
+			return h.refuseBearer(w, http.StatusTooManyRequests, "limited", "too many invalid tokens from this address; try again later")
+		}
+		if len(token) > h.MaxTokenBytes { // before anything parses it
+			h.limits.countFailure(addr, now)
+			return h.refuseBearer(w, http.StatusUnauthorized, "too_large", fmt.Sprintf("the token is larger than %d bytes", h.MaxTokenBytes))
+		}
+		id, err := h.verifier.(authserver.BearerVerifier).VerifyBearer(r.Context(), token, h.AcceptBearer)
+		if errors.Is(err, authserver.ErrUnavailable) {
+			h.logRefusal(zap.ErrorLevel, "cannot verify a bearer token: the authorization server is unavailable", zap.Error(err))
+			return h.refuseBearer(w, http.StatusServiceUnavailable, "unavailable", "the authorization server cannot be reached to check the token")
+		}
+		if err == nil && (len(id.Subject) > maxSubjectBytes || h.controlCharacterIn(id) != "") {
+			err = errors.New("a claim is too long or holds a control character")
+		}
+		if err != nil {
+			h.limits.countFailure(addr, now)
+			reason := err.Error()
+			if u, ok := errors.AsType[*authserver.Untrusted](err); ok {
+				reason = u.Reason
+			}
+			h.logRefusal(zap.InfoLevel, "refused a bearer token", zap.String("reason", reason), zap.String("client", loggable(addr)))
+			return h.refuseBearer(w, http.StatusUnauthorized, "invalid_token", "the token is not valid here: "+reason)
+		}
+		if rule := h.refusedBy(id); rule != nil {
+			h.logRefusal(zap.InfoLevel, "refused a bearer token: the allow rules do not admit its subject", zap.String("user", id.Subject), zap.Stringer("rule", rule))
+			return h.refuseBearer(w, http.StatusForbidden, "forbidden", "the token's subject is not admitted here")
+		}
+		ttl := bearerJWTTTL
+		if h.trustMode() == validateIntrospect {
+			ttl = bearerIntrospectTTL
+		}
+		until := now.Add(ttl)
+		if !id.Expires.IsZero() && id.Expires.Before(until) {
+			until = id.Expires
+		}
+		identity = packIdentity(id, h.Claims, time.Time{})
+		h.bearers.put(key, bearerEntry{identity: identity, until: until}, now)
+		outcome = "accepted"
+	}
+	metrics.bearers.WithLabelValues(outcome).Inc()
+	if outcome == "accepted" {
+		h.events.emit(eventBearer, map[string]any{"outcome": outcome, "user": subjectOf(identity)})
+	}
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Map(placeholdersFor(identity, &h.Claims))
+	}
+	return next.ServeHTTP(w, r) // the Authorization header goes upstream as it came
+}
+
+// refuseBearer answers a refused bearer (RFC 6750 §3): the reason in the
+// WWW-Authenticate header and a short JSON body, never the token.
+func (h *Handler) refuseBearer(w http.ResponseWriter, status int, outcome, description string) error {
+	metrics.bearers.WithLabelValues(outcome).Inc()
+	h.events.emit(eventBearer, map[string]any{"outcome": outcome})
+	description = strings.NewReplacer(`"`, "'", `\`, "/").Replace(printable.Strip(description))
+	errorCode := "invalid_token"
+	switch status {
+	case http.StatusForbidden:
+		errorCode = "insufficient_scope"
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		errorCode = "temporarily_unavailable"
+		w.Header().Set("Retry-After", "60")
+	}
+	if status == http.StatusUnauthorized || status == http.StatusForbidden {
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer error=%q, error_description=%q`, errorCode, description))
+	}
+	return writeJSON(w, status, map[string]string{"error": errorCode, "error_description": description})
+}

@@ -1,0 +1,262 @@
+package implicitgrant
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/implicitgrant/caddy-implicit-grant/devprovider"
+)
+
+const serviceSecret = "a-service-secret"
+
+// bearerSite is an openid site taking bearers for "dashboard-api", at a
+// dev provider with three services: svc-reporter and mallory for that
+// API, svc-other for another.
+func bearerSite(t testing.TB, handler func(*Handler)) *testSite {
+	return newTestSite(t, siteOptions{
+		provider: func(p *devprovider.Provider) {
+			p.Services = map[string]devprovider.Service{
+				"svc-reporter": {Secret: serviceSecret, Audience: "dashboard-api"},
+				"mallory":      {Secret: serviceSecret, Audience: "dashboard-api"},
+				"svc-other":    {Secret: serviceSecret, Audience: "other-api"},
+			}
+		},
+		handler: func(h *Handler) {
+			h.OpenID, h.AuthorizeURL, h.Validation = strings.TrimSuffix(h.AuthorizeURL, "/authorize"), "", nil
+			h.AcceptBearer = []string{"dashboard-api"}
+			if handler != nil {
+				handler(h)
+			}
+		},
+	})
+}
+
+// serviceToken gets a service's token with the client credentials grant.
+func serviceToken(t testing.TB, s *testSite, service string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, s.provider+"/token", strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(service, serviceSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tr struct {
+		AccessToken string `json:"access_token"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&tr) != nil || tr.AccessToken == "" {
+		t.Fatalf("client credentials for %s: %d", service, resp.StatusCode)
+	}
+	return tr.AccessToken
+}
+
+// callAPI is a script's call with its own bearer, no cookies.
+func callAPI(t testing.TB, origin, token string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, origin+"/api/report", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Accept", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+func TestBearerAccepted(t *testing.T) {
+	t.Parallel()
+	s := bearerSite(t, nil)
+	token := serviceToken(t, s, "svc-reporter")
+	resp := callAPI(t, s.origin, token)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("a good bearer: %d", resp.StatusCode)
+	}
+	seen := s.upstream.last(t)
+	if seen.Header.Get("Authorization") != "Bearer "+token || seen.Header.Get("X-Seen-User") != "svc-reporter" {
+		t.Errorf("upstream got %q as %q; want the same bearer, user svc-reporter", seen.Header.Get("Authorization"), seen.Header.Get("X-Seen-User"))
+	}
+	if c := resp.Header.Values("Set-Cookie"); len(c) != 0 {
+		t.Errorf("a bearer call set cookies: %q", c)
+	}
+}
+
+// TestBearerRefusals: every bad bearer gets 401 invalid_token and never
+// reaches the upstream.
+func TestBearerRefusals(t *testing.T) {
+	t.Parallel()
+	s := bearerSite(t, nil)
+	good := serviceToken(t, s, "svc-reporter")
+	header := func(tok string) map[string]any {
+		raw, _ := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[0])
+		var h map[string]any
+		_ = json.Unmarshal(raw, &h)
+		return h
+	}
+	kid := header(good)["kid"].(string)
+	claims := func(over map[string]any) map[string]any {
+		now := time.Now()
+		c := map[string]any{"iss": s.provider, "sub": "svc-reporter", "aud": []string{"dashboard-api"}, "client_id": "svc-reporter",
+			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": "j1"}
+		for k, v := range over {
+			c[k] = v
+		}
+		return c
+	}
+	signed := func(over map[string]any, typ string) string {
+		tok, err := devprovider.Sign(s.provider, claims(over), typ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	// The provider's public key, as an attacker would fetch it, keys an HS256 forgery.
+	resp, err := http.Get(s.provider + "/jwks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var set jose.JSONWebKeySet
+	_ = json.NewDecoder(resp.Body).Decode(&set)
+	resp.Body.Close()
+	der, _ := x509.MarshalPKIXPublicKey(set.Keys[0].Key)
+	forge := func(alg jose.SignatureAlgorithm, key any) string {
+		signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: key, KeyID: kid}}, (&jose.SignerOptions{}).WithType("at+jwt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := jwt.Signed(signer).Claims(claims(nil)).Serialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	other, _ := rsa.GenerateKey(rand.Reader, 2048)
+	parts := strings.Split(good, ".")
+	none := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"at+jwt"}`)) + "." + parts[1] + "."
+	for name, token := range map[string]string{
+		"expired":                     signed(map[string]any{"exp": time.Now().Add(-time.Hour).Unix()}, "at+jwt"),
+		"nbf in the future":           signed(map[string]any{"nbf": time.Now().Add(time.Hour).Unix()}, "at+jwt"),
+		"another audience":            serviceToken(t, s, "svc-other"),
+		"another issuer":              signed(map[string]any{"iss": "https://evil.example"}, "at+jwt"),
+		"alg none":                    none,
+		"HS256 keyed with the public": forge(jose.HS256, der),
+		"another key, same kid":       forge(jose.RS256, other),
+		"an ID token":                 signed(map[string]any{"nonce": "n-12345678", "aud": "test-client"}, "JWT"),
+		"an ID token typed at+jwt":    signed(map[string]any{"nonce": "n-12345678"}, "at+jwt"),
+		"a broken signature":          parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2])),
+		"one byte past the bound":     strings.Repeat("a", DefaultMaxTokenBytes+1),
+	} {
+		before := s.upstream.count()
+		resp := callAPI(t, s.origin, token)
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+			t.Errorf("%s: %d %q, want 401 invalid_token", name, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		}
+		if strings.Contains(resp.Header.Get("WWW-Authenticate"), token) {
+			t.Errorf("%s: the answer repeats the token", name)
+		}
+		if s.upstream.count() != before {
+			t.Errorf("%s: the upstream was reached", name)
+		}
+	}
+	if resp := callAPI(t, s.origin, good); resp.StatusCode != http.StatusOK {
+		t.Errorf("the good token after the refusals: %d", resp.StatusCode)
+	}
+}
+
+// TestBearerAllowRules: allow applies to bearers as to sessions.
+func TestBearerAllowRules(t *testing.T) {
+	t.Parallel()
+	s := bearerSite(t, func(h *Handler) { h.Allow = []AllowRule{{Claim: "sub", Patterns: []string{"svc-*"}}} })
+	if resp := callAPI(t, s.origin, serviceToken(t, s, "svc-reporter")); resp.StatusCode != http.StatusOK {
+		t.Errorf("svc-reporter: %d, want 200", resp.StatusCode)
+	}
+	before := s.upstream.count()
+	if resp := callAPI(t, s.origin, serviceToken(t, s, "mallory")); resp.StatusCode != http.StatusForbidden || s.upstream.count() != before {
+		t.Errorf("mallory: %d, want 403 and no upstream", resp.StatusCode)
+	}
+}
+
+// TestBearerWithASession: a browser with a session and a bearer of its
+// own is served with the session, as without accept_bearer.
+func TestBearerWithASession(t *testing.T) {
+	t.Parallel()
+	s := bearerSite(t, nil)
+	b := newBrowser(t)
+	b.Login(s.origin, "/dash")
+	req, _ := http.NewRequest(http.MethodGet, s.origin+"/api/report", nil)
+	req.Header.Set("Authorization", "Bearer "+serviceToken(t, s, "svc-reporter"))
+	req.Header.Set("Accept", "application/json")
+	if resp := b.Do(req); resp.StatusCode != http.StatusOK {
+		t.Fatalf("session and bearer: %d", resp.StatusCode)
+	}
+	if seen := s.upstream.last(t); seen.Header.Get("X-Seen-User") != "alice" {
+		t.Errorf("the upstream saw %q, want the session's alice", seen.Header.Get("X-Seen-User"))
+	}
+}
+
+// TestBearerIntrospected: with validate introspect, an active token for
+// the audience is admitted, an inactive one refused, and a result is
+// cached: 100 calls, one introspection.
+func TestBearerIntrospected(t *testing.T) {
+	t.Parallel()
+	s := bearerSite(t, func(h *Handler) {
+		issuer := h.OpenID
+		h.OpenID, h.AuthorizeURL = "", issuer+"/authorize"
+		h.Validation = &Validation{Mode: validateIntrospect, URL: issuer + "/introspect"}
+	})
+	token := serviceToken(t, s, "svc-reporter")
+	before := devprovider.Calls(s.provider, "/introspect")
+	for i := range 100 {
+		if resp := callAPI(t, s.origin, token); resp.StatusCode != http.StatusOK {
+			t.Fatalf("call %d: %d", i, resp.StatusCode)
+		}
+	}
+	if n := devprovider.Calls(s.provider, "/introspect") - before; n != 1 {
+		t.Errorf("100 calls made %d introspections, want 1", n)
+	}
+	revoked := serviceToken(t, s, "svc-reporter")
+	if _, err := http.PostForm(s.provider+"/revoke", url.Values{"token": {revoked}}); err != nil {
+		t.Fatal(err)
+	}
+	if resp := callAPI(t, s.origin, revoked); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("an inactive token: %d, want 401", resp.StatusCode)
+	}
+	if resp := callAPI(t, s.origin, serviceToken(t, s, "svc-other")); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("another audience's token: %d, want 401", resp.StatusCode)
+	}
+}
+
+// TestBadBearersAreLimited: a script looping on a bad token gets 429.
+func TestBadBearersAreLimited(t *testing.T) {
+	t.Parallel()
+	s := bearerSite(t, nil)
+	last := 0
+	for range 100 {
+		last = callAPI(t, s.origin, "not-a-token").StatusCode
+	}
+	if last != http.StatusTooManyRequests {
+		t.Errorf("the 100th bad bearer: %d, want 429", last)
+	}
+}
+
+// TestNoBearersWithoutAcceptBearer: without accept_bearer a good machine
+// token opens nothing.
+func TestNoBearersWithoutAcceptBearer(t *testing.T) {
+	t.Parallel()
+	s := bearerSite(t, func(h *Handler) { h.AcceptBearer = nil })
+	if resp := callAPI(t, s.origin, serviceToken(t, s, "svc-reporter")); resp.StatusCode != http.StatusUnauthorized || s.upstream.count() != 0 {
+		t.Errorf("a machine bearer without accept_bearer: %d, upstream reached %d times", resp.StatusCode, s.upstream.count())
+	}
+}
