@@ -21,9 +21,9 @@ var metrics struct {
 	// refreshes counts refresh-token calls to the token endpoint.
 	refreshes *prometheus.CounterVec
 	// bearers counts machine clients' bearer tokens, by outcome.
-	bearers *prometheus.CounterVec
-	sessions  prometheus.GaugeFunc
-	duration  prometheus.Histogram
+	bearers  *prometheus.CounterVec
+	sessions prometheus.GaugeFunc
+	duration prometheus.Histogram
 
 	// Resolved once, so the hot path only adds atomically.
 	authenticated, loginRedirect, unauthenticated, storeError, serverUnavailable prometheus.Counter
