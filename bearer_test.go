@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/implicitgrant/caddy-implicit-grant/devprovider"
 )
@@ -258,5 +260,62 @@ func TestNoBearersWithoutAcceptBearer(t *testing.T) {
 	s := bearerSite(t, func(h *Handler) { h.AcceptBearer = nil })
 	if resp := callAPI(t, s.origin, serviceToken(t, s, "svc-reporter")); resp.StatusCode != http.StatusUnauthorized || s.upstream.count() != 0 {
 		t.Errorf("a machine bearer without accept_bearer: %d, upstream reached %d times", resp.StatusCode, s.upstream.count())
+	}
+}
+
+// TestBearerMetricsAndLogs: bearers are counted by outcome (bounded
+// labels), and neither a good token nor a bad one is logged.
+func TestBearerMetricsAndLogs(t *testing.T) {
+	s := bearerSite(t, nil)
+	logs := captureLogs(s.h)
+	count := func(outcome string) float64 { return testutil.ToFloat64(metrics.bearers.WithLabelValues(outcome)) }
+	accepted, cached, invalid := count("accepted"), count("cached"), count("invalid_token")
+	good := serviceToken(t, s, "svc-reporter")
+	callAPI(t, s.origin, good)
+	callAPI(t, s.origin, good)
+	bad := strings.Replace(good, ".", ".x", 1)
+	callAPI(t, s.origin, bad)
+	if count("accepted")-accepted != 1 || count("cached")-cached != 1 || count("invalid_token")-invalid != 1 {
+		t.Errorf("bearers_total: accepted +%v, cached +%v, invalid_token +%v; want +1 each",
+			count("accepted")-accepted, count("cached")-cached, count("invalid_token")-invalid)
+	}
+	for _, token := range []string{good, bad, strings.Split(good, ".")[2]} {
+		if strings.Contains(logs.String(), token) {
+			t.Error("a bearer token appears in the logs")
+		}
+	}
+	if !strings.Contains(logs.String(), "refused a bearer token") {
+		t.Errorf("the refusal is not logged:\n%s", logs)
+	}
+}
+
+// BenchmarkBearerRequest is a script's request with a bearer: "cached"
+// (verified before: a digest and a map lookup) beside a session's request
+// (BenchmarkProtectedRequest), and "first" (the cache emptied each time:
+// the signature and the claims, keys cached).
+func BenchmarkBearerRequest(b *testing.B) {
+	for _, first := range []bool{false, true} {
+		b.Run(map[bool]string{false: "cached", true: "first"}[first], func(b *testing.B) {
+			s := bearerSite(b, nil)
+			p := newProtectedRequest("")
+			p.cookies, p.bearer = "theme=dark; lang=en", "Bearer "+serviceToken(b, s, "svc-reporter")
+			w := httptest.NewRecorder()
+			serve := func() {
+				p.reset()
+				if err := s.h.ServeHTTP(w, p.req, noopNext); err != nil || w.Code != http.StatusOK {
+					b.Fatalf("%v %d", err, w.Code)
+				}
+			}
+			serve() // the keys fetched, the token cached
+			b.ReportAllocs()
+			for b.Loop() {
+				if first {
+					b.StopTimer()
+					s.h.bearers = &bearerCache{entries: map[[32]byte]bearerEntry{}}
+					b.StartTimer()
+				}
+				serve()
+			}
+		})
 	}
 }

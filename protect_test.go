@@ -40,6 +40,7 @@ type protectedRequest struct {
 	cookie  []string
 	auth    []string
 	cookies string
+	bearer  string // the request's own Authorization
 }
 
 // replacerContext is a request context whose replacer reset can swap.
@@ -61,6 +62,7 @@ func newProtectedRequest(session string) *protectedRequest {
 		cookie:  make([]string, 1),
 		auth:    make([]string, 1),
 		cookies: "theme=dark; " + DefaultCookieName + "=" + session + "; lang=en",
+		bearer:  "Bearer forged",
 	}
 	p.req = httptest.NewRequestWithContext(p.ctx, http.MethodGet, "https://app.example/reports?x=1", nil)
 	p.reset()
@@ -68,7 +70,7 @@ func newProtectedRequest(session string) *protectedRequest {
 }
 
 func (p *protectedRequest) reset() {
-	p.cookie[0], p.auth[0] = p.cookies, "Bearer forged"
+	p.cookie[0], p.auth[0] = p.cookies, p.bearer
 	p.req.Header["Cookie"], p.req.Header["Authorization"] = p.cookie, p.auth
 	p.ctx.repl = newRequestReplacer()
 }

@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -323,6 +325,39 @@ func TestDemoInEveryEngine(t *testing.T) {
 	// The email comes from userinfo: the demo's provider puts none in its ID tokens.
 	const dashboardReady = `document.querySelector("#token-status") && document.querySelector("#token-status").textContent.trim() === "valid" && document.querySelector("#forwarded-user").textContent === "demo-user" && document.querySelector("#forwarded-email").textContent === "demo-user@corp.example"`
 
+	// docs/scripts.md: a script with its own token (client credentials
+	// from the demo's provider) calls the site, which takes bearers for
+	// dashboard-api.
+	t.Run("script", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d/token", providerPort), strings.NewReader("grant_type=client_credentials"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("svc-reporter", "demo-service-secret")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tr struct {
+			AccessToken string `json:"access_token"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&tr)
+		resp.Body.Close()
+		call, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://localhost:%d/reports?range=7d", site), nil)
+		call.Header.Set("Authorization", "Bearer "+tr.AccessToken)
+		page, err := http.DefaultClient.Do(call)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(page.Body)
+		page.Body.Close()
+		if page.StatusCode != http.StatusOK || !strings.Contains(string(body), "svc-reporter") {
+			t.Errorf("the script's call: %d\n%s", page.StatusCode, body)
+		}
+		bad, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://localhost:%d/reports", site), nil)
+		bad.Header.Set("Authorization", "Bearer made-up")
+		if resp, err := http.DefaultClient.Do(bad); err != nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("a made-up bearer: %v %v, want 401", resp.StatusCode, err)
+		}
+	})
 	t.Run("chromium", func(t *testing.T) {
 		b := newBrowser(t)
 		b.navigate(b.ctx, target)
