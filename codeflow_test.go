@@ -507,15 +507,7 @@ func TestTwoInstancesShareOneRefresh(t *testing.T) {
 		if i%2 == 1 {
 			origin = originB
 		}
-		req, _ := http.NewRequest(http.MethodGet, origin+"/api", nil)
-		req.Header.Set("Accept", "application/json")
-		req.Header.Set("Cookie", testbrowser.SessionCookie+"="+cookie)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return 0
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return apiStatus(origin, cookie)
 	})
 	presented := map[string]int{}
 	for _, c := range s.tokenCalls("refresh_token") {

@@ -58,6 +58,22 @@ func refreshWorks(t *testing.T, s *testSite, rt string) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
+// revocationSite is a code-flow site whose provider's revocation endpoint
+// is first offered to revoke, which answers in its place when it returns true.
+func revocationSite(t *testing.T, handler func(*Handler), revoke func(http.ResponseWriter) bool) *testSite {
+	t.Helper()
+	return newTestSite(t, siteOptions{
+		handler: func(h *Handler) {
+			h.OpenID, h.AuthorizeURL, h.Validation = strings.TrimSuffix(h.AuthorizeURL, "/authorize"), "", nil
+			h.ResponseType = ResponseTypeCode
+			if handler != nil {
+				handler(h)
+			}
+		},
+		intercept: func(w http.ResponseWriter, r *http.Request) bool { return r.URL.Path == "/revoke" && revoke(w) },
+	})
+}
+
 // TestLogoutRevokesTokens: a logout revokes the session's refresh token
 // and access token at the server (RFC 7009), as the provider's
 // introspection and token endpoint then say; without an endpoint, the
@@ -67,21 +83,12 @@ func TestLogoutRevokesTokens(t *testing.T) {
 		t.Run(map[bool]string{true: "discovered endpoint", false: "no endpoint"}[revoking], func(t *testing.T) {
 			t.Parallel()
 			var revocations atomic.Int32
-			s := newTestSite(t, siteOptions{
-				handler: func(h *Handler) {
-					h.OpenID, h.AuthorizeURL, h.Validation = strings.TrimSuffix(h.AuthorizeURL, "/authorize"), "", nil
-					h.ResponseType = ResponseTypeCode
-				},
-				intercept: func(w http.ResponseWriter, r *http.Request) bool {
-					if r.URL.Path == "/revoke" {
-						revocations.Add(1)
-						if !revoking {
-							w.WriteHeader(http.StatusNotFound)
-							return true
-						}
-					}
-					return false
-				},
+			s := revocationSite(t, nil, func(w http.ResponseWriter) bool {
+				revocations.Add(1)
+				if !revoking {
+					w.WriteHeader(http.StatusNotFound)
+				}
+				return !revoking
 			})
 			b, _ := loggedIn(t, s)
 			sess := sessionOf(t, s, b)
@@ -108,21 +115,12 @@ func TestLogoutWithASlowRevocationEndpoint(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
 	defer close(release)
-	s2 := newTestSite(t, siteOptions{
-		handler: func(h *Handler) {
-			h.OpenID, h.AuthorizeURL, h.Validation = strings.TrimSuffix(h.AuthorizeURL, "/authorize"), "", nil
-			h.ResponseType = ResponseTypeCode
-		},
-		intercept: func(w http.ResponseWriter, r *http.Request) bool {
-			if r.URL.Path == "/revoke" {
-				select {
-				case <-release:
-				case <-time.After(20 * time.Second):
-				}
-				return true
-			}
-			return false
-		},
+	s2 := revocationSite(t, nil, func(http.ResponseWriter) bool {
+		select {
+		case <-release:
+		case <-time.After(20 * time.Second):
+		}
+		return true
 	})
 	b, _ := loggedIn(t, s2)
 	start := time.Now()
@@ -407,17 +405,7 @@ func TestBackchannelLogoutReachesEveryInstance(t *testing.T) {
 			originB := "http://" + l.Addr().String()
 			b, _ := loggedIn(t, s)
 			cookie := b.Cookie(s.origin, testbrowser.SessionCookie)
-			onB := func() int {
-				req, _ := http.NewRequest(http.MethodGet, originB+"/api", nil)
-				req.Header.Set("Accept", "application/json")
-				req.Header.Set("Cookie", testbrowser.SessionCookie+"="+cookie)
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					return 0
-				}
-				resp.Body.Close()
-				return resp.StatusCode
-			}
+			onB := func() int { return apiStatus(originB, cookie) }
 			if status := onB(); status != http.StatusOK {
 				t.Fatalf("the session on the other instance: %d", status)
 			}
@@ -467,18 +455,9 @@ func BenchmarkLogout(b *testing.B) {
 // at debug level; and the logs say what happened.
 func TestLogoutSecretsStayOutOfLogs(t *testing.T) {
 	t.Parallel()
-	s := newTestSite(t, siteOptions{
-		handler: func(h *Handler) {
-			h.OpenID, h.AuthorizeURL, h.Validation = strings.TrimSuffix(h.AuthorizeURL, "/authorize"), "", nil
-			h.ResponseType, h.EndSession, h.BackchannelLogoutPath = ResponseTypeCode, true, "/oauth/backchannel"
-		},
-		intercept: func(w http.ResponseWriter, r *http.Request) bool {
-			if r.URL.Path == "/revoke" {
-				http.Error(w, "down", http.StatusServiceUnavailable)
-				return true
-			}
-			return false
-		},
+	s := revocationSite(t, func(h *Handler) { h.EndSession, h.BackchannelLogoutPath = true, "/oauth/backchannel" }, func(w http.ResponseWriter) bool {
+		http.Error(w, "down", http.StatusServiceUnavailable)
+		return true
 	})
 	logs := captureLogs(s.h)
 	b, _ := loggedIn(t, s)

@@ -99,13 +99,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) error {
 // RFC 9068 JWT access token whose sub and client_id are the service and
 // whose aud is its registered audience.
 func (p *Provider) clientCredentials(w http.ResponseWriter, r *http.Request) error {
-	id, secret, basic := r.BasicAuth()
-	if basic {
-		id, _ = url.QueryUnescape(id)
-		secret, _ = url.QueryUnescape(secret)
-	} else {
-		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-	}
+	id, secret, _ := credentials(r)
 	svc, known := p.Services[id]
 	if !known || subtle.ConstantTimeCompare([]byte(secret), []byte(svc.Secret)) != 1 {
 		w.Header().Set("WWW-Authenticate", `Basic realm="token"`)
@@ -127,13 +121,7 @@ func (p *Provider) clientCredentials(w http.ResponseWriter, r *http.Request) err
 // authenticate applies the client's registration: a client with a secret
 // must send it (HTTP Basic or in the body), a public one its client_id.
 func (p *Provider) authenticate(r *http.Request) (string, bool) {
-	id, secret, basic := r.BasicAuth()
-	if basic {
-		id, _ = url.QueryUnescape(id)
-		secret, _ = url.QueryUnescape(secret)
-	} else {
-		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-	}
+	id, secret, basic := credentials(r)
 	if _, known := p.Clients[id]; !known {
 		return "", false
 	}
@@ -263,4 +251,16 @@ func revokeLocked(token string) {
 			return
 		}
 	}
+}
+
+// credentials are what a client sent to authenticate: HTTP Basic (both
+// form-encoded, RFC 6749 §2.3.1), or client_id and client_secret in the body.
+func credentials(r *http.Request) (id, secret string, basic bool) {
+	id, secret, basic = r.BasicAuth()
+	if basic {
+		id, _ = url.QueryUnescape(id)
+		secret, _ = url.QueryUnescape(secret)
+		return id, secret, true
+	}
+	return r.PostForm.Get("client_id"), r.PostForm.Get("client_secret"), false
 }
