@@ -51,6 +51,7 @@ func TestCodeFlowInARealCaddy(t *testing.T) {
 		redirect_uri %[1]s/oauth/callback
 		expiry_leeway 1s
 		renew_before 3s
+		end_session
 		secret %[4]s
 	}
 	respond "dashboard"
@@ -96,6 +97,12 @@ func TestCodeFlowInARealCaddy(t *testing.T) {
 		t.Fatalf("after the refresh: %d", resp.StatusCode)
 	}
 	b.Navigate(callback.String()) // the spent code again: refused
+	// end_session: the logout page leads to the provider with the ID token
+	// as hint; the provider sends the browser back with the state.
+	logout := b.Navigate(origin + "/oauth/logout")
+	endSession := endSessionRequest(t, logout)
+	back := b.Navigate(endSession.String())
+	b.Navigate(back.Header.Get("Location"))
 
 	time.Sleep(200 * time.Millisecond) // the log file and the events are written asynchronously
 	raw, err := os.ReadFile(accessLog)
@@ -118,6 +125,7 @@ func TestCodeFlowInARealCaddy(t *testing.T) {
 	for name, secret := range map[string]string{
 		"code": callback.Query().Get("code"), "state": callback.Query().Get("state"),
 		"code_challenge": authorize.Query().Get("code_challenge"), "session id": session,
+		"id_token_hint": endSession.Query().Get("id_token_hint"), "logout state": endSession.Query().Get("state"),
 	} {
 		if secret == "" {
 			t.Fatalf("the test has no %s to look for", name)

@@ -46,9 +46,8 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
 	h.setSessionCookie(w, r, "", -1)
 	w.Header().Set("Cache-Control", "no-store")
 	if h.EndSession && found {
-		if u := h.endSessionURL(w, r, s); u != "" {
-			http.Redirect(w, r, u, http.StatusSeeOther)
-			return nil
+		if sent, err := h.endSession(w, r, s); sent {
+			return err
 		}
 	}
 	if h.LogoutRedirect != "" {

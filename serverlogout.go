@@ -175,14 +175,16 @@ func (h *Handler) revokeRefreshTokens(ctx context.Context, sessions []tokencache
 	return revoked
 }
 
-// endSessionURL is where a logged-out browser goes to end its login at the
-// server, with a fresh state bound to it; "" when the server names no
-// end_session_endpoint (the logout then ends here only).
-func (h *Handler) endSessionURL(w http.ResponseWriter, r *http.Request, s tokencache.Session) string {
+// endSession sends a logged-out browser to end its login at the server,
+// with a fresh state bound to it; the URL is in the page, not in a
+// Location header, so the ID token in it stays out of the access log.
+// false when the server names no end_session_endpoint: the logout then
+// ends here only.
+func (h *Handler) endSession(w http.ResponseWriter, r *http.Request, s tokencache.Session) (bool, error) {
 	endpoint, err := h.openid.EndSessionEndpoint(r.Context())
 	if err != nil || endpoint == "" {
 		h.logRefusal(zap.WarnLevel, "end_session: the issuer's end_session_endpoint is unknown now; the logout ended the session here only", zap.Error(err))
-		return ""
+		return false, nil
 	}
 	state := logoutStatePrefix + tokencache.NewID()
 	h.states.Issue(w, r, state, "/", false)
@@ -194,7 +196,7 @@ func (h *Handler) endSessionURL(w http.ResponseWriter, r *http.Request, s tokenc
 	if strings.Contains(endpoint, "?") {
 		sep = "&"
 	}
-	return endpoint + sep + q.Encode()
+	return true, relay.ServeEndSession(w, endpoint+sep+q.Encode())
 }
 
 // returnsFromEndSession says whether r is the browser coming back from

@@ -5,9 +5,11 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"html"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -142,9 +144,9 @@ func TestEndSession(t *testing.T) {
 	s := newCodeSite(t, "", func(h *Handler) { h.EndSession = true }, nil)
 	b, _ := loggedIn(t, s)
 	out := b.Navigate(s.origin + "/oauth/logout")
-	loc, _ := url.Parse(out.Header.Get("Location"))
-	if out.StatusCode != http.StatusSeeOther || loc == nil || loc.Path != "/logout" {
-		t.Fatalf("logout: %d to %q, want 303 to the end_session_endpoint", out.StatusCode, out.Header.Get("Location"))
+	loc := endSessionRequest(t, out)
+	if loc.Path != "/logout" || out.Header.Get("Location") != "" {
+		t.Fatalf("logout: to %q (Location %q), want a page leading to the end_session_endpoint", loc, out.Header.Get("Location"))
 	}
 	q := loc.Query()
 	state := q.Get("state")
@@ -176,6 +178,22 @@ func TestEndSession(t *testing.T) {
 	if !strings.Contains(bodyOf(consent), `action="/authorize/decision"`) {
 		t.Errorf("after end_session the provider still remembers the login: %d", consent.StatusCode)
 	}
+}
+
+var endSessionLink = regexp.MustCompile(`id="next" href="([^"]+)"`)
+
+// endSessionRequest is where the logout page sends the browser.
+func endSessionRequest(t *testing.T, resp *http.Response) *url.URL {
+	t.Helper()
+	m := endSessionLink.FindStringSubmatch(bodyOf(resp))
+	if resp.StatusCode != http.StatusOK || m == nil {
+		t.Fatalf("logout: %d, no page leading to the end_session_endpoint:\n%s", resp.StatusCode, bodyOf(resp))
+	}
+	u, err := url.Parse(html.UnescapeString(m[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
 
 func jwtClaims(t *testing.T, raw string) map[string]any {
@@ -463,8 +481,7 @@ func TestLogoutSecretsStayOutOfLogs(t *testing.T) {
 	b, _ := loggedIn(t, s)
 	sess := sessionOf(t, s, b)
 	secrets := []string{strings.TrimPrefix(sess.Authorization, "Bearer "), sess.RefreshToken, sess.IDToken, b.Cookie(s.origin, testbrowser.SessionCookie)}
-	out := b.Navigate(s.origin + "/oauth/logout")
-	loc, _ := url.Parse(out.Header.Get("Location"))
+	loc := endSessionRequest(t, b.Navigate(s.origin+"/oauth/logout"))
 	secrets = append(secrets, loc.Query().Get("state"), loc.Query().Get("id_token_hint"))
 	b.Navigate(b.Navigate(loc.String()).Header.Get("Location"))
 	b2, _ := loggedIn(t, s)
