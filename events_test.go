@@ -2,7 +2,9 @@ package implicitgrant
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -47,20 +49,21 @@ func TestEvents(t *testing.T) {
 	"admin": {"disabled": true},
 	"apps": {
 		"events": {"subscriptions": [{
-			"events": ["implicit_grant.login", "implicit_grant.login_failed", "implicit_grant.logout", "implicit_grant.forbidden"],
+			"events": ["implicit_grant.login", "implicit_grant.login_failed", "implicit_grant.logout", "implicit_grant.forbidden", "implicit_grant.bearer"],
 			"handlers": [{"handler": "implicit_grant_test_recorder"}]
 		}]},
 		"http": {"servers": {
 			"site": {"listen": [":%[1]d"], "automatic_https": {"disable": true}, "routes": [{"handle": [
 				{"handler": "implicit_grant", "authorize_url": "%[3]s/authorize", "client_id": "events-client",
 				 "redirect_uri": "%[4]s/oauth/callback", "secret": %[5]q,
-				 "validate": {"mode": "introspect", "url": "%[3]s/introspect"},
+				 "validate": {"mode": "introspect", "url": "%[3]s/introspect"}, "accept_bearer": ["events-api"],
 				 "allow": [{"claim": "email", "patterns": ["*@corp.example"]}]},
 				{"handler": "static_response", "body": "dashboard"}
 			]}]},
 			"provider": {"listen": [":%[2]d"], "automatic_https": {"disable": true}, "routes": [{"handle": [
 				{"handler": "implicit_grant_dev_provider", "clients": {"events-client": "%[4]s/oauth/callback"},
-				 "users": {"mallory": {"email": "mallory@elsewhere.example"}}}
+				 "users": {"mallory": {"email": "mallory@elsewhere.example"}},
+				 "services": {"svc-events": {"secret": "svc-secret", "audience": "events-api"}}}
 			]}]}
 		}}
 	}
@@ -86,6 +89,25 @@ func TestEvents(t *testing.T) {
 	start = denied.AuthorizationRequest(denied.Navigate(origin + "/dash"))
 	denied.RelayPost(origin+"/oauth/callback", denied.AuthorizeAt(start, false).EscapedFragment(), origin)
 
+	// A script's own bearer, then a made-up one.
+	tokenReq, _ := http.NewRequest(http.MethodPost, provider+"/token", strings.NewReader("grant_type=client_credentials"))
+	tokenReq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	tokenReq.SetBasicAuth("svc-events", "svc-secret")
+	var tr struct {
+		AccessToken string `json:"access_token"`
+	}
+	if resp, err := http.DefaultClient.Do(tokenReq); err == nil {
+		_ = json.NewDecoder(resp.Body).Decode(&tr)
+		resp.Body.Close()
+	}
+	for _, bearer := range []string{tr.AccessToken, "made-up"} {
+		req, _ := http.NewRequest(http.MethodGet, origin+"/api", nil)
+		req.Header.Set("Authorization", "Bearer "+bearer)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}
+
 	time.Sleep(100 * time.Millisecond)
 	recorded.Lock()
 	defer recorded.Unlock()
@@ -93,8 +115,10 @@ func TestEvents(t *testing.T) {
 	for _, e := range recorded.events {
 		seen = append(seen, fmt.Sprintf("%s %v", e.Name(), e.Data))
 		for k, v := range e.Data {
-			if s, ok := v.(string); ok && token != "" && strings.Contains(s, token) {
-				t.Errorf("event %s carries the session id in %s", e.Name(), k)
+			for _, secret := range []string{token, tr.AccessToken} {
+				if s, ok := v.(string); ok && secret != "" && strings.Contains(s, secret) {
+					t.Errorf("event %s carries a session id or a token in %s", e.Name(), k)
+				}
 			}
 		}
 	}
@@ -105,6 +129,8 @@ func TestEvents(t *testing.T) {
 		"implicit_grant.forbidden map[rule:email *@corp.example user:mallory]",
 		"implicit_grant.login_failed map[outcome:forbidden]",
 		"implicit_grant.login_failed map[outcome:access_denied]",
+		"implicit_grant.bearer map[outcome:accepted user:svc-events]",
+		"implicit_grant.bearer map[outcome:invalid_token]",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("no event %q among:\n%s", want, got)
