@@ -3,7 +3,6 @@ package authserver
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"strings"
 	"time"
 
@@ -100,6 +99,3 @@ func (o *OpenID) EndSessionEndpoint(ctx context.Context) (string, error) {
 	}
 	return doc.EndSessionEndpoint, nil
 }
-
-// ErrNoEndSession: discovery names no end_session_endpoint.
-var ErrNoEndSession = errors.New("the discovery document has no end_session_endpoint")

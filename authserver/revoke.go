@@ -78,13 +78,3 @@ func (r *Revocation) Revoke(ctx context.Context, token, hint string) error {
 	}
 	return nil
 }
-
-// HasEndpoint says whether a revocation endpoint is known (configured,
-// or in discovery as far as it can be fetched now).
-func (r *Revocation) HasEndpoint(ctx context.Context) bool {
-	if r.discovered == nil {
-		return r.url != ""
-	}
-	u, err := r.discovered(ctx)
-	return err == nil && u != ""
-}

@@ -6,8 +6,9 @@
 // bound to the access token (openid.go), a JWT access token, RFC 9068
 // (jwt.go), token introspection, RFC 7662 (introspect.go), or a userinfo
 // endpoint (userinfo.go). The token endpoint (token.go) exchanges codes and
-// refreshes tokens. Calls still to come (revocation, logout) belong here
-// too.
+// refreshes tokens; revoke.go revokes them (RFC 7009); logout.go verifies
+// back-channel logout tokens; bearer.go checks the tokens scripts present
+// for themselves (RFC 9068, or introspection).
 //
 // It talks to the authorization server only with timeouts and bounded
 // reads. It never logs, and its errors never contain a token.
