@@ -10,6 +10,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -412,5 +413,48 @@ func TestUserinfoClaims(t *testing.T) {
 		if _, err := o.UserinfoClaims(ctx, "at", "alice"); !errors.Is(err, ErrUnavailable) {
 			t.Errorf("%s: err = %v, want ErrUnavailable", name, err)
 		}
+	}
+}
+
+// TestRevoke: RFC 7009 with each client authentication; 2xx is success,
+// anything else an error that never holds the token.
+func TestRevoke(t *testing.T) {
+	var got *http.Request
+	var form url.Values
+	status := http.StatusOK
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		got, form = r, r.PostForm
+		w.WriteHeader(status)
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	for _, auth := range []string{TokenAuthNone, TokenAuthBasic, TokenAuthPost} {
+		r := NewRevocation(srv.URL, "dash board", "s3cret", auth, nil, time.Second)
+		if err := r.Revoke(ctx, "the-token", "refresh_token"); err != nil {
+			t.Fatalf("%s: %v", auth, err)
+		}
+		user, pass, basic := got.BasicAuth()
+		switch {
+		case form.Get("token") != "the-token" || form.Get("token_type_hint") != "refresh_token":
+			t.Errorf("%s: form %v", auth, form)
+		case auth == TokenAuthBasic && (!basic || user != "dash+board" || pass != "s3cret" || form.Has("client_secret")):
+			t.Errorf("basic: %q %q %v, form %v", user, pass, basic, form)
+		case auth == TokenAuthPost && (basic || form.Get("client_id") != "dash board" || form.Get("client_secret") != "s3cret"):
+			t.Errorf("post: form %v", form)
+		case auth == TokenAuthNone && (basic || form.Get("client_id") != "dash board" || form.Has("client_secret")):
+			t.Errorf("none: form %v", form)
+		}
+	}
+	r := NewRevocation(srv.URL, "dash", "", TokenAuthNone, nil, time.Second)
+	for code, ok := range map[int]bool{http.StatusNoContent: true, http.StatusServiceUnavailable: false, http.StatusBadRequest: false} {
+		status = code
+		err := r.Revoke(ctx, "the-token", "access_token")
+		if (err == nil) != ok || err != nil && (!errors.Is(err, ErrUnavailable) || strings.Contains(err.Error(), "the-token")) {
+			t.Errorf("answer %d: %v", code, err)
+		}
+	}
+	if err := NewRevocation("", "dash", "", TokenAuthNone, nil, time.Second).Revoke(ctx, "t", "access_token"); !errors.Is(err, ErrNoRevocation) {
+		t.Errorf("no endpoint: %v", err)
 	}
 }

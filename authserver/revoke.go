@@ -39,8 +39,8 @@ func NewRevocation(revocationURL, clientID, clientSecret, auth string, d *Discov
 var ErrNoRevocation = fmt.Errorf("%w: no revocation endpoint (revocation_url, or discovery's revocation_endpoint)", ErrUnavailable)
 
 // Revoke asks the server to revoke token, of the kind hint says
-// ("refresh_token", "access_token"). One attempt, within the timeout: 200
-// is success (also for a token the server no longer knows, §2.2);
+// ("refresh_token", "access_token"). One attempt, within the timeout: 2xx
+// is success (200 also for a token the server no longer knows, §2.2);
 // anything else is an error safe to log.
 func (r *Revocation) Revoke(ctx context.Context, token, hint string) error {
 	endpoint := r.url
@@ -73,7 +73,7 @@ func (r *Revocation) Revoke(ctx context.Context, token, hint string) error {
 	if err != nil {
 		return err
 	}
-	if status != http.StatusOK {
+	if status/100 != 2 { // 200 says RFC 7009 §2.2; a 204 is no less a success
 		return fmt.Errorf("%w: the revocation endpoint answered %d", ErrUnavailable, status)
 	}
 	return nil
