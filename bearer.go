@@ -102,16 +102,16 @@ func (c *bearerCache) put(key [32]byte, e bearerEntry, now time.Time) {
 func (h *Handler) serveBearer(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, token string) error {
 	now := time.Now()
 	addr := clientAddress(r)
+	if len(token) > h.MaxTokenBytes { // before anything reads it, even to hash it
+		h.limits.countFailure(addr, now)
+		return h.refuseBearer(w, http.StatusUnauthorized, "too_large", fmt.Sprintf("the token is larger than %d bytes", h.MaxTokenBytes))
+	}
 	key := sha256.Sum256([]byte(token))
 	identity, cached := h.bearers.get(key, now)
 	outcome := "cached"
 	if !cached {
 		if h.limits.refusal(addr, now) == codeTooManyFailures {
 			return h.refuseBearer(w, http.StatusTooManyRequests, "limited", "too many invalid tokens from this address; try again later")
-		}
-		if len(token) > h.MaxTokenBytes { // before anything parses it
-			h.limits.countFailure(addr, now)
-			return h.refuseBearer(w, http.StatusUnauthorized, "too_large", fmt.Sprintf("the token is larger than %d bytes", h.MaxTokenBytes))
 		}
 		id, err := h.verifier.(authserver.BearerVerifier).VerifyBearer(r.Context(), token, h.AcceptBearer)
 		if errors.Is(err, authserver.ErrUnavailable) {
