@@ -7,11 +7,8 @@ package implicitgrant
 
 import (
 	"errors"
-	"io"
-	"mime"
 	"net/http"
 	"net/url"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -24,41 +21,9 @@ import (
 const maxLogoutBody = 64 << 10
 
 // maxSeenTokens bounds the replay cache. Only tokens the server signed
-// reach it, so it fills only as fast as the server logs users out.
+// reach it, so it fills only as fast as the server logs users out; full,
+// a logout is answered 503 for the server to try again.
 const maxSeenTokens = 100_000
-
-// seenTokens remembers logout tokens' jti for as long as they could be
-// accepted (their iat plus authserver.MaxLogoutTokenAge).
-type seenTokens struct {
-	mu   sync.Mutex
-	seen map[string]time.Time // jti → until
-}
-
-// first records jti until then; false when it was seen before.
-func (c *seenTokens) first(jti string, until, now time.Time) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if t, ok := c.seen[jti]; ok && t.After(now) {
-		return false
-	}
-	if len(c.seen) >= maxSeenTokens {
-		for k, t := range c.seen {
-			if !t.After(now) {
-				delete(c.seen, k)
-			}
-		}
-		if len(c.seen) >= maxSeenTokens { // a flood of genuine logouts: forget the oldest half's worth
-			for k := range c.seen {
-				delete(c.seen, k)
-				if len(c.seen) < maxSeenTokens/2 {
-					break
-				}
-			}
-		}
-	}
-	c.seen[jti] = until
-	return true
-}
 
 // serveBackchannelLogout verifies a logout token and ends what it names.
 func (h *Handler) serveBackchannelLogout(w http.ResponseWriter, r *http.Request) error {
@@ -79,17 +44,16 @@ func (h *Handler) serveBackchannelLogout(w http.ResponseWriter, r *http.Request)
 		h.logRefusal(zap.WarnLevel, "refused a back-channel logout", append(fields, zap.String("reason", description))...)
 		return writeJSON(w, status, map[string]string{"error": "invalid_request", "error_description": description})
 	}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
+	body, refusal := readForm(w, r, maxLogoutBody)
+	switch refusal {
+	case codeUnsupportedMedia:
 		return refuse(http.StatusBadRequest, "the body must be application/x-www-form-urlencoded")
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxLogoutBody))
-	if err != nil {
-		if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
-			return refuse(http.StatusRequestEntityTooLarge, "the body is larger than a logout token")
-		}
+	case codeTooLarge:
+		return refuse(http.StatusRequestEntityTooLarge, "the body is larger than a logout token")
+	case codeUnreadable:
 		return refuse(http.StatusBadRequest, "the body could not be read")
 	}
-	form, err := url.ParseQuery(string(body))
+	form, err := url.ParseQuery(body)
 	if err != nil || len(form["logout_token"]) != 1 || len(form["logout_token"][0]) > h.MaxTokenBytes {
 		return refuse(http.StatusBadRequest, "expected one logout_token")
 	}
@@ -100,8 +64,13 @@ func (h *Handler) serveBackchannelLogout(w http.ResponseWriter, r *http.Request)
 		return writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
 	case err != nil:
 		return refuse(http.StatusBadRequest, err.Error())
-	case !h.logoutTokens.first(lt.JTI, lt.IssuedAt.Add(authserver.MaxLogoutTokenAge+authserver.Leeway), now):
-		return refuse(http.StatusBadRequest, "the logout token was used before (its jti)")
+	}
+	if !h.logoutTokens.add(lt.JTI, struct{}{}, lt.IssuedAt.Add(authserver.MaxLogoutTokenAge+authserver.Leeway), now) {
+		if _, seen := h.logoutTokens.get(lt.JTI, now); seen {
+			return refuse(http.StatusBadRequest, "the logout token was used before (its jti)")
+		}
+		h.logRefusal(zap.ErrorLevel, "cannot take a back-channel logout: the record of logout tokens seen is full", zap.Int("entries", maxSeenTokens))
+		return writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
 	}
 	revoker, ok := h.store.(tokencache.Revoker)
 	if !ok {

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -62,41 +61,6 @@ func bearerOf(r *http.Request) (string, bool) {
 	return token, token != ""
 }
 
-// bearerCache holds verified bearers by their digest: the packed identity,
-// until when it is trusted.
-type bearerCache struct {
-	mu      sync.RWMutex
-	entries map[[32]byte]bearerEntry
-}
-
-type bearerEntry struct {
-	identity string
-	until    time.Time
-}
-
-func (c *bearerCache) get(key [32]byte, now time.Time) (string, bool) {
-	c.mu.RLock()
-	e, ok := c.entries[key]
-	c.mu.RUnlock()
-	return e.identity, ok && now.Before(e.until)
-}
-
-func (c *bearerCache) put(key [32]byte, e bearerEntry, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.entries) >= maxBearers {
-		for k, old := range c.entries {
-			if !now.Before(old.until) {
-				delete(c.entries, k)
-			}
-		}
-		if len(c.entries) >= maxBearers { // that many live tokens: start over (a cost in checks, never a wrong answer)
-			clear(c.entries)
-		}
-	}
-	c.entries[key] = e
-}
-
 // serveBearer checks a bearer and, if it is good, serves the request with
 // it, untouched, and its identity.
 func (h *Handler) serveBearer(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, token string) error {
@@ -143,7 +107,7 @@ func (h *Handler) serveBearer(w http.ResponseWriter, r *http.Request, next caddy
 			until = id.Expires
 		}
 		identity = packIdentity(id, h.Claims, time.Time{})
-		h.bearers.put(key, bearerEntry{identity: identity, until: until}, now)
+		h.bearers.add(key, identity, until, now) // (no room: the next call verifies it again)
 		outcome = "accepted"
 	}
 	metrics.bearers.WithLabelValues(outcome).Inc()

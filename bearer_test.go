@@ -311,7 +311,7 @@ func BenchmarkBearerRequest(b *testing.B) {
 			for b.Loop() {
 				if first {
 					b.StopTimer()
-					s.h.bearers = &bearerCache{entries: map[[32]byte]bearerEntry{}}
+					s.h.bearers = newExpiring[[32]byte, string](maxBearers)
 					b.StartTimer()
 				}
 				serve()

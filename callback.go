@@ -5,9 +5,6 @@
 package implicitgrant
 
 import (
-	"errors"
-	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"time"
@@ -158,17 +155,7 @@ func (h *Handler) readRelayBody(w http.ResponseWriter, r *http.Request) (string,
 		h.logRefusal(zap.WarnLevel, "refused a relay post from another origin", zap.String("origin", loggable(r.Header.Get("Origin"))))
 		return "", codeCrossOrigin
 	}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
-		return "", codeUnsupportedMedia
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, relay.MaxFragmentBytes))
-	if err != nil {
-		if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
-			return "", codeTooLarge
-		}
-		return "", codeUnreadable
-	}
-	return string(body), ""
+	return readForm(w, r, relay.MaxFragmentBytes)
 }
 
 // answerRelay tells the relay script where to go next: as JSON, status

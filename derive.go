@@ -63,11 +63,11 @@ func (h *Handler) derive() {
 			d = h.openid.Discovery
 		}
 		h.tokenEndpoint = authserver.NewTokenEndpoint(h.TokenURL, h.ClientID, h.ClientSecret, h.TokenAuth, h.RedirectURI, d, authserver.DefaultTimeout)
-		h.refreshes = &refreshes{done: map[[32]byte]refreshed{}, calls: make(chan struct{}, maxRefreshing)}
+		h.refreshes = &refreshes{done: newExpiring[[32]byte, refreshed](maxRemembered), calls: make(chan struct{}, maxRefreshing)}
 	}
 	h.provisionLogout()
 	if len(h.AcceptBearer) > 0 {
-		h.bearers = &bearerCache{entries: map[[32]byte]bearerEntry{}}
+		h.bearers = newExpiring[[32]byte, string](maxBearers)
 	}
 	if h.Revalidate > 0 {
 		h.rechecks = &rechecks{every: time.Duration(h.Revalidate), verifier: h.verifier, checked: map[string]time.Time{}, inflight: map[string]*recheck{}}

@@ -6,6 +6,7 @@
 package implicitgrant
 
 import (
+	"iter"
 	"slices"
 	"strconv"
 	"strings"
@@ -80,13 +81,24 @@ func keptClaims(packed string) map[string]any {
 	claims := map[string]any{}
 	_, rest, _ := strings.Cut(packed, "\x00")
 	_, rest, _ = strings.Cut(rest, "\x00")
-	for rest != "" {
-		var k, v string
-		k, rest, _ = strings.Cut(rest, "\x00")
-		v, rest, _ = strings.Cut(rest, "\x00")
+	for k, v := range claimPairs(rest) {
 		claims[k] = v
 	}
 	return claims
+}
+
+// claimPairs walks packed claims: name NUL value NUL name NUL value ….
+func claimPairs(packed string) iter.Seq2[string, string] {
+	return func(yield func(string, string) bool) {
+		for packed != "" {
+			var k, v string
+			k, packed, _ = strings.Cut(packed, "\x00")
+			v, packed, _ = strings.Cut(packed, "\x00")
+			if !yield(k, v) {
+				return
+			}
+		}
+	}
 }
 
 // repackIdentity packs id as packed was packed: the same check time.
@@ -124,10 +136,7 @@ func placeholdersFor(packed string, keep *[]string) caddy.ReplacerFunc { // a po
 		if name == "id" {
 			return sub, true
 		}
-		for rest != "" {
-			var k, v string
-			k, rest, _ = strings.Cut(rest, "\x00")
-			v, rest, _ = strings.Cut(rest, "\x00")
+		for k, v := range claimPairs(rest) {
 			if k == name {
 				return v, true
 			}

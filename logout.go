@@ -14,11 +14,8 @@ import (
 
 // serveLogout ends the session in the store and in the browser, then at
 // the server: its tokens revoked, and with end_session the browser sent
-// to end its login there.
+// to end its login there (its return: finishEndSession).
 func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
-	if h.returnsFromEndSession(r) {
-		return h.finishEndSession(w, r)
-	}
 	if !h.logoutIsWanted(r) {
 		// Another site linked here, or an old browser says nothing: ask.
 		return h.pages.ServeMessage(w, http.StatusOK, relay.SignedOutPage, relay.Message{
@@ -54,10 +51,10 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request) error {
 		http.Redirect(w, r, h.LogoutRedirect, http.StatusSeeOther)
 		return nil
 	}
-	return h.pages.ServeMessage(w, http.StatusOK, relay.SignedOutPage, relay.Message{
-		Title:    "Signed out",
-		Text:     "You are signed out of this site. Your account at the authorization server may still be signed in.",
-		LinkHref: "/",
-		LinkText: "Sign in again",
-	})
+	return h.serveSignedOut(w, "You are signed out of this site. Your account at the authorization server may still be signed in.")
+}
+
+// serveSignedOut is the page after a logout, saying what text says.
+func (h *Handler) serveSignedOut(w http.ResponseWriter, text string) error {
+	return h.pages.ServeMessage(w, http.StatusOK, relay.SignedOutPage, relay.Message{Title: "Signed out", Text: text, LinkHref: "/", LinkText: "Sign in again"})
 }

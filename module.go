@@ -290,15 +290,15 @@ type Handler struct {
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=http.handlers.implicit_grant.stores inline_key=type"`
 
 	authorization     authserver.AuthorizationRequest
-	tokenEndpoint     *authserver.TokenEndpoint // with response_type code
-	revocation        *authserver.Revocation    // with revocation_url or openid
-	postLogoutURL     string                    // with end_session: the post_logout_redirect_uri
-	postLogoutPath    string                    // its path, when the browser comes back through this handler
-	logoutTokens      *seenTokens               // with backchannel_logout_path: the jti replay cache
-	bearers           *bearerCache              // with accept_bearer: verified bearers
-	refreshes         *refreshes                // with response_type code
-	issuer            string                    // the server's issuer, where known: what iss must say (RFC 9207)
-	pkceKeys          [][]byte                  // with response_type code: what PKCE verifiers derive from
+	tokenEndpoint     *authserver.TokenEndpoint   // with response_type code
+	revocation        *authserver.Revocation      // with revocation_url or openid
+	postLogoutURL     string                      // with end_session: the post_logout_redirect_uri
+	postLogoutPath    string                      // its path, when the browser comes back through this handler
+	logoutTokens      *expiring[string, struct{}] // with backchannel_logout_path: the jti seen, until they could no longer be accepted
+	bearers           *expiring[[32]byte, string] // with accept_bearer: verified bearers' packed identities, by the token's digest
+	refreshes         *refreshes                  // with response_type code
+	issuer            string                      // the server's issuer, where known: what iss must say (RFC 9207)
+	pkceKeys          [][]byte                    // with response_type code: what PKCE verifiers derive from
 	sameSite          http.SameSite
 	authorizePrefix   string // the authorization request up to the state's value; "" until discovery gives the endpoint
 	verifier          authserver.Verifier

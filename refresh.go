@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -55,45 +54,19 @@ var errRefreshEnded = errors.New("the session's refresh token was refused")
 // refreshes coordinates one handler's refreshes.
 type refreshes struct {
 	flight singleflight.Group
-	calls  chan struct{} // one slot per call in flight (maxRefreshing)
-	mu     sync.Mutex
-	done   map[[32]byte]refreshed // by refreshKey of the session before
+	calls  chan struct{}                  // one slot per call in flight (maxRefreshing)
+	done   *expiring[[32]byte, refreshed] // by refreshKey of the session before, for refreshRemembered
 }
 
 type refreshed struct {
 	session tokencache.Session
 	value   string // the cookie value that names it now
-	until   time.Time
 }
 
 // refreshKey names a session as it was before a refresh: its cookie value
 // and the refresh token that refresh used up.
 func refreshKey(value string, s *tokencache.Session) [32]byte {
 	return sha256.Sum256([]byte(value + "\x00" + s.RefreshToken))
-}
-
-func (rs *refreshes) result(key [32]byte) (refreshed, bool) {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	res, ok := rs.done[key]
-	return res, ok && time.Now().Before(res.until)
-}
-
-func (rs *refreshes) remember(key [32]byte, res refreshed) {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	now := time.Now()
-	if len(rs.done) >= maxRemembered {
-		for k, r := range rs.done {
-			if !now.Before(r.until) {
-				delete(rs.done, k)
-			}
-		}
-	}
-	if len(rs.done) < maxRemembered { // else a late request refreshes (and may be refused): never memory growth
-		res.until = now.Add(refreshRemembered)
-		rs.done[key] = res
-	}
 }
 
 // refreshDue: the hot path's test, one load and one comparison for a
@@ -151,7 +124,7 @@ func (h *Handler) serveRefresh(w http.ResponseWriter, r *http.Request, value str
 // refresh returns s refreshed, and the cookie value naming it now.
 func (h *Handler) refresh(ctx context.Context, value string, s tokencache.Session) (tokencache.Session, string, error) {
 	key := refreshKey(value, &s)
-	if res, ok := h.refreshes.result(key); ok {
+	if res, ok := h.refreshes.done.get(key, time.Now()); ok {
 		return res.session, res.value, nil
 	}
 	// The flight outlives any one request of it: a browser closing the
@@ -159,7 +132,7 @@ func (h *Handler) refresh(ctx context.Context, value string, s tokencache.Sessio
 	// have their own timeouts).
 	ctx = context.WithoutCancel(ctx)
 	v, err, _ := h.refreshes.flight.Do(string(key[:]), func() (any, error) {
-		if res, ok := h.refreshes.result(key); ok {
+		if res, ok := h.refreshes.done.get(key, time.Now()); ok {
 			return res, nil
 		}
 		fresh, newValue, err := h.refreshTaking(ctx, value, s)
@@ -167,7 +140,8 @@ func (h *Handler) refresh(ctx context.Context, value string, s tokencache.Sessio
 			return nil, err
 		}
 		res := refreshed{session: fresh, value: newValue}
-		h.refreshes.remember(key, res)
+		now := time.Now() // (no room: a late request refreshes again, and may be refused; never memory growth)
+		h.refreshes.done.add(key, res, now.Add(refreshRemembered), now)
 		return res, nil
 	})
 	if err != nil {

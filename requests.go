@@ -7,6 +7,9 @@
 package implicitgrant
 
 import (
+	"errors"
+	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -182,4 +185,20 @@ func (h *Handler) lacksRequiredHeader(r *http.Request) bool {
 	mode := r.Header.Get("Sec-Fetch-Mode")
 	script := r.Method != http.MethodGet && r.Method != http.MethodHead || mode == "cors" || mode == "same-origin"
 	return script && r.Header.Get(rh.Name) != rh.Value
+}
+
+// readForm reads a form-encoded body of at most limit bytes, or says why
+// not: another media type, too large, unreadable.
+func readForm(w http.ResponseWriter, r *http.Request, limit int64) (string, code) {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
+		return "", codeUnsupportedMedia
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		if _, tooBig := errors.AsType[*http.MaxBytesError](err); tooBig {
+			return "", codeTooLarge
+		}
+		return "", codeUnreadable
+	}
+	return string(body), ""
 }

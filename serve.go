@@ -13,7 +13,11 @@ import (
 
 // ServeHTTP routes the handler's own paths and guards everything else.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	switch publicURL(r).Path {
+	path := publicURL(r).Path
+	if h.returnsFromEndSession(r, path) { // the logout path, or logout_redirect's page on this site
+		return h.finishEndSession(w, r)
+	}
+	switch path {
 	case h.callbackPath:
 		switch r.Method {
 		case http.MethodPost:
@@ -36,9 +40,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		if h.BackchannelLogoutPath != "" {
 			return h.serveBackchannelLogout(w, r)
 		}
-	}
-	if h.returnsFromEndSession(r) {
-		return h.finishEndSession(w, r)
 	}
 	return h.serveProtected(w, r, next)
 }

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -77,9 +78,8 @@ func (h *Handler) provisionLogout() {
 		}
 	}
 	if h.BackchannelLogoutPath != "" {
-		h.logoutTokens = &seenTokens{seen: map[string]time.Time{}}
+		h.logoutTokens = newExpiring[string, struct{}](maxSeenTokens)
 	}
-
 }
 
 // checkEndSessionAtLoad refuses end_session when the issuer's discovery,
@@ -91,17 +91,11 @@ func (h *Handler) checkEndSessionAtLoad(ctx context.Context) error {
 	if !h.EndSession {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	endpoint := ""
 	doc, err := authserver.NewDiscovery(h.OpenID, 3*time.Second).Get(ctx)
-	if err == nil {
-		endpoint = doc.EndSessionEndpoint
-	}
 	switch {
 	case err != nil:
 		h.logger.Warn("end_session: the issuer's discovery cannot be read now; a logout ends the session here until it can", zap.Error(err))
-	case endpoint == "":
+	case doc.EndSessionEndpoint == "":
 		return fmt.Errorf("end_session: the issuer %s names no end_session_endpoint in its discovery document", h.OpenID)
 	}
 	return nil
@@ -153,8 +147,8 @@ func (h *Handler) revokeRefreshTokens(ctx context.Context, sessions []tokencache
 		return 0
 	}
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	slots, revoked := make(chan struct{}, maxRevoking), 0
+	var revoked atomic.Int32
+	slots := make(chan struct{}, maxRevoking)
 	for _, s := range sessions {
 		if s.RefreshToken == "" {
 			continue
@@ -165,14 +159,12 @@ func (h *Handler) revokeRefreshTokens(ctx context.Context, sessions []tokencache
 			callCtx, cancel := context.WithTimeout(ctx, revokeTimeout)
 			defer cancel()
 			if h.revoke(callCtx, s.RefreshToken, "refresh_token") {
-				mu.Lock()
-				revoked++
-				mu.Unlock()
+				revoked.Add(1)
 			}
 		})
 	}
 	wg.Wait()
-	return revoked
+	return int(revoked.Load())
 }
 
 // endSession sends a logged-out browser to end its login at the server,
@@ -199,10 +191,10 @@ func (h *Handler) endSession(w http.ResponseWriter, r *http.Request, s tokencach
 	return true, relay.ServeEndSession(w, endpoint+sep+q.Encode())
 }
 
-// returnsFromEndSession says whether r is the browser coming back from
-// the server's end_session_endpoint.
-func (h *Handler) returnsFromEndSession(r *http.Request) bool {
-	return h.postLogoutPath != "" && r.Method == http.MethodGet && r.URL.Path == h.postLogoutPath &&
+// returnsFromEndSession says whether r, for path (the public URL's), is
+// the browser coming back from the server's end_session_endpoint.
+func (h *Handler) returnsFromEndSession(r *http.Request, path string) bool {
+	return h.postLogoutPath != "" && path == h.postLogoutPath && r.Method == http.MethodGet &&
 		strings.HasPrefix(r.URL.Query().Get("state"), logoutStatePrefix)
 }
 
@@ -232,10 +224,5 @@ func (h *Handler) finishEndSession(w http.ResponseWriter, r *http.Request) error
 		http.Redirect(w, r, h.postLogoutURL, http.StatusSeeOther)
 		return nil
 	}
-	return h.pages.ServeMessage(w, http.StatusOK, relay.SignedOutPage, relay.Message{
-		Title:    "Signed out",
-		Text:     "You are signed out of this site and at the authorization server.",
-		LinkHref: "/",
-		LinkText: "Sign in again",
-	})
+	return h.serveSignedOut(w, "You are signed out of this site and at the authorization server.")
 }

@@ -155,11 +155,7 @@ func (h *Handler) controlCharacterIn(id authserver.Identity) string {
 	if printable.HasControl(id.Subject) {
 		return "sub"
 	}
-	names := slices.Clone(h.Claims)
-	for _, rule := range h.Allow {
-		names = append(names, rule.Claim)
-	}
-	for _, name := range names {
+	for _, name := range h.usedClaims() {
 		values := []any{id.Claims[name]}
 		if list, ok := id.Claims[name].([]any); ok {
 			values = list
@@ -171,6 +167,16 @@ func (h *Handler) controlCharacterIn(id authserver.Identity) string {
 		}
 	}
 	return ""
+}
+
+// usedClaims are the claims the module reads: the kept ones and those the
+// allow rules match.
+func (h *Handler) usedClaims() []string {
+	names := slices.Clone(h.Claims)
+	for _, rule := range h.Allow {
+		names = append(names, rule.Claim)
+	}
+	return names
 }
 
 func (rule AllowRule) admits(claim any) bool {

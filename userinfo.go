@@ -39,21 +39,12 @@ func (h *Handler) userinfoAsked(claims map[string]any, names []string) []string 
 	return asked
 }
 
-// userClaims are the claims of names that describe the user, not the
-// token (userinfo has only those).
-func userClaims(names ...[]string) []string {
-	all := slices.Concat(names...)
-	slices.Sort(all)
-	return slices.DeleteFunc(slices.Compact(all), authserver.IsProtocolClaim)
-}
-
-// allowClaims are the claims the allow rules read.
-func (h *Handler) allowClaims() []string {
-	names := make([]string, len(h.Allow))
-	for i, rule := range h.Allow {
-		names[i] = rule.Claim
-	}
-	return names
+// userClaims are those of names that describe the user, not the token
+// (userinfo has only those), each once.
+func userClaims(names []string) []string {
+	names = slices.Clone(names)
+	slices.Sort(names)
+	return slices.DeleteFunc(slices.Compact(names), authserver.IsProtocolClaim)
 }
 
 // loginUserinfo fills in what userinfo says of a login's user. The
@@ -62,7 +53,7 @@ func (h *Handler) allowClaims() []string {
 // refuses it only when an allow rule needs a claim the ID token lacks,
 // and otherwise leaves those claims empty.
 func (h *Handler) loginUserinfo(ctx context.Context, accessToken string, id *authserver.Identity) *failure {
-	asked := h.userinfoAsked(id.Claims, userClaims(h.Claims, h.allowClaims()))
+	asked := h.userinfoAsked(id.Claims, userClaims(h.usedClaims()))
 	if len(asked) == 0 {
 		return nil
 	}
@@ -70,8 +61,6 @@ func (h *Handler) loginUserinfo(ctx context.Context, accessToken string, id *aut
 	switch {
 	case err == nil:
 		id.Claims = withUserinfo(id.Claims, info, asked)
-		return nil
-	case errors.Is(err, authserver.ErrNoUserinfo):
 		return nil
 	case !errors.Is(err, authserver.ErrUnavailable):
 		h.logRefusal(zap.WarnLevel, "refused a login: the userinfo answer does not match the login", zap.String("user", id.Subject), zap.Error(err))
@@ -111,7 +100,6 @@ func (h *Handler) refreshedIdentity(ctx context.Context, packed string, idClaims
 		switch {
 		case err == nil:
 			claims = withUserinfo(claims, info, asked)
-		case errors.Is(err, authserver.ErrNoUserinfo):
 		case !errors.Is(err, authserver.ErrUnavailable):
 			return "", err
 		default:

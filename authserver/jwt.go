@@ -71,38 +71,16 @@ func NewJWT(issuer, jwksURL, clientID string, audiences []string, typ string, ti
 
 // Verify implements Verifier.
 func (j *JWT) Verify(ctx context.Context, r Response) (Identity, error) {
-	if typ := headerTyp(r.AccessToken); j.Typ != TypAny && !isAccessTokenTyp(typ) {
-		// Checked before the signature: no key fetch for an ID token.
-		return Identity{}, untrusted("the token's typ is %q, not at+jwt (RFC 9068): an ID token or another kind of JWT is not an access token", typ)
-	}
-	payload, err := j.keys.VerifySignature(ctx, r.AccessToken)
+	at, err := verifyAccessToken(ctx, j.keys, j.Issuer, r.AccessToken, j.Typ == TypAny, j.now())
 	if err != nil {
 		return Identity{}, err
 	}
-	var std jwt.Claims
 	var binding struct {
-		ClientID string  `json:"client_id"`
-		AZP      string  `json:"azp"`
-		Nonce    *string `json:"nonce"`
+		ClientID string `json:"client_id"`
+		AZP      string `json:"azp"`
 	}
-	var claims map[string]any
-	if json.Unmarshal(payload, &std) != nil || json.Unmarshal(payload, &binding) != nil || json.Unmarshal(payload, &claims) != nil {
+	if json.Unmarshal(at.payload, &binding) != nil {
 		return Identity{}, untrusted("access token claims are not a JSON object of the expected types")
-	}
-	if binding.Nonce != nil {
-		return Identity{}, untrusted("the token carries a nonce: it is an ID token, not an access token")
-	}
-	if std.Expiry == nil {
-		return Identity{}, untrusted("access token has no exp")
-	}
-	if err := std.ValidateWithLeeway(jwt.Expected{Issuer: j.Issuer, Time: j.now()}, Leeway); err != nil {
-		switch err {
-		case jwt.ErrExpired:
-			return Identity{}, untrusted("access token expired")
-		case jwt.ErrInvalidIssuer:
-			return Identity{}, untrusted("access token issued by %q, not %q", std.Issuer, j.Issuer)
-		}
-		return Identity{}, untrusted("access token: %s", err.Error())
 	}
 	for _, other := range []string{binding.ClientID, binding.AZP} {
 		if other != "" && other != j.ClientID {
@@ -111,13 +89,68 @@ func (j *JWT) Verify(ctx context.Context, r Response) (Identity, error) {
 	}
 	named := binding.ClientID == j.ClientID || binding.AZP == j.ClientID
 	for _, a := range j.Audiences {
-		named = named || slices.Contains(std.Audience, a)
+		named = named || slices.Contains(at.std.Audience, a)
 	}
 	if !named {
 		return Identity{}, untrusted("access token names neither this client nor a configured audience")
 	}
-	if std.Subject == "" {
-		return Identity{}, untrusted("access token has no sub")
+	return at.identity(), nil
+}
+
+// accessToken is a JWT access token that passed verifyAccessToken.
+type accessToken struct {
+	std     jwt.Claims
+	claims  map[string]any
+	payload []byte
+}
+
+func (at accessToken) identity() Identity {
+	return Identity{Subject: at.std.Subject, Claims: at.claims, Expires: at.std.Expiry.Time()}
+}
+
+// verifyAccessToken checks a JWT access token as RFC 9068 §4 asks, all
+// but whom it is for: typ at+jwt (unless anyTyp; checked before the
+// signature, so an ID token costs no key fetch), a signature with one of
+// the issuer's keys (asymmetric algorithms only: never none, never HMAC),
+// no nonce (an ID token is not an access token, whatever its typ), exp,
+// iss, nbf and iat within Leeway, and a sub.
+func verifyAccessToken(ctx context.Context, keys *KeySet, issuer, token string, anyTyp bool, now time.Time) (accessToken, error) {
+	var at accessToken
+	if typ := headerTyp(token); !anyTyp && !isAccessTokenTyp(typ) {
+		return at, untrusted("the token's typ is %q, not at+jwt (RFC 9068): an ID token or another kind of JWT is not an access token", typ)
 	}
-	return Identity{Subject: std.Subject, Claims: claims, Expires: std.Expiry.Time()}, nil
+	payload, err := keys.VerifySignature(ctx, token)
+	if err != nil {
+		return at, err
+	}
+	var nonce struct {
+		Nonce *json.RawMessage `json:"nonce"`
+	}
+	if json.Unmarshal(payload, &at.std) != nil || json.Unmarshal(payload, &nonce) != nil || json.Unmarshal(payload, &at.claims) != nil {
+		return at, untrusted("access token claims are not a JSON object of the expected types")
+	}
+	at.payload = payload
+	switch {
+	case nonce.Nonce != nil:
+		return at, untrusted("the token carries a nonce: it is an ID token, not an access token")
+	case at.std.Expiry == nil:
+		return at, untrusted("access token has no exp")
+	}
+	if err := at.std.ValidateWithLeeway(jwt.Expected{Issuer: issuer, Time: now}, Leeway); err != nil {
+		switch err {
+		case jwt.ErrExpired:
+			return at, untrusted("access token expired")
+		case jwt.ErrNotValidYet:
+			return at, untrusted("access token not valid yet (nbf)")
+		case jwt.ErrIssuedInTheFuture:
+			return at, untrusted("access token issued in the future")
+		case jwt.ErrInvalidIssuer:
+			return at, untrusted("access token issued by %q, not %q", at.std.Issuer, issuer)
+		}
+		return at, untrusted("access token: %s", err.Error())
+	}
+	if at.std.Subject == "" {
+		return at, untrusted("access token has no sub")
+	}
+	return at, nil
 }

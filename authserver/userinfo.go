@@ -97,15 +97,15 @@ func IsProtocolClaim(name string) bool { return slices.Contains(protocolClaims, 
 // with the issuer's keys (its iss and aud, when present, must be the
 // issuer and this client). Its sub must be subject, the ID token's: a
 // different one means the access token is not this login's (§5.3.2), and
-// is Untrusted. ErrNoUserinfo: discovery names no endpoint. Anything else
-// that keeps the claims from being known wraps ErrUnavailable.
+// is Untrusted. No claims and no error: discovery names no endpoint.
+// Anything else that keeps the claims from being known wraps ErrUnavailable.
 func (o *OpenID) UserinfoClaims(ctx context.Context, accessToken, subject string) (map[string]any, error) {
 	doc, err := o.Discovery.Get(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if doc.UserinfoEndpoint == "" {
-		return nil, ErrNoUserinfo
+		return nil, nil
 	}
 	status, mediaType, body, err := callUserinfo(ctx, o.Discovery.client, doc.UserinfoEndpoint, accessToken)
 	if err != nil {
@@ -157,7 +157,3 @@ func (o *OpenID) signedUserinfo(ctx context.Context, raw string) ([]byte, error)
 	}
 	return payload, nil
 }
-
-// ErrNoUserinfo: the issuer's discovery document names no userinfo
-// endpoint, so there are no more claims to ask for.
-var ErrNoUserinfo = errors.New("the discovery document has no userinfo_endpoint")
