@@ -236,3 +236,45 @@ http://127.0.0.1:%[5]d {
 		t.Errorf("logout under the prefix: %d", out.StatusCode)
 	}
 }
+
+// TestEndSessionUnderHandlePath: with end_session under handle_path, the
+// server sends the browser back to the prefixed logout path, where the
+// module (seeing the stripped path) still checks the state and says the
+// person is signed out at the server too.
+func TestEndSessionUnderHandlePath(t *testing.T) {
+	up := newRecorder(t)
+	sitePort, providerPort := testcaddy.FreePort(t), testcaddy.FreePort(t)
+	origin, provider := fmt.Sprintf("http://localhost:%d", sitePort), fmt.Sprintf("http://127.0.0.1:%d", providerPort)
+	testcaddy.Start(t, "", fmt.Sprintf(`
+http://localhost:%[1]d {
+	handle_path /app/* {
+		implicit_grant {
+			openid        %[2]s
+			client_id     prefixed
+			redirect_uri  %[3]s/app/oauth/callback
+			secret        {env.IG_TEST_SECRET}
+			end_session
+		}
+		reverse_proxy 127.0.0.1:%[4]d
+	}
+}
+http://127.0.0.1:%[5]d {
+	implicit_grant_dev_provider {
+		client prefixed %[3]s/app/oauth/callback
+	}
+}
+`, sitePort, provider, origin, up.port, providerPort), "", "IG_TEST_SECRET="+testSecret)
+
+	b := newBrowser(t)
+	if page, _ := b.Login(origin, "/app/reports"); page.StatusCode != http.StatusOK {
+		t.Fatalf("login: %d", page.StatusCode)
+	}
+	endSession := b.AuthorizationRequest(b.Navigate(origin + "/app/oauth/logout")) // the page's link to the end_session_endpoint
+	if !strings.Contains(endSession, "post_logout_redirect_uri="+url.QueryEscape(origin+"/app/oauth/logout")) {
+		t.Fatalf("end session request: %s", endSession)
+	}
+	back := b.Navigate(endSession)
+	if page := b.Navigate(back.Header.Get("Location")); page.StatusCode != http.StatusOK || !strings.Contains(bodyOf(page), "at the authorization server") {
+		t.Errorf("back at the prefixed logout path: %d %s", page.StatusCode, bodyOf(page))
+	}
+}
