@@ -164,7 +164,7 @@ func TestEndSession(t *testing.T) {
 		t.Fatalf("the provider's end session: %d %s", back.StatusCode, bodyOf(back))
 	}
 	returned := back.Header.Get("Location")
-	if page := b.Navigate(returned); page.StatusCode != http.StatusOK || !strings.Contains(bodyOf(page), "at the authorization server") {
+	if page := b.Navigate(returned); page.StatusCode != http.StatusOK || !strings.Contains(bodyOf(page), "signed out of this site and at the authorization server") {
 		t.Errorf("back from the server: %d %s", page.StatusCode, bodyOf(page))
 	}
 	if again := b.Navigate(returned); again.StatusCode != http.StatusBadRequest {

@@ -23,7 +23,7 @@ func TestLogoutAtHydra(t *testing.T) {
 	fresh := h.freshLogins.Load()
 	b.navigate(b.ctx, s.origin+"/oauth/logout")
 	b.waitLocation(b.ctx, s.origin+"/oauth/logout?state=")
-	if body := eval[string](b, b.ctx, "document.body.innerText"); !strings.Contains(body, "at the authorization server") {
+	if body := eval[string](b, b.ctx, "document.body.innerText"); !strings.Contains(body, "signed out of this site and at the authorization server") {
 		t.Fatalf("back from Hydra's logout: %s", body)
 	}
 	b.navigate(b.ctx, s.origin+"/again") // (the consent stays remembered: no screen)

@@ -372,7 +372,7 @@ func TestDemoInEveryEngine(t *testing.T) {
 		// end_session: the logout ends the login at the provider too, and
 		// comes back to the logout path, its state checked.
 		b.navigate(b.ctx, fmt.Sprintf("http://localhost:%d/oauth/logout", codeSite))
-		b.waitFor(b.ctx, `document.body.innerText.includes("at the authorization server")`, "the signed-out page after the provider's end session")
+		b.waitFor(b.ctx, `document.body.innerText.includes("signed out of this site and at the authorization server")`, "the signed-out page after the provider's end session")
 		// The provider forgot the login: the next visit shows its consent page.
 		b.navigate(b.ctx, codeTarget)
 		b.decide(b.ctx, "approve")

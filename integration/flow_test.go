@@ -274,7 +274,7 @@ http://127.0.0.1:%[5]d {
 		t.Fatalf("end session request: %s", endSession)
 	}
 	back := b.Navigate(endSession)
-	if page := b.Navigate(back.Header.Get("Location")); page.StatusCode != http.StatusOK || !strings.Contains(bodyOf(page), "at the authorization server") {
+	if page := b.Navigate(back.Header.Get("Location")); page.StatusCode != http.StatusOK || !strings.Contains(bodyOf(page), "signed out of this site and at the authorization server") {
 		t.Errorf("back at the prefixed logout path: %d %s", page.StatusCode, bodyOf(page))
 	}
 }
