@@ -237,19 +237,21 @@ func TestUserinfoOnlyWhenNeeded(t *testing.T) {
 		{UserinfoAlways, claimsInIDToken, 1, "alice@corp.example"},
 		{UserinfoNever, nil, 0, ""},
 	} {
-		t.Run("userinfo="+tc.mode, func(t *testing.T) {
-			t.Parallel()
-			s := userinfoSite(t, ResponseTypeCode, func(h *Handler) { h.Userinfo = tc.mode }, tc.provider, nil)
-			if status, _ := loginOn(t, s, "alice"); status != http.StatusOK {
-				t.Fatalf("login: %d", status)
-			}
-			if n := userinfoCalls(s); n != tc.calls {
-				t.Errorf("userinfo calls: %d, want %d", n, tc.calls)
-			}
-			if got := s.upstream.last(t).Header.Get("X-Seen-Email"); got != tc.email {
-				t.Errorf("upstream email %q, want %q", got, tc.email)
-			}
-		})
+		for _, grant := range bothGrants {
+			t.Run(grant+"/userinfo="+tc.mode, func(t *testing.T) {
+				t.Parallel()
+				s := userinfoSite(t, grant, func(h *Handler) { h.Userinfo = tc.mode }, tc.provider, nil)
+				if status, _ := loginOn(t, s, "alice"); status != http.StatusOK {
+					t.Fatalf("login: %d", status)
+				}
+				if n := userinfoCalls(s); n != tc.calls {
+					t.Errorf("userinfo calls: %d, want %d", n, tc.calls)
+				}
+				if got := s.upstream.last(t).Header.Get("X-Seen-Email"); got != tc.email {
+					t.Errorf("upstream email %q, want %q", got, tc.email)
+				}
+			})
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -276,5 +277,51 @@ http://127.0.0.1:%[5]d {
 	back := b.Navigate(endSession)
 	if page := b.Navigate(back.Header.Get("Location")); page.StatusCode != http.StatusOK || !strings.Contains(bodyOf(page), "signed out of this site and at the authorization server") {
 		t.Errorf("back at the prefixed logout path: %d %s", page.StatusCode, bodyOf(page))
+	}
+}
+
+// TestBearerReachesUpstreamAndAccessLog: a script's own token (accept_bearer,
+// checked by introspection) goes upstream as it came, header_up names its
+// subject, and Caddy's access log records it as the user.
+func TestBearerReachesUpstreamAndAccessLog(t *testing.T) {
+	s := newSite(t, siteOptions{extra: "accept_bearer dashboard-api", providerExtra: "service svc-reporter svc-secret dashboard-api",
+		proxyExtra: "header_up X-Forwarded-User {http.auth.user.id}"})
+	tokenReq, _ := http.NewRequest(http.MethodPost, s.provider+"/token", strings.NewReader("grant_type=client_credentials"))
+	tokenReq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	tokenReq.SetBasicAuth("svc-reporter", "svc-secret")
+	resp, err := http.DefaultClient.Do(tokenReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tr struct {
+		AccessToken string `json:"access_token"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&tr)
+	resp.Body.Close()
+	req, _ := http.NewRequest(http.MethodGet, s.origin+"/api/report", nil)
+	req.Header.Set("Authorization", "Bearer "+tr.AccessToken)
+	req.Header.Set("X-Forwarded-User", "admin")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the script's call: %v %v", resp.StatusCode, err)
+	}
+	up := s.upstream.last(t)
+	if got := up.Header.Values("X-Forwarded-User"); len(got) != 1 || got[0] != "svc-reporter" || up.Header.Get("Authorization") != "Bearer "+tr.AccessToken {
+		t.Errorf("upstream X-Forwarded-User = %q, Authorization its own: %v", got, up.Header.Get("Authorization") == "Bearer "+tr.AccessToken)
+	}
+	time.Sleep(200 * time.Millisecond) // let the access log line reach the pipe
+	logged := false
+	for _, line := range strings.Split(s.caddy.Output.String(), "\n") {
+		if strings.Contains(line, `"logger":"http.log.access`) && strings.Contains(line, `"uri":"/api/report"`) {
+			logged = true
+			if !strings.Contains(line, `"user_id":"svc-reporter"`) {
+				t.Errorf("the access log line does not name the script's subject:\n%s", line)
+			}
+			if strings.Contains(line, tr.AccessToken) {
+				t.Error("the access log line holds the bearer token")
+			}
+		}
+	}
+	if !logged {
+		t.Error("no access log line for /api/report")
 	}
 }
