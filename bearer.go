@@ -8,6 +8,7 @@
 package implicitgrant
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/implicitgrant/caddy-implicit-grant/authserver"
 	"github.com/implicitgrant/caddy-implicit-grant/internal/printable"
@@ -32,9 +34,9 @@ const (
 	maxBearers          = 10_000
 )
 
-// checkBearer: accept_bearer needs a mode that can tell whom a token was
+// checkAcceptBearer: accept_bearer needs a mode that can tell whom a token was
 // issued for.
-func (h *Handler) checkBearer() error {
+func (h *Handler) checkAcceptBearer() error {
 	if len(h.AcceptBearer) == 0 {
 		return nil
 	}
@@ -61,6 +63,21 @@ func bearerOf(r *http.Request) (string, bool) {
 	return token, token != ""
 }
 
+// bearerChecks are the bearers verified (their packed identity, by the
+// token's digest) and the checks under way: requests that bring one new
+// token at once share its one check.
+type bearerChecks struct {
+	cache  *expiring[[32]byte, string]
+	flight singleflight.Group
+}
+
+// bearerCheck is a check's outcome: the packed identity, or a refusal.
+type bearerCheck struct {
+	identity             string
+	status               int
+	outcome, description string
+}
+
 // serveBearer checks a bearer and, if it is good, serves the request with
 // it, untouched, and its identity.
 func (h *Handler) serveBearer(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, token string) error {
@@ -71,44 +88,18 @@ func (h *Handler) serveBearer(w http.ResponseWriter, r *http.Request, next caddy
 		return h.refuseBearer(w, http.StatusUnauthorized, "too_large", fmt.Sprintf("the token is larger than %d bytes", h.MaxTokenBytes))
 	}
 	key := sha256.Sum256([]byte(token))
-	identity, cached := h.bearers.get(key, now)
+	identity, cached := h.bearers.cache.get(key, now)
 	outcome := "cached"
 	if !cached {
-		if h.limits.refusal(addr, now) == codeTooManyFailures {
-			return h.refuseBearer(w, http.StatusTooManyRequests, "limited", "too many invalid tokens from this address; try again later")
+		// The check outlives a request that gives up: others may share it.
+		v, _, _ := h.bearers.flight.Do(string(key[:]), func() (any, error) {
+			return h.checkBearer(context.WithoutCancel(r.Context()), addr, token, key), nil
+		})
+		c := v.(bearerCheck)
+		if c.status != 0 {
+			return h.refuseBearer(w, c.status, c.outcome, c.description)
 		}
-		id, err := h.verifier.(authserver.BearerVerifier).VerifyBearer(r.Context(), token, h.AcceptBearer)
-		if errors.Is(err, authserver.ErrUnavailable) {
-			h.logRefusal(zap.ErrorLevel, "cannot verify a bearer token: the authorization server is unavailable", zap.Error(err))
-			return h.refuseBearer(w, http.StatusServiceUnavailable, "unavailable", "the authorization server cannot be reached to check the token")
-		}
-		if err == nil && (len(id.Subject) > maxSubjectBytes || h.controlCharacterIn(id) != "") {
-			err = errors.New("a claim is too long or holds a control character")
-		}
-		if err != nil {
-			h.limits.countFailure(addr, now)
-			reason := err.Error()
-			if u, ok := errors.AsType[*authserver.Untrusted](err); ok {
-				reason = u.Reason
-			}
-			h.logRefusal(zap.InfoLevel, "refused a bearer token", zap.String("reason", reason), zap.String("client", loggable(addr)))
-			return h.refuseBearer(w, http.StatusUnauthorized, "invalid_token", "the token is not valid here: "+reason)
-		}
-		if rule := h.refusedBy(id); rule != nil {
-			h.logRefusal(zap.InfoLevel, "refused a bearer token: the allow rules do not admit its subject", zap.String("user", id.Subject), zap.Stringer("rule", rule))
-			return h.refuseBearer(w, http.StatusForbidden, "forbidden", "the token's subject is not admitted here")
-		}
-		ttl := bearerJWTTTL
-		if h.trustMode() == validateIntrospect {
-			ttl = bearerIntrospectTTL
-		}
-		until := now.Add(ttl)
-		if !id.Expires.IsZero() && id.Expires.Before(until) {
-			until = id.Expires
-		}
-		identity = packIdentity(id, h.Claims, time.Time{})
-		h.bearers.add(key, identity, until, now) // (no room: the next call verifies it again)
-		outcome = "accepted"
+		identity, outcome = c.identity, "accepted"
 	}
 	metrics.bearers.WithLabelValues(outcome).Inc()
 	if outcome == "accepted" {
@@ -118,6 +109,54 @@ func (h *Handler) serveBearer(w http.ResponseWriter, r *http.Request, next caddy
 		repl.Map(placeholdersFor(identity, &h.Claims))
 	}
 	return next.ServeHTTP(w, r) // the Authorization header goes upstream as it came
+}
+
+// checkBearer proves a bearer at the server, holding one of the places
+// logins prove theirs in (so a flood of made-up tokens makes no flood of
+// calls), and caches a good one.
+func (h *Handler) checkBearer(ctx context.Context, addr, token string, key [32]byte) bearerCheck {
+	att, refused := h.limits.beginProof(addr, time.Now())
+	switch refused {
+	case "":
+	case codeTooManyFailures:
+		return bearerCheck{status: http.StatusTooManyRequests, outcome: "limited", description: "too many invalid tokens from this address; try again later"}
+	default:
+		return bearerCheck{status: http.StatusTooManyRequests, outcome: "limited", description: "too many tokens are being checked at once; try again"}
+	}
+	id, err := h.verifier.(authserver.BearerVerifier).VerifyBearer(ctx, token, h.AcceptBearer)
+	if errors.Is(err, authserver.ErrUnavailable) {
+		att.end(false, false)
+		h.logRefusal(zap.ErrorLevel, "cannot verify a bearer token: the authorization server is unavailable", zap.Error(err))
+		return bearerCheck{status: http.StatusServiceUnavailable, outcome: "unavailable", description: "the authorization server cannot be reached to check the token"}
+	}
+	if err == nil && (len(id.Subject) > maxSubjectBytes || h.controlCharacterIn(id) != "") {
+		err = errors.New("a claim is too long or holds a control character")
+	}
+	att.end(false, err != nil)
+	if err != nil {
+		reason := err.Error()
+		if u, ok := errors.AsType[*authserver.Untrusted](err); ok {
+			reason = u.Reason
+		}
+		h.logRefusal(zap.InfoLevel, "refused a bearer token", zap.String("reason", reason), zap.String("client", loggable(addr)))
+		return bearerCheck{status: http.StatusUnauthorized, outcome: "invalid_token", description: "the token is not valid here: " + reason}
+	}
+	if rule := h.refusedBy(id); rule != nil {
+		h.logRefusal(zap.InfoLevel, "refused a bearer token: the allow rules do not admit its subject", zap.String("user", id.Subject), zap.Stringer("rule", rule))
+		return bearerCheck{status: http.StatusForbidden, outcome: "forbidden", description: "the token's subject is not admitted here"}
+	}
+	now := time.Now()
+	ttl := bearerJWTTTL
+	if h.trustMode() == validateIntrospect {
+		ttl = bearerIntrospectTTL
+	}
+	until := now.Add(ttl)
+	if !id.Expires.IsZero() && id.Expires.Before(until) {
+		until = id.Expires
+	}
+	identity := packIdentity(id, h.Claims, time.Time{})
+	h.bearers.cache.add(key, identity, until, now) // (no room: the next call checks it again)
+	return bearerCheck{identity: identity}
 }
 
 // refuseBearer answers a refused bearer (RFC 6750 §3): the reason in the

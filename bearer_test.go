@@ -6,10 +6,13 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -311,11 +314,59 @@ func BenchmarkBearerRequest(b *testing.B) {
 			for b.Loop() {
 				if first {
 					b.StopTimer()
-					s.h.bearers = newExpiring[[32]byte, string](maxBearers)
+					s.h.bearers.cache = newExpiring[[32]byte, string](maxBearers)
 					b.StartTimer()
 				}
 				serve()
 			}
 		})
+	}
+}
+
+// TestBearerChecksAreShared: fifty requests bringing one new token at once
+// make one introspection; fifty made-up tokens at once from one address
+// hold at most maxVerifyingPerAddress calls to the server at a time.
+func TestBearerChecksAreShared(t *testing.T) {
+	t.Parallel()
+	var inflight, most atomic.Int32
+	s := newTestSite(t, siteOptions{
+		provider: func(p *devprovider.Provider) {
+			p.Services = map[string]devprovider.Service{"svc-reporter": {Secret: serviceSecret, Audience: "dashboard-api"}}
+		},
+		handler: func(h *Handler) { h.AcceptBearer = []string{"dashboard-api"} },
+		intercept: func(w http.ResponseWriter, r *http.Request) bool {
+			if r.URL.Path == "/introspect" {
+				n := inflight.Add(1)
+				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				}
+				time.Sleep(50 * time.Millisecond) // a server that takes its time
+				inflight.Add(-1)
+			}
+			return false
+		},
+	})
+	status := func(token string) int { // (in goroutines: no t.Fatal)
+		req, _ := http.NewRequest(http.MethodGet, s.origin+"/api/report", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	token := serviceToken(t, s, "svc-reporter")
+	before := devprovider.Calls(s.provider, "/introspect")
+	allAnswered200(t, 50, func(int) int { return status(token) })
+	if n := devprovider.Calls(s.provider, "/introspect") - before; n != 1 {
+		t.Errorf("50 requests with one new token made %d introspections, want 1", n)
+	}
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Go(func() { status(fmt.Sprintf("made-up-%d", i)) })
+	}
+	wg.Wait()
+	if m := most.Load(); m > maxVerifyingPerAddress {
+		t.Errorf("%d introspections at once for one address, bound %d", m, maxVerifyingPerAddress)
 	}
 }

@@ -23,7 +23,7 @@ import (
 // and no store may be opened for a config that fails. Each rule lives in
 // one of the groups below, and nowhere else.
 func (h *Handler) checkConfig() error {
-	for _, check := range []func() error{h.checkSizes, h.checkSecrets, h.checkServer, h.checkGrant, h.checkTrust, h.checkRequest, h.checkPaths, h.checkLogout, h.checkBearer, h.checkTimes, h.checkPolicies, h.checkStore} {
+	for _, check := range []func() error{h.checkSizes, h.checkSecrets, h.checkServer, h.checkGrant, h.checkTrust, h.checkRequest, h.checkPaths, h.checkLogout, h.checkAcceptBearer, h.checkTimes, h.checkPolicies, h.checkStore} {
 		if err := check(); err != nil {
 			return err
 		}

@@ -67,7 +67,7 @@ func (h *Handler) derive() {
 	}
 	h.provisionLogout()
 	if len(h.AcceptBearer) > 0 {
-		h.bearers = newExpiring[[32]byte, string](maxBearers)
+		h.bearers = &bearerChecks{cache: newExpiring[[32]byte, string](maxBearers)}
 	}
 	if h.Revalidate > 0 {
 		h.rechecks = &rechecks{every: time.Duration(h.Revalidate), verifier: h.verifier, checked: map[string]time.Time{}, inflight: map[string]*recheck{}}

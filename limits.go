@@ -153,16 +153,17 @@ func (l *loginLimits) refusal(addr string, now time.Time) code {
 	if w == nil || now.Sub(w.start) >= limitWindow {
 		return ""
 	}
-	return l.reached(w)
+	return l.reached(w, true)
 }
 
 // reached says which of the window's limits w has used up, counting the
-// attempts under way as failures and logins to come (under l.mu).
-func (l *loginLimits) reached(w *addressWindow) code {
+// attempts under way as failures and logins to come (under l.mu); the
+// logins' limit only for a login.
+func (l *loginLimits) reached(w *addressWindow, login bool) code {
 	switch {
 	case w.failures+w.inflight >= maxFailuresPerAddress:
 		return codeTooManyFailures
-	case w.logins+w.inflight >= l.maxLogins:
+	case login && w.logins+w.inflight >= l.maxLogins:
 		return codeTooManyLogins
 	}
 	return ""
@@ -178,9 +179,20 @@ type attempt struct {
 // begin reserves a failure and a place for addr's login, waiting up to
 // verifyWait for a place. The code says why not, when it cannot.
 func (l *loginLimits) begin(addr string, now time.Time) (*attempt, code) {
+	return l.start(addr, now, true)
+}
+
+// beginProof is begin for a token proved at the server that opens no
+// session (a script's bearer, a logout token): the same places and
+// failures, and no login to count (end it with succeeded false).
+func (l *loginLimits) beginProof(addr string, now time.Time) (*attempt, code) {
+	return l.start(addr, now, false)
+}
+
+func (l *loginLimits) start(addr string, now time.Time, login bool) (*attempt, code) {
 	l.mu.Lock()
 	w := l.window(addressGroup(addr), now)
-	refused := l.reached(w)
+	refused := l.reached(w, login)
 	if refused == "" && w.inflight >= maxVerifyingPerAddress {
 		refused = codeBusy
 	}

@@ -295,7 +295,7 @@ type Handler struct {
 	postLogoutURL     string                      // with end_session: the post_logout_redirect_uri
 	postLogoutPath    string                      // its path, when the browser comes back through this handler
 	logoutTokens      *expiring[string, struct{}] // with backchannel_logout_path: the jti seen, until they could no longer be accepted
-	bearers           *expiring[[32]byte, string] // with accept_bearer: verified bearers' packed identities, by the token's digest
+	bearers           *bearerChecks               // with accept_bearer
 	refreshes         *refreshes                  // with response_type code
 	issuer            string                      // the server's issuer, where known: what iss must say (RFC 9207)
 	pkceKeys          [][]byte                    // with response_type code: what PKCE verifiers derive from
