@@ -251,7 +251,7 @@ func (r *Redis) write(ctx context.Context, key string, s Session, ttl time.Durat
 // expired) leave the set on the way. Best effort: a failure leaves the
 // user over the limit until the next login.
 func (r *Redis) trimUser(ctx context.Context, userKey, kept string, limit int) {
-	members, err := r.client.Do(ctx, r.client.B().Zrange().Key(userKey).Min("0").Max("-1").Build()).AsStrSlice()
+	members, err := r.members(ctx, userKey)
 	if err != nil {
 		return
 	}
@@ -311,9 +311,9 @@ func (r *Redis) EndLogin(ctx context.Context, login string) (int, error) {
 func (r *Redis) endIndexed(ctx context.Context, index string) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	members, err := r.client.Do(ctx, r.client.B().Zrange().Key(index).Min("0").Max("-1").Build()).AsStrSlice()
+	members, err := r.members(ctx, index)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return 0, err
 	}
 	ended := r.endSessions(ctx, members)
 	if err := r.client.Do(ctx, r.client.B().Del().Key(index).Build()).Error(); err != nil {
@@ -326,9 +326,9 @@ func (r *Redis) endIndexed(ctx context.Context, index string) (int, error) {
 func (r *Redis) UserSessions(ctx context.Context, subject string) ([]Session, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	members, err := r.client.Do(ctx, r.client.B().Zrange().Key(r.userKey(subject)).Min("0").Max("-1").Build()).AsStrSlice()
+	members, err := r.members(ctx, r.userKey(subject))
 	if err != nil || len(members) == 0 {
-		return nil, wrapUnavailable(err)
+		return nil, err
 	}
 	gets := make(rueidis.Commands, len(members))
 	for i, m := range members {
@@ -347,11 +347,13 @@ func (r *Redis) UserSessions(ctx context.Context, subject string) ([]Session, er
 	return out, nil
 }
 
-func wrapUnavailable(err error) error {
-	if err == nil {
-		return nil
+// members are the sessions an index names, oldest first.
+func (r *Redis) members(ctx context.Context, index string) ([]string, error) {
+	members, err := r.client.Do(ctx, r.client.B().Zrange().Key(index).Min("0").Max("-1").Build()).AsStrSlice()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	return members, nil
 }
 
 // EndAll implements Revoker, a batch of sessions at a time.
