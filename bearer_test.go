@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/implicitgrant/caddy-implicit-grant/devprovider"
+	"github.com/implicitgrant/caddy-implicit-grant/internal/testbrowser"
 )
 
 const serviceSecret = "a-service-secret"
@@ -38,7 +39,7 @@ func bearerSite(t testing.TB, handler func(*Handler)) *testSite {
 			}
 		},
 		handler: func(h *Handler) {
-			h.OpenID, h.AuthorizeURL, h.Validation = strings.TrimSuffix(h.AuthorizeURL, "/authorize"), "", nil
+			useOpenID(h)
 			h.AcceptBearer = []string{"dashboard-api"}
 			if handler != nil {
 				handler(h)
@@ -50,21 +51,7 @@ func bearerSite(t testing.TB, handler func(*Handler)) *testSite {
 // serviceToken gets a service's token with the client credentials grant.
 func serviceToken(t testing.TB, s *testSite, service string) string {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, s.provider+"/token", strings.NewReader("grant_type=client_credentials"))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(service, serviceSecret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var tr struct {
-		AccessToken string `json:"access_token"`
-	}
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&tr) != nil || tr.AccessToken == "" {
-		t.Fatalf("client credentials for %s: %d", service, resp.StatusCode)
-	}
-	return tr.AccessToken
+	return testbrowser.ServiceToken(t, s.provider, service, serviceSecret)
 }
 
 // callAPI is a script's call with its own bearer, no cookies.

@@ -41,8 +41,7 @@ func newCodeSite(t testing.TB, auth string, handler func(*Handler), provider fun
 			}
 		},
 		handler: func(h *Handler) {
-			h.OpenID = strings.TrimSuffix(h.AuthorizeURL, "/authorize")
-			h.AuthorizeURL, h.Validation = "", nil
+			useOpenID(h)
 			h.ResponseType = ResponseTypeCode
 			if auth != "" {
 				h.ClientSecret, h.TokenAuth = testClientSecret, auth
@@ -532,8 +531,8 @@ func BenchmarkRefreshingRequest(b *testing.B) {
 	for _, due := range []bool{false, true} {
 		b.Run(map[bool]string{false: "no refresh due", true: "refresh due"}[due], func(b *testing.B) {
 			s := newTestSite(b, siteOptions{handler: func(h *Handler) {
-				h.OpenID = strings.TrimSuffix(h.AuthorizeURL, "/authorize")
-				h.AuthorizeURL, h.Validation, h.ResponseType = "", nil, ResponseTypeCode
+				useOpenID(h)
+				h.ResponseType = ResponseTypeCode
 			}})
 			br := newBrowser(b)
 			first := br.Navigate(s.origin + "/dash")

@@ -2,7 +2,6 @@ package implicitgrant
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	_ "github.com/implicitgrant/caddy-implicit-grant/devprovider"
+	"github.com/implicitgrant/caddy-implicit-grant/internal/testbrowser"
 	"github.com/implicitgrant/caddy-implicit-grant/internal/testcaddy"
 )
 
@@ -90,17 +90,8 @@ func TestEvents(t *testing.T) {
 	denied.RelayPost(origin+"/oauth/callback", denied.AuthorizeAt(start, false).EscapedFragment(), origin)
 
 	// A script's own bearer, then a made-up one.
-	tokenReq, _ := http.NewRequest(http.MethodPost, provider+"/token", strings.NewReader("grant_type=client_credentials"))
-	tokenReq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	tokenReq.SetBasicAuth("svc-events", "svc-secret")
-	var tr struct {
-		AccessToken string `json:"access_token"`
-	}
-	if resp, err := http.DefaultClient.Do(tokenReq); err == nil {
-		_ = json.NewDecoder(resp.Body).Decode(&tr)
-		resp.Body.Close()
-	}
-	for _, bearer := range []string{tr.AccessToken, "made-up"} {
+	serviceToken := testbrowser.ServiceToken(t, provider, "svc-events", "svc-secret")
+	for _, bearer := range []string{serviceToken, "made-up"} {
 		req, _ := http.NewRequest(http.MethodGet, origin+"/api", nil)
 		req.Header.Set("Authorization", "Bearer "+bearer)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
@@ -115,7 +106,7 @@ func TestEvents(t *testing.T) {
 	for _, e := range recorded.events {
 		seen = append(seen, fmt.Sprintf("%s %v", e.Name(), e.Data))
 		for k, v := range e.Data {
-			for _, secret := range []string{token, tr.AccessToken} {
+			for _, secret := range []string{token, serviceToken} {
 				if s, ok := v.(string); ok && secret != "" && strings.Contains(s, secret) {
 					t.Errorf("event %s carries a session id or a token in %s", e.Name(), k)
 				}

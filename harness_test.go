@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 
@@ -163,6 +164,12 @@ func newTestSite(t testing.TB, opt siteOptions) *testSite {
 	})
 	serve(t, siteL, s.h, s.upstream)
 	return s
+}
+
+// useOpenID makes h prove tokens with openid at the dev provider its
+// authorize_url names (the issuer), in place of the default validation.
+func useOpenID(h *Handler) {
+	h.OpenID, h.AuthorizeURL, h.Validation = strings.TrimSuffix(h.AuthorizeURL, "/authorize"), "", nil
 }
 
 func listen(t testing.TB) net.Listener {

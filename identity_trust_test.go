@@ -31,7 +31,7 @@ func TestEmailRulesNeedAVerifiedAddress(t *testing.T) {
 				handler: func(h *Handler) {
 					h.Allow = []AllowRule{{Claim: "email", Patterns: []string{"*@corp.example"}}}
 					if mode == "openid" {
-						h.AuthorizeURL, h.Validation, h.OpenID = "", nil, strings.TrimSuffix(h.AuthorizeURL, "/authorize")
+						useOpenID(h)
 					} else {
 						h.Validation = &Validation{Mode: validateUserinfo, URL: strings.TrimSuffix(h.AuthorizeURL, "/authorize") + "/userinfo"}
 					}

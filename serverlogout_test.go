@@ -66,7 +66,7 @@ func revocationSite(t *testing.T, handler func(*Handler), revoke func(http.Respo
 	t.Helper()
 	return newTestSite(t, siteOptions{
 		handler: func(h *Handler) {
-			h.OpenID, h.AuthorizeURL, h.Validation = strings.TrimSuffix(h.AuthorizeURL, "/authorize"), "", nil
+			useOpenID(h)
 			h.ResponseType = ResponseTypeCode
 			if handler != nil {
 				handler(h)

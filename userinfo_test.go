@@ -33,8 +33,7 @@ func userinfoSite(t *testing.T, grant string, handler func(*Handler), provider f
 			}
 		},
 		handler: func(h *Handler) {
-			h.OpenID = strings.TrimSuffix(h.AuthorizeURL, "/authorize")
-			h.AuthorizeURL, h.Validation = "", nil
+			useOpenID(h)
 			if grant == ResponseTypeCode {
 				h.ResponseType = ResponseTypeCode
 			}

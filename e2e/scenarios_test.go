@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/implicitgrant/caddy-implicit-grant/internal/browsers"
+	"github.com/implicitgrant/caddy-implicit-grant/internal/testbrowser"
 	"github.com/implicitgrant/caddy-implicit-grant/internal/testcaddy"
 )
 
@@ -329,20 +329,9 @@ func TestDemoInEveryEngine(t *testing.T) {
 	// from the demo's provider) calls the site, which takes bearers for
 	// dashboard-api.
 	t.Run("script", func(t *testing.T) {
-		req, _ := http.NewRequest(http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d/token", providerPort), strings.NewReader("grant_type=client_credentials"))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth("svc-reporter", "demo-service-secret")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var tr struct {
-			AccessToken string `json:"access_token"`
-		}
-		_ = json.NewDecoder(resp.Body).Decode(&tr)
-		resp.Body.Close()
+		token := testbrowser.ServiceToken(t, fmt.Sprintf("http://127.0.0.1:%d", providerPort), "svc-reporter", "demo-service-secret")
 		call, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("http://localhost:%d/reports?range=7d", site), nil)
-		call.Header.Set("Authorization", "Bearer "+tr.AccessToken)
+		call.Header.Set("Authorization", "Bearer "+token)
 		page, err := http.DefaultClient.Do(call)
 		if err != nil {
 			t.Fatal(err)

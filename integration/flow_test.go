@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -9,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/implicitgrant/caddy-implicit-grant/internal/testbrowser"
 	"github.com/implicitgrant/caddy-implicit-grant/internal/testcaddy"
 )
 
@@ -197,28 +197,7 @@ func TestIdentityReachesUpstreamAndAccessLog(t *testing.T) {
 // with the token; login_path and logout_path default to the callback's
 // siblings, inside the prefix.
 func TestUnderHandlePath(t *testing.T) {
-	up := newRecorder(t)
-	sitePort, providerPort := testcaddy.FreePort(t), testcaddy.FreePort(t)
-	origin, provider := fmt.Sprintf("http://localhost:%d", sitePort), fmt.Sprintf("http://127.0.0.1:%d", providerPort)
-	testcaddy.Start(t, "", fmt.Sprintf(`
-http://localhost:%[1]d {
-	handle_path /app/* {
-		implicit_grant {
-			authorize_url %[2]s/authorize
-			client_id     prefixed
-			redirect_uri  %[3]s/app/oauth/callback
-			secret        {env.IG_TEST_SECRET}
-			validate      introspect %[2]s/introspect
-		}
-		reverse_proxy 127.0.0.1:%[4]d
-	}
-}
-http://127.0.0.1:%[5]d {
-	implicit_grant_dev_provider {
-		client prefixed %[3]s/app/oauth/callback
-	}
-}
-`, sitePort, provider, origin, up.port, providerPort), "", "IG_TEST_SECRET="+testSecret)
+	origin, up := startUnderHandlePath(t, "authorize_url %[1]s/authorize\n\t\t\tvalidate introspect %[1]s/introspect")
 
 	b := newBrowser(t)
 	first := b.Navigate(origin + "/app/reports?x=1")
@@ -243,28 +222,7 @@ http://127.0.0.1:%[5]d {
 // module (seeing the stripped path) still checks the state and says the
 // person is signed out at the server too.
 func TestEndSessionUnderHandlePath(t *testing.T) {
-	up := newRecorder(t)
-	sitePort, providerPort := testcaddy.FreePort(t), testcaddy.FreePort(t)
-	origin, provider := fmt.Sprintf("http://localhost:%d", sitePort), fmt.Sprintf("http://127.0.0.1:%d", providerPort)
-	testcaddy.Start(t, "", fmt.Sprintf(`
-http://localhost:%[1]d {
-	handle_path /app/* {
-		implicit_grant {
-			openid        %[2]s
-			client_id     prefixed
-			redirect_uri  %[3]s/app/oauth/callback
-			secret        {env.IG_TEST_SECRET}
-			end_session
-		}
-		reverse_proxy 127.0.0.1:%[4]d
-	}
-}
-http://127.0.0.1:%[5]d {
-	implicit_grant_dev_provider {
-		client prefixed %[3]s/app/oauth/callback
-	}
-}
-`, sitePort, provider, origin, up.port, providerPort), "", "IG_TEST_SECRET="+testSecret)
+	origin, _ := startUnderHandlePath(t, "openid %[1]s\n\t\t\tend_session")
 
 	b := newBrowser(t)
 	if page, _ := b.Login(origin, "/app/reports"); page.StatusCode != http.StatusOK {
@@ -286,27 +244,16 @@ http://127.0.0.1:%[5]d {
 func TestBearerReachesUpstreamAndAccessLog(t *testing.T) {
 	s := newSite(t, siteOptions{extra: "accept_bearer dashboard-api", providerExtra: "service svc-reporter svc-secret dashboard-api",
 		proxyExtra: "header_up X-Forwarded-User {http.auth.user.id}"})
-	tokenReq, _ := http.NewRequest(http.MethodPost, s.provider+"/token", strings.NewReader("grant_type=client_credentials"))
-	tokenReq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	tokenReq.SetBasicAuth("svc-reporter", "svc-secret")
-	resp, err := http.DefaultClient.Do(tokenReq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tr struct {
-		AccessToken string `json:"access_token"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&tr)
-	resp.Body.Close()
+	token := testbrowser.ServiceToken(t, s.provider, "svc-reporter", "svc-secret")
 	req, _ := http.NewRequest(http.MethodGet, s.origin+"/api/report", nil)
-	req.Header.Set("Authorization", "Bearer "+tr.AccessToken)
+	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("X-Forwarded-User", "admin")
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("the script's call: %v %v", resp.StatusCode, err)
 	}
 	up := s.upstream.last(t)
-	if got := up.Header.Values("X-Forwarded-User"); len(got) != 1 || got[0] != "svc-reporter" || up.Header.Get("Authorization") != "Bearer "+tr.AccessToken {
-		t.Errorf("upstream X-Forwarded-User = %q, Authorization its own: %v", got, up.Header.Get("Authorization") == "Bearer "+tr.AccessToken)
+	if got := up.Header.Values("X-Forwarded-User"); len(got) != 1 || got[0] != "svc-reporter" || up.Header.Get("Authorization") != "Bearer "+token {
+		t.Errorf("upstream X-Forwarded-User = %q, Authorization its own: %v", got, up.Header.Get("Authorization") == "Bearer "+token)
 	}
 	time.Sleep(200 * time.Millisecond) // let the access log line reach the pipe
 	logged := false
@@ -316,7 +263,7 @@ func TestBearerReachesUpstreamAndAccessLog(t *testing.T) {
 			if !strings.Contains(line, `"user_id":"svc-reporter"`) {
 				t.Errorf("the access log line does not name the script's subject:\n%s", line)
 			}
-			if strings.Contains(line, tr.AccessToken) {
+			if strings.Contains(line, token) {
 				t.Error("the access log line holds the bearer token")
 			}
 		}
@@ -324,4 +271,33 @@ func TestBearerReachesUpstreamAndAccessLog(t *testing.T) {
 	if !logged {
 		t.Error("no access log line for /api/report")
 	}
+}
+
+// startUnderHandlePath runs a site whose implicit_grant (with trust, a
+// format whose %[1]s is the provider's origin) is inside handle_path
+// /app/*, in front of a recording upstream: the site's origin, the upstream.
+func startUnderHandlePath(t *testing.T, trust string) (string, *recorder) {
+	t.Helper()
+	up := newRecorder(t)
+	sitePort, providerPort := testcaddy.FreePort(t), testcaddy.FreePort(t)
+	origin, provider := fmt.Sprintf("http://localhost:%d", sitePort), fmt.Sprintf("http://127.0.0.1:%d", providerPort)
+	testcaddy.Start(t, "", fmt.Sprintf(`
+http://localhost:%[1]d {
+	handle_path /app/* {
+		implicit_grant {
+			client_id     prefixed
+			redirect_uri  %[3]s/app/oauth/callback
+			secret        {env.IG_TEST_SECRET}
+			%[6]s
+		}
+		reverse_proxy 127.0.0.1:%[4]d
+	}
+}
+http://127.0.0.1:%[5]d {
+	implicit_grant_dev_provider {
+		client prefixed %[3]s/app/oauth/callback
+	}
+}
+`, sitePort, provider, origin, up.port, providerPort, fmt.Sprintf(trust, provider)), "", "IG_TEST_SECRET="+testSecret)
+	return origin, up
 }

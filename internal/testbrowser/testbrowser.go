@@ -344,3 +344,25 @@ func AssertNoSession(t testing.TB, resp *http.Response) {
 		t.Fatalf("a session cookie was set on a refused response (status %d)", resp.StatusCode)
 	}
 }
+
+// ServiceToken is what a script does before it calls a site with
+// accept_bearer: the client credentials grant at the development
+// provider's token endpoint (HTTP Basic), for the service's access token.
+func ServiceToken(t testing.TB, provider, service, secret string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, provider+"/token", strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(service, secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tr struct {
+		AccessToken string `json:"access_token"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&tr) != nil || tr.AccessToken == "" {
+		t.Fatalf("client credentials for %s: %d", service, resp.StatusCode)
+	}
+	return tr.AccessToken
+}
